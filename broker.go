@@ -1,0 +1,77 @@
+package troupe
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/troupe-go/troupe/transport"
+	"github.com/troupe-go/troupe/transport/natsjs"
+)
+
+// Broker URLs understood by Config.Broker and --broker:
+//
+//	embedded:                          in-process NATS JetStream, data in DataDir (the default)
+//	embedded:?listen=127.0.0.1:4222    the same, also reachable by other processes and the nats CLI
+//	embedded:?sync=always              fsync every write before confirming (default: every second)
+//	nats://host:4222                   an external NATS server with JetStream enabled
+func (a *App) openBroker(ctx context.Context) (transport.Transport, error) {
+	raw := a.brokerURL()
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("troupe: broker URL %q: %v (examples: embedded:, nats://127.0.0.1:4222)", redactURL(raw), err)
+	}
+	cfg := natsjs.Config{Namespace: a.cfg.Name, Logger: a.log}
+	switch u.Scheme {
+	case "embedded":
+		q := u.Query()
+		ecfg := natsjs.EmbeddedConfig{DataDir: a.dataDir(), Listen: q.Get("listen")}
+		switch s := q.Get("sync"); s {
+		case "", "interval":
+		case "always":
+			ecfg.SyncAlways = true
+		default:
+			d, err := time.ParseDuration(s)
+			if err != nil {
+				return nil, fmt.Errorf("troupe: broker URL %q: sync=%q: use always or a duration such as 1s", raw, s)
+			}
+			ecfg.SyncInterval = d
+		}
+		t, err := natsjs.OpenEmbedded(ctx, ecfg, cfg)
+		if err != nil {
+			return nil, fmt.Errorf("troupe: embedded broker: %w", err)
+		}
+		if l := t.Server().ClientURL(); l != "" {
+			a.log.Info("embedded broker listening", "url", l)
+		}
+		return t, nil
+	case "nats", "tls":
+		t, err := natsjs.Connect(ctx, raw, cfg)
+		if err != nil {
+			return nil, fmt.Errorf("troupe: %w", err)
+		}
+		return t, nil
+	case "":
+		return nil, fmt.Errorf("troupe: broker URL %q has no scheme: use embedded: or nats://host:4222", redactURL(raw))
+	}
+	return nil, fmt.Errorf("troupe: unknown broker scheme %q in %q: use embedded: (default) or nats://host:4222", u.Scheme, redactURL(raw))
+}
+
+// redactURL hides the password of a broker URL, for logs and errors.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		if i := strings.Index(raw, "@"); i >= 0 {
+			if j := strings.Index(raw, "://"); j >= 0 && j < i {
+				return raw[:j+3] + "***@" + raw[i+1:]
+			}
+		}
+		return raw
+	}
+	if _, has := u.User.Password(); has {
+		u.User = url.UserPassword(u.User.Username(), "***")
+	}
+	return u.String()
+}

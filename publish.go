@@ -1,0 +1,158 @@
+package troupe
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/troupe-go/troupe/transport"
+)
+
+// scope is what a context carries for Publish: the app, and inside a handler
+// the event being handled.
+type scope struct {
+	app         *App
+	service     *Service  // nil outside a service's handler or route
+	sub         *Subscription
+	ev          *Envelope // the triggering event, inside a handler
+	correlation string    // set by WithCorrelationID outside a handler
+
+	mu      sync.Mutex
+	counter map[string]int // per topic, for deterministic ids
+}
+
+type scopeKey struct{}
+
+func withScope(ctx context.Context, s *scope) context.Context {
+	return context.WithValue(ctx, scopeKey{}, s)
+}
+
+func scopeOf(ctx context.Context) *scope {
+	s, _ := ctx.Value(scopeKey{}).(*scope)
+	return s
+}
+
+// WithCorrelationID returns a context whose publishes start (or join) the
+// business transaction id. Use it at the edge, for example with an order id,
+// so that the whole flow of an order shares that id. Inside a handler the
+// correlation id is inherited from the event and this has no effect.
+func WithCorrelationID(ctx context.Context, id string) context.Context {
+	s := scopeOf(ctx)
+	if s == nil {
+		return withScope(ctx, &scope{correlation: id})
+	}
+	if s.ev != nil {
+		return ctx
+	}
+	c := &scope{app: s.app, service: s.service, correlation: id}
+	return withScope(ctx, c)
+}
+
+// CorrelationID returns the business transaction id of ctx: the handled
+// event's inside a handler, the one set by WithCorrelationID otherwise, or "".
+func CorrelationID(ctx context.Context) string {
+	s := scopeOf(ctx)
+	switch {
+	case s == nil:
+		return ""
+	case s.ev != nil:
+		return s.ev.CorrelationID
+	}
+	return s.correlation
+}
+
+// Publish publishes one event and returns once the broker has stored it
+// durably. ctx must carry the app: it does inside a handler and inside a
+// service's HTTP route; elsewhere pass app.Context(ctx).
+//
+// Inside a handler the event joins the handled event's business transaction:
+// it gets the same correlation id, the handled event's id as causation id,
+// and an id derived from the handled event, the subscription, the topic and
+// the publish's position, so a retried handler publishes the same ids and
+// the broker drops the copies within its dedup window.
+//
+// It fails with [ErrNoApp], [ErrUndeclaredTopic], [ErrEncode] (nothing is
+// published), [ErrTooLarge], or the broker's error, wrapped.
+func Publish[T any](ctx context.Context, t *Topic[T], v T) error {
+	return PublishBatch(ctx, t, []T{v})
+}
+
+// PublishBatch publishes several events of one topic, pipelined, and returns
+// once the broker has stored all of them. Each event is otherwise as with
+// [Publish]. If any value cannot be encoded, nothing is published; if the
+// broker fails midway, some may have been stored, and publishing the batch
+// again inside a handler does not duplicate them within the dedup window.
+func PublishBatch[T any](ctx context.Context, t *Topic[T], vs []T) error {
+	s := scopeOf(ctx)
+	if s == nil || s.app == nil {
+		return fmt.Errorf("publish %s: %w", t.Type(), ErrNoApp)
+	}
+	a := s.app
+	if t.err != nil {
+		return fmt.Errorf("publish: %w", t.err)
+	}
+	if err := a.checkPublish(s, t.info()); err != nil {
+		return err
+	}
+	msgs := make([]*transport.Message, len(vs))
+	now := time.Now().UTC()
+	for i, v := range vs {
+		data, err := t.encode(v)
+		if err != nil {
+			return err
+		}
+		m := &transport.Message{
+			Type: t.Type(), Source: s.source(), Time: now,
+			DataContentType: transport.ContentTypeJSON, Data: data,
+		}
+		s.stamp(m, t.name)
+		msgs[i] = m
+	}
+	if len(msgs) == 0 {
+		return nil
+	}
+	return a.publish(ctx, msgs)
+}
+
+// source is the ce-source of events published in this scope.
+func (s *scope) source() string {
+	if s.service != nil {
+		return s.app.sourceBase + "/" + s.service.name
+	}
+	return s.app.sourceBase
+}
+
+// stamp sets the id, correlation and causation of a message published in this
+// scope.
+func (s *scope) stamp(m *transport.Message, topic string) {
+	if s.ev == nil {
+		id, err := uuid.NewV7()
+		if err != nil {
+			id = uuid.New()
+		}
+		m.ID = id.String()
+		m.CorrelationID = s.correlation
+		if m.CorrelationID == "" {
+			m.CorrelationID = m.ID
+		}
+		return
+	}
+	s.mu.Lock()
+	if s.counter == nil {
+		s.counter = make(map[string]int)
+	}
+	n := s.counter[topic]
+	s.counter[topic] = n + 1
+	s.mu.Unlock()
+	m.ID = uuid.NewSHA1(eventIDSpace, []byte(s.ev.ID+"\x00"+s.sub.String()+"\x00"+topic+"\x00"+strconv.Itoa(n))).String()
+	m.CorrelationID = s.ev.CorrelationID
+	m.CausationID = s.ev.ID
+	m.TraceParent = s.ev.TraceParent
+}
+
+// eventIDSpace is the UUID namespace of ids derived from a triggering event.
+var eventIDSpace = uuid.MustParse("5b0c4cbe-5f0c-4a52-9a3e-7d1f3b1c9e11")

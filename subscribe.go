@@ -1,0 +1,179 @@
+package troupe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/troupe-go/troupe/transport"
+)
+
+// Handler handles one event. Returning nil acknowledges it. Returning an
+// error retries it later with backoff (the broker redelivers it, so a crash
+// loses nothing) until the subscription's last attempt, after which it goes
+// to the subscription's dead letters. Wrap the error with [Permanent] to skip
+// the retries, or with [RetryAfter] to choose the delay. A panic counts as an
+// error. ctx ends at the subscription's deadline and carries the event, so
+// events published with it join the same business transaction.
+//
+// A handler may run more than once for one event (at-least-once delivery):
+// make its effects idempotent, or key them by ev.ID.
+type Handler[T any] func(ctx context.Context, ev Event[T]) error
+
+// Subscription is a declared subscription of a service to a topic.
+type Subscription struct {
+	service *Service
+	name    string
+	topic   topicInfo
+	cfg     subscribeConfig
+	handler func(ctx context.Context, d *transport.Delivery) error
+}
+
+// Name returns the subscription's name within its service.
+func (s *Subscription) Name() string { return s.name }
+
+// Service returns the service that owns the subscription.
+func (s *Subscription) Service() *Service { return s.service }
+
+// String returns "service.name", the subscription's name in logs, dead
+// letters and broker queues.
+func (s *Subscription) String() string { return s.service.name + "." + s.name }
+
+// Topic returns the wire type of the topic the subscription handles.
+func (s *Subscription) Topic() string { return transport.WireType(s.topic.name, s.topic.version) }
+
+type subscribeConfig struct {
+	spec     transport.Subscription
+	deadline time.Duration
+}
+
+// DefaultDeadline bounds one attempt of a handler unless [Deadline] says
+// otherwise.
+const DefaultDeadline = 30 * time.Second
+
+// SubscribeOption tunes a subscription. Each option documents its default.
+type SubscribeOption func(*subscribeConfig)
+
+// MaxAttempts sets how many times an event is handled before it is
+// dead-lettered, counting the first. Default 8; 1 disables retries.
+func MaxAttempts(n int) SubscribeOption {
+	return func(c *subscribeConfig) { c.spec.Retry.MaxAttempts = n }
+}
+
+// Backoff sets the delay before the second attempt (min) and the cap (max);
+// each further retry doubles the delay. Default 500ms and 1m.
+func Backoff(min, max time.Duration) SubscribeOption {
+	return func(c *subscribeConfig) { c.spec.Retry.MinBackoff, c.spec.Retry.MaxBackoff = min, max }
+}
+
+// Jitter spreads each backoff delay by ±fraction (0 to 1) so that retries of
+// many events do not arrive together. Default 0.2; 0 means exact delays.
+func Jitter(fraction float64) SubscribeOption {
+	return func(c *subscribeConfig) {
+		if fraction <= 0 {
+			fraction = transport.NoJitter
+		}
+		c.spec.Retry.Jitter = fraction
+	}
+}
+
+// Deadline bounds one attempt: the handler's context ends after d and the
+// attempt counts as failed. Default 30s.
+func Deadline(d time.Duration) SubscribeOption {
+	return func(c *subscribeConfig) { c.deadline = d }
+}
+
+// Concurrency sets how many events of this subscription one process handles
+// at once. Default 8. Several processes running the service add up.
+func Concurrency(n int) SubscribeOption {
+	return func(c *subscribeConfig) { c.spec.Concurrency = n }
+}
+
+// Prefetch sets how many events a process may hold ready beyond those being
+// handled. Default 2×Concurrency, at least 64. Lower it when handlers are slow
+// and the lease short, so held events do not outlive their lease.
+func Prefetch(n int) SubscribeOption {
+	return func(c *subscribeConfig) { c.spec.Prefetch = n }
+}
+
+// Lease sets how long the broker waits before handing an unsettled event to
+// another process. It is renewed while the handler runs, so it bounds how
+// long the events of a crashed process wait, not how long a handler may take.
+// Default 30s.
+func Lease(d time.Duration) SubscribeOption {
+	return func(c *subscribeConfig) { c.spec.Lease = d }
+}
+
+// StartAtBeginning makes a new subscription receive the events its topic
+// already holds (within the broker's retention) instead of only those
+// published after it first started. Default off. It only matters the first
+// time the subscription is declared.
+func StartAtBeginning() SubscribeOption {
+	return func(c *subscribeConfig) { c.spec.StartAtBeginning = true }
+}
+
+// MaxMessageBytes sets the largest event this subscription accepts; larger
+// ones are dead-lettered unread. Default 1 MiB.
+func MaxMessageBytes(n int) SubscribeOption {
+	return func(c *subscribeConfig) { c.spec.MaxMessageBytes = n }
+}
+
+// Subscribe declares that service s handles every event of topic t with h,
+// under a name unique within s ("charge", "send-welcome-mail"). Every
+// subscription gets its own copy of each event; processes running the same
+// service share the subscription's events. Mistakes (a duplicate name, a
+// topic nobody publishes) are reported when the app starts.
+func Subscribe[T any](s *Service, t *Topic[T], name string, h Handler[T], opts ...SubscribeOption) *Subscription {
+	cfg := subscribeConfig{deadline: DefaultDeadline}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	cfg.spec.SubscriptionRef = transport.SubscriptionRef{Service: s.name, Name: name}
+	cfg.spec.Topic = t.name
+	cfg.spec = cfg.spec.WithDefaults()
+	if cfg.deadline <= 0 {
+		cfg.deadline = DefaultDeadline
+	}
+	sub := &Subscription{service: s, name: name, topic: t.info(), cfg: cfg}
+	app := s.app
+	ref := sub.String()
+	sub.handler = func(ctx context.Context, d *transport.Delivery) error {
+		v, err := t.decode(d)
+		if err != nil {
+			return Permanent(err)
+		}
+		ev := Event[T]{Data: v, Envelope: Envelope{
+			ID: d.ID, Type: d.Type, Source: d.Source, Time: d.Time,
+			CorrelationID: d.CorrelationID, CausationID: d.CausationID, TraceParent: d.TraceParent,
+			Attempt: d.Attempt, Replays: d.Replays, Subscription: ref,
+		}}
+		hctx, cancel := context.WithTimeout(ctx, cfg.deadline)
+		defer cancel()
+		hctx = withScope(hctx, &scope{app: app, service: s, sub: sub, ev: &ev.Envelope})
+		start := time.Now()
+		err = h(hctx, ev)
+		if err != nil && errors.Is(hctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
+			err = fmt.Errorf("deadline of %s exceeded: %w", cfg.deadline, err)
+		}
+		app.logHandled(ref, &ev.Envelope, time.Since(start), err, cfg.spec.Retry.MaxAttempts)
+		return err
+	}
+	s.subs = append(s.subs, sub)
+	return sub
+}
+
+func (a *App) logHandled(sub string, ev *Envelope, took time.Duration, err error, maxAttempts int) {
+	if err == nil {
+		a.log.Debug("handled", "subscription", sub, "type", ev.Type, "id", ev.ID,
+			"correlation", ev.CorrelationID, "attempt", ev.Attempt, "took", took)
+		return
+	}
+	level := slog.LevelWarn
+	if IsPermanent(err) || ev.Attempt >= maxAttempts {
+		level = slog.LevelError
+	}
+	a.log.Log(context.Background(), level, "handler failed", "subscription", sub, "type", ev.Type,
+		"id", ev.ID, "correlation", ev.CorrelationID, "attempt", ev.Attempt, "of", maxAttempts, "err", err)
+}

@@ -1,0 +1,102 @@
+package troupe
+
+import (
+	"encoding/json"
+	"fmt"
+	"reflect"
+
+	"github.com/troupe-go/troupe/transport"
+)
+
+// Topic is a named, versioned stream of events carrying values of type T,
+// encoded as JSON. The name and version, not the Go type, identify it on the
+// wire (as the CloudEvents type "<name>.v<version>"), so renaming T never
+// orphans events in flight.
+//
+// Declare topics once, as package-level variables in the package of the
+// service that publishes them, and share them with subscribers:
+//
+//	var OrderPlaced = troupe.NewTopic[OrderPlacedV1]("order_placed", 1)
+type Topic[T any] struct {
+	name    string
+	version int
+	err     error
+}
+
+// NewTopic declares a topic. name is a letter followed by letters, digits,
+// '_' or '-' (it becomes a NATS subject token and an AMQP routing-key word);
+// version starts at 1. A bad name or version, or a T that JSON cannot encode
+// (a channel or a function), is reported when the app starts, with the fix.
+func NewTopic[T any](name string, version int) *Topic[T] {
+	t := &Topic[T]{name: name, version: version}
+	switch {
+	case !transport.ValidName(name):
+		t.err = fmt.Errorf("topic %q: name must be a letter followed by letters, digits, '_' or '-' (at most 128)", name)
+	case version < 1:
+		t.err = fmt.Errorf("topic %q: version %d: versions start at 1", name, version)
+	default:
+		var zero T
+		if _, err := json.Marshal(zero); err != nil {
+			t.err = fmt.Errorf("topic %q: type %s cannot be encoded as JSON (%v): use a struct of plain fields", name, reflect.TypeFor[T](), err)
+		}
+	}
+	return t
+}
+
+// Name returns the topic's stable name.
+func (t *Topic[T]) Name() string { return t.name }
+
+// Version returns the version of T that this program publishes and reads.
+func (t *Topic[T]) Version() int { return t.version }
+
+// Type returns the wire type, "<name>.v<version>".
+func (t *Topic[T]) Type() string { return transport.WireType(t.name, t.version) }
+
+// String returns the wire type.
+func (t *Topic[T]) String() string { return t.Type() }
+
+func (t *Topic[T]) encode(v T) ([]byte, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrEncode, t.Type(), err)
+	}
+	return b, nil
+}
+
+func (t *Topic[T]) decode(d *transport.Delivery) (T, error) {
+	var v T
+	_, version, err := d.Topic()
+	if err != nil {
+		return v, err
+	}
+	if version != t.version {
+		return v, fmt.Errorf("%w: %s, this program reads %s", ErrUnknownVersion, d.Type, t.Type())
+	}
+	if ct := d.DataContentType; ct != "" && ct != transport.ContentTypeJSON && ct != "application/json; charset=utf-8" {
+		return v, fmt.Errorf("%w: content-type %q, want %s", ErrMalformed, ct, transport.ContentTypeJSON)
+	}
+	if err := json.Unmarshal(d.Data, &v); err != nil {
+		return v, fmt.Errorf("%w: data of %s does not decode into %s: %v", ErrMalformed, d.Type, reflect.TypeFor[T](), err)
+	}
+	return v, nil
+}
+
+func (t *Topic[T]) info() topicInfo {
+	return topicInfo{name: t.name, version: t.version, goType: reflect.TypeFor[T](), err: t.err}
+}
+
+// AnyTopic is any *Topic[T]; it lets one call declare topics of different
+// types, as in Service.Publishes.
+type AnyTopic interface {
+	Name() string
+	Version() int
+	Type() string
+	info() topicInfo
+}
+
+type topicInfo struct {
+	name    string
+	version int
+	goType  reflect.Type
+	err     error
+}

@@ -1,0 +1,353 @@
+// Package natsjs is troupe's NATS JetStream transport, both the default
+// embedded broker (an in-process nats-server with its file store in the app's
+// data directory) and external servers reached by nats:// URLs.
+//
+// # Layout on the broker
+//
+// Each namespace (normally the app's name) owns three streams:
+//
+//	TROUPE_<ns>_EVENTS  subjects troupe.<ns>.e.<topic>.v<N>    every published event
+//	TROUPE_<ns>_REPLAY  subjects troupe.<ns>.r.<service>.<sub>  dead letters sent back to one subscription
+//	TROUPE_<ns>_DLQ     subjects troupe.<ns>.d.<service>.<sub>  dead letters of each subscription
+//
+// A subscription is a durable pull consumer named "<service>@<sub>" on the
+// events stream, filtered to its topic, plus one of the same name on the
+// replay stream. Consumers of one subscription in several processes share
+// those consumers (competing consumers); each subscription has its own
+// (fan-out). Retries are naks with a delay, so the server redelivers them
+// even after the consuming process died. Events are published with their id
+// as Nats-Msg-Id, so the server drops a second publish of the same event
+// within the dedup window.
+//
+// Event attributes travel as CloudEvents binary-mode headers (ce-id, ce-type,
+// ...), so any NATS client can publish or read troupe events.
+//
+// # Server versions
+//
+// Everything here works on nats-server 2.9 and later; the embedded server is
+// the version this module depends on.
+package natsjs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/troupe-go/troupe/transport"
+)
+
+// Transport is a troupe transport on NATS JetStream. Create it with
+// [OpenEmbedded], [Server.Connect], [Connect] or [New].
+type Transport struct {
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	cfg      Config
+	n        names
+	log      *slog.Logger
+	ownsConn bool
+	server   *Server // owned embedded server, shut down on Close
+
+	events, replay, dead jetstream.Stream
+
+	mu        sync.Mutex
+	closed    bool
+	consumers map[*consumer]struct{}
+}
+
+var _ transport.Transport = (*Transport)(nil)
+
+// Connect dials an external NATS server (url as nats.Connect takes it, e.g.
+// "nats://127.0.0.1:4222") and returns a transport that owns the connection.
+// The client reconnects forever after a lost connection; publishes during an
+// outage wait for the reconnect until their context ends.
+func Connect(ctx context.Context, url string, cfg Config) (*Transport, error) {
+	nc, err := nats.Connect(url, nats.Name("troupe"), nats.MaxReconnects(-1),
+		nats.RetryOnFailedConnect(false))
+	if err != nil {
+		return nil, fmt.Errorf("natsjs: connect to %s: %w (is the NATS server running, with -js?)", redact(url), err)
+	}
+	t, err := New(ctx, nc, cfg)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	t.ownsConn = true
+	return t, nil
+}
+
+// New builds a transport on an existing connection and creates the
+// namespace's streams if they do not exist. The caller keeps ownership of nc.
+func New(ctx context.Context, nc *nats.Conn, cfg Config) (*Transport, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(16384))
+	if err != nil {
+		return nil, fmt.Errorf("natsjs: %w", err)
+	}
+	t := &Transport{
+		nc: nc, js: js, cfg: cfg, n: names{cfg.Namespace}, log: cfg.Logger,
+		consumers: make(map[*consumer]struct{}),
+	}
+	if err := t.ensureStreams(ctx); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+func (t *Transport) ensureStreams(ctx context.Context) error {
+	var err error
+	t.events, err = t.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        t.n.eventsStream(),
+		Description: "troupe events of namespace " + t.cfg.Namespace,
+		Subjects:    []string{t.n.eventsSubjects()},
+		Retention:   jetstream.LimitsPolicy,
+		MaxAge:      t.cfg.Retention,
+		Storage:     jetstream.FileStorage,
+		Replicas:    t.cfg.Replicas,
+		Duplicates:  t.cfg.DedupWindow,
+	})
+	if err != nil {
+		return fmt.Errorf("natsjs: create events stream: %w (is JetStream enabled on the server?)", err)
+	}
+	t.replay, err = t.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        t.n.replayStream(),
+		Description: "troupe dead letters replayed to one subscription, namespace " + t.cfg.Namespace,
+		Subjects:    []string{t.n.replaySubjects()},
+		Retention:   jetstream.WorkQueuePolicy,
+		Storage:     jetstream.FileStorage,
+		Replicas:    t.cfg.Replicas,
+		Duplicates:  t.cfg.DedupWindow,
+	})
+	if err != nil {
+		return fmt.Errorf("natsjs: create replay stream: %w", err)
+	}
+	t.dead, err = t.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        t.n.deadStream(),
+		Description: "troupe dead letters, namespace " + t.cfg.Namespace,
+		Subjects:    []string{t.n.deadSubjects()},
+		Retention:   jetstream.LimitsPolicy,
+		MaxAge:      t.cfg.DeadLetterRetention,
+		Storage:     jetstream.FileStorage,
+		Replicas:    t.cfg.Replicas,
+		Duplicates:  t.cfg.DedupWindow,
+	})
+	if err != nil {
+		return fmt.Errorf("natsjs: create dead-letter stream: %w", err)
+	}
+	return nil
+}
+
+// Conn returns the transport's NATS connection.
+func (t *Transport) Conn() *nats.Conn { return t.nc }
+
+// Server returns the embedded server the transport owns, or nil.
+func (t *Transport) Server() *Server { return t.server }
+
+// Declare implements [transport.Transport].
+func (t *Transport) Declare(ctx context.Context, subs ...transport.Subscription) error {
+	if t.isClosed() {
+		return transport.ErrClosed
+	}
+	for _, s := range subs {
+		if _, _, err := t.declare(ctx, s.WithDefaults()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// declare creates or updates the two durable consumers of a subscription.
+func (t *Transport) declare(ctx context.Context, s transport.Subscription) (main, replay jetstream.Consumer, err error) {
+	if err := s.Validate(); err != nil {
+		return nil, nil, err
+	}
+	name := consumerName(s.SubscriptionRef)
+	cc := jetstream.ConsumerConfig{
+		Durable:       name,
+		Description:   "troupe subscription " + s.String() + " to " + s.Topic,
+		FilterSubject: t.n.topicFilter(s.Topic),
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       s.Lease,
+		MaxDeliver:    -1, // troupe counts attempts and dead-letters itself
+		MaxAckPending: t.cfg.MaxAckPending,
+		DeliverPolicy: jetstream.DeliverNewPolicy,
+	}
+	if s.StartAtBeginning {
+		cc.DeliverPolicy = jetstream.DeliverAllPolicy
+	}
+	// The deliver policy of an existing consumer cannot change; keep it, so
+	// that redeclaring only updates tuning.
+	if c, err := t.events.Consumer(ctx, name); err == nil {
+		info := c.CachedInfo()
+		cc.DeliverPolicy = info.Config.DeliverPolicy
+		cc.OptStartSeq = info.Config.OptStartSeq
+		cc.OptStartTime = info.Config.OptStartTime
+		if info.Config.FilterSubject != cc.FilterSubject {
+			return nil, nil, fmt.Errorf("natsjs: subscription %s already exists on topic filter %q, not %q: a subscription cannot change its topic; give it a new name",
+				s.String(), info.Config.FilterSubject, cc.FilterSubject)
+		}
+	} else if !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return nil, nil, fmt.Errorf("natsjs: look up subscription %s: %w", s.String(), err)
+	}
+	main, err = t.events.CreateOrUpdateConsumer(ctx, cc)
+	if err != nil {
+		return nil, nil, fmt.Errorf("natsjs: declare subscription %s: %w", s.String(), err)
+	}
+	rc := cc
+	rc.Description = "troupe replays for subscription " + s.String()
+	rc.FilterSubject = t.n.replaySubject(s.SubscriptionRef)
+	rc.DeliverPolicy = jetstream.DeliverAllPolicy
+	rc.OptStartSeq, rc.OptStartTime = 0, nil
+	replay, err = t.replay.CreateOrUpdateConsumer(ctx, rc)
+	if err != nil {
+		return nil, nil, fmt.Errorf("natsjs: declare replay consumer of %s: %w", s.String(), err)
+	}
+	return main, replay, nil
+}
+
+// Publish implements [transport.Transport]. Messages are sent pipelined and
+// confirmed together.
+func (t *Transport) Publish(ctx context.Context, msgs ...*transport.Message) error {
+	if t.isClosed() {
+		return transport.ErrClosed
+	}
+	out := make([]*nats.Msg, len(msgs))
+	for i, m := range msgs {
+		nm, err := t.encode(m)
+		if err != nil {
+			return err
+		}
+		out[i] = nm
+	}
+	if len(out) == 1 {
+		// One message: a plain request is cheaper than the async machinery.
+		_, err := t.js.PublishMsg(ctx, out[0])
+		return t.publishErr(msgs[0], err)
+	}
+	futures := make([]jetstream.PubAckFuture, len(out))
+	for i, nm := range out {
+		f, err := t.js.PublishMsgAsync(nm)
+		if err != nil {
+			return t.publishErr(msgs[i], err)
+		}
+		futures[i] = f
+	}
+	for i, f := range futures {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			return t.publishErr(msgs[i], err)
+		case <-ctx.Done():
+			return fmt.Errorf("natsjs: publish %s: waiting for confirm: %w", msgs[i].Type, ctx.Err())
+		}
+	}
+	return nil
+}
+
+func (t *Transport) publishErr(m *transport.Message, err error) error {
+	if err == nil {
+		return nil
+	}
+	switch {
+	case errors.Is(err, nats.ErrConnectionClosed):
+		return fmt.Errorf("natsjs: publish %s: %w", m.Type, transport.ErrClosed)
+	case errors.Is(err, nats.ErrMaxPayload) || strings.Contains(err.Error(), "maximum payload"):
+		return fmt.Errorf("natsjs: publish %s: %w: %v", m.Type, transport.ErrTooLarge, err)
+	case errors.Is(err, jetstream.ErrNoStreamResponse):
+		return fmt.Errorf("natsjs: publish %s: no stream stored it (was the namespace's stream deleted?): %w", m.Type, err)
+	}
+	return fmt.Errorf("natsjs: publish %s: %w", m.Type, err)
+}
+
+// encode checks m and maps it to a NATS message in CloudEvents binary mode.
+func (t *Transport) encode(m *transport.Message) (*nats.Msg, error) {
+	if err := m.Validate(); err != nil {
+		return nil, fmt.Errorf("natsjs: publish: %w", err)
+	}
+	if len(m.Data) > t.cfg.MaxMessageBytes {
+		return nil, fmt.Errorf("natsjs: publish %s: %w: %d bytes, limit %d", m.Type, transport.ErrTooLarge, len(m.Data), t.cfg.MaxMessageBytes)
+	}
+	topic, version, _ := transport.ParseType(m.Type)
+	nm := &nats.Msg{Subject: t.n.eventSubject(topic, version), Data: m.Data, Header: make(nats.Header, 12)}
+	transport.EncodeHeaders(m, func(k, v string) { nm.Header[k] = []string{v} })
+	nm.Header[jetstream.MsgIDHeader] = []string{m.ID}
+	return nm, nil
+}
+
+// Close implements [transport.Transport].
+func (t *Transport) Close(ctx context.Context) error {
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return nil
+	}
+	t.closed = true
+	cs := make([]*consumer, 0, len(t.consumers))
+	for c := range t.consumers {
+		cs = append(cs, c)
+	}
+	t.mu.Unlock()
+	var errs []error
+	for _, c := range cs {
+		errs = append(errs, c.Stop(ctx))
+	}
+	if t.ownsConn {
+		if err := t.nc.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+			errs = append(errs, err)
+		}
+		waitClosed(ctx, t.nc)
+	}
+	if t.server != nil {
+		t.server.Shutdown()
+	}
+	return errors.Join(errs...)
+}
+
+// Kill drops the connection at once without settling anything, as a process
+// killed with SIGKILL would. It exists for tests of redelivery.
+func (t *Transport) Kill() {
+	t.mu.Lock()
+	t.closed = true
+	t.mu.Unlock()
+	t.nc.Close()
+	if t.server != nil {
+		t.server.Shutdown()
+	}
+}
+
+func (t *Transport) isClosed() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.closed || t.nc.IsClosed()
+}
+
+func waitClosed(ctx context.Context, nc *nats.Conn) {
+	done := make(chan struct{})
+	nc.SetClosedHandler(func(*nats.Conn) { close(done) })
+	if nc.IsClosed() {
+		return
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
+		nc.Close()
+	}
+}
+
+// redact removes a password from a URL for error messages.
+func redact(url string) string {
+	at := strings.LastIndex(url, "@")
+	scheme := strings.Index(url, "://")
+	if at < 0 || scheme < 0 || at < scheme {
+		return url
+	}
+	return url[:scheme+3] + "***@" + url[at+1:]
+}
