@@ -16,7 +16,7 @@ import (
 // the event being handled.
 type scope struct {
 	app         *App
-	service     *Service  // nil outside a service's handler or route
+	service     *Service // nil outside a service's handler or route
 	sub         *Subscription
 	ev          *Envelope // the triggering event, inside a handler
 	correlation string    // set by WithCorrelationID outside a handler
