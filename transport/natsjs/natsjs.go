@@ -227,11 +227,6 @@ func (t *Transport) Publish(ctx context.Context, msgs ...*transport.Message) err
 		}
 		out[i] = nm
 	}
-	if len(out) == 1 {
-		// One message: a plain request is cheaper than the async machinery.
-		_, err := t.js.PublishMsg(ctx, out[0])
-		return t.publishErr(msgs[0], err)
-	}
 	futures := make([]jetstream.PubAckFuture, len(out))
 	for i, nm := range out {
 		f, err := t.js.PublishMsgAsync(nm)
