@@ -1,0 +1,76 @@
+// Package troupe is a framework and runtime for microservices that cooperate
+// by choreography: each service subscribes to the events it cares about, does
+// its part, and publishes new events. No orchestrator decides the flow; the
+// flow is the sum of the subscriptions.
+//
+// troupe keeps the pattern's promises (loose coupling, independent scaling,
+// resilience) and removes its usual costs: it runs on an embedded, durable
+// broker by default, so one `go run` starts a whole system, and the same code
+// runs one process per service against NATS JetStream when it grows.
+//
+// # Declaring a choreography
+//
+// Topics are typed and named. The name and version, not the Go type, identify
+// a topic on the wire, so renaming a type never orphans events in flight:
+//
+//	var OrderPlaced = troupe.NewTopic[OrderPlacedV1]("order_placed", 1)
+//	var PaymentSucceeded = troupe.NewTopic[PaymentSucceededV1]("payment_succeeded", 1)
+//
+// An [App] holds services; each service declares what it publishes and what
+// it subscribes to:
+//
+//	app := troupe.New(troupe.Config{Name: "shop"})
+//	orders := app.Service("orders").Publishes(OrderPlaced)
+//	payment := app.Service("payment").Publishes(PaymentSucceeded)
+//	troupe.Subscribe(payment, OrderPlaced, "charge",
+//		func(ctx context.Context, ev troupe.Event[OrderPlacedV1]) error {
+//			// ... charge the card ...
+//			return troupe.Publish(ctx, PaymentSucceeded, PaymentSucceededV1{OrderID: ev.Data.OrderID})
+//		})
+//	app.Main()
+//
+// [App.Start] checks the declaration first and reports every mistake with its
+// fix: a subscription to a topic nobody publishes, two subscriptions of a
+// service with one name, a type JSON cannot encode.
+//
+// # Delivery
+//
+// Every subscription gets its own copy of each event on its topic (fan-out);
+// the processes that run one service share that service's subscriptions
+// (competing consumers). [Publish] returns once the broker has stored the
+// event. A handler that returns nil acknowledges its event; one that returns
+// an error has the event redelivered by the broker after an exponential
+// backoff with jitter, so a crash loses nothing; after the last attempt
+// ([MaxAttempts], default 8) the event moves to the subscription's dead
+// letters with the error and the attempt count, where [App.DeadLetters] lists
+// it and [App.Replay] sends it back to that one subscription. [Permanent]
+// skips the retries; [RetryAfter] picks the delay; a panic counts as an
+// error; [Deadline] bounds each attempt.
+//
+// Delivery is at least once: a handler can see an event twice (after a crash,
+// or a lease that ran out). Make handlers idempotent, for example by keying
+// effects on [Envelope.ID].
+//
+// # Business transactions
+//
+// Events published inside a handler join the handled event's business
+// transaction: they carry its correlation id, take its id as their causation
+// id, and get ids derived from it, so a retried handler publishes the same ids
+// and the broker drops the copies. [WithCorrelationID] starts a transaction
+// under an id of your choosing, such as an order id.
+//
+// # Wire format
+//
+// Events are CloudEvents 1.0 in binary content mode: attributes in ce-
+// headers (ce-id, ce-type "<topic>.v<N>", ce-source, ce-time,
+// ce-correlationid, ce-causationid), traceparent, content-type
+// application/json, and the JSON data as the body. Any NATS client in any
+// language can publish and read them.
+//
+// # Brokers
+//
+// The broker is chosen by URL ([Config.Broker], --broker): "embedded:" (the
+// default) runs a NATS JetStream server inside the process with its files in
+// the data directory; "embedded:?listen=127.0.0.1:4222" also lets other
+// processes connect; "nats://host:4222" uses an external NATS server.
+package troupe
