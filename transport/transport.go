@@ -66,7 +66,8 @@ type Message struct {
 	// DataContentType is the media type of Data; "application/json" when empty.
 	DataContentType string
 	// Extensions holds any other CloudEvents extension attributes, keyed by
-	// attribute name without the "ce-" prefix.
+	// attribute name without the "ce-" prefix. CloudEvents attribute names are
+	// lower case, and transports return the keys in lower case.
 	Extensions map[string]string
 	// Data is the encoded event data.
 	Data []byte
@@ -287,23 +288,28 @@ type Transport interface {
 
 	// Publish stores messages durably and returns once the broker confirmed
 	// all of them. On error some of them may have been stored; publishing them
-	// again is safe where the broker deduplicates by id. A message larger than
-	// the broker accepts fails with an error wrapping [ErrTooLarge]; one with a
-	// missing attribute fails with [ErrMalformed]. Either way nothing is
-	// published for it.
+	// again is safe where the broker deduplicates by id. A message whose data
+	// exceeds the transport's limit ([DefaultMaxMessageBytes] unless the
+	// transport's config says otherwise) fails with an error wrapping
+	// [ErrTooLarge]; one with a missing attribute fails with [ErrMalformed].
+	// Both are checked for every message before any is sent, so then nothing
+	// is published.
 	Publish(ctx context.Context, msgs ...*Message) error
 
 	// Consume starts handling the subscription's messages with h, after
 	// declaring it as Declare would. It returns once the consumer is running.
+	// ctx bounds the start only; stop the consumer with Consumer.Stop or
+	// Close.
 	Consume(ctx context.Context, sub Subscription, h Handler) (Consumer, error)
 
 	// DeadLetters lists up to limit dead letters of a subscription, oldest
 	// first (limit <= 0: all).
 	DeadLetters(ctx context.Context, sub SubscriptionRef, limit int) ([]DeadLetter, error)
 
-	// Replay moves one dead letter back to the subscription that failed it,
-	// and only to it, as a fresh delivery with its attempt count reset. It
-	// fails with [ErrNotFound] for an unknown id.
+	// Replay moves one dead letter, named by its DeadLetter.ID, back to the
+	// subscription that failed it, and only to it, as a fresh delivery with
+	// its attempt count reset and Replays raised by one. It fails with
+	// [ErrNotFound] for an unknown id.
 	Replay(ctx context.Context, sub SubscriptionRef, id string) error
 
 	// Discard deletes one dead letter. It fails with [ErrNotFound] for an
@@ -311,7 +317,8 @@ type Transport interface {
 	Discard(ctx context.Context, sub SubscriptionRef, id string) error
 
 	// Close stops every consumer as Consumer.Stop would, then closes the
-	// connection to the broker.
+	// connection to the broker. Calling it again returns nil. After Close,
+	// every other method fails with an error wrapping [ErrClosed].
 	Close(ctx context.Context) error
 }
 

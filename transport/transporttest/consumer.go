@@ -1,0 +1,87 @@
+package transporttest
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/troupe-go/troupe/transport"
+)
+
+// testStopDrains: Stop lets running handlers finish, starts no new ones, and
+// leaves every unhandled message to the next consumer.
+func testStopDrains(t *testing.T, h Harness) {
+	const (
+		n    = 200
+		work = 50 * time.Millisecond
+	)
+	ns := newNamespace()
+	tr1 := h.Open(t, ns)
+	sub := newSub(topic, "billing", "charge")
+	sub.Concurrency = 4
+	sub.Lease = 2 * lease
+	declare(t, tr1, sub)
+	msgs := newMessages(topic, n)
+	for i := 0; i < n; i += 50 {
+		publish(t, tr1, msgs[i:i+50]...)
+	}
+
+	handled := newCollector()
+	var (
+		running    atomic.Int32 // handlers of the first consumer now running
+		stopped    atomic.Bool  // set once Stop returned
+		lateStarts atomic.Int32 // handlers started after Stop returned
+		cancelled  atomic.Int32 // handlers whose context ended early
+	)
+	first := consume(t, tr1, sub, func(ctx context.Context, d *transport.Delivery) error {
+		if stopped.Load() {
+			lateStarts.Add(1)
+		}
+		running.Add(1)
+		defer running.Add(-1)
+		select {
+		case <-time.After(work):
+		case <-ctx.Done():
+			cancelled.Add(1)
+			return ctx.Err()
+		}
+		handled.add(d)
+		return nil
+	})
+
+	waitFor(t, waitTimeout, func() bool { return handled.unique() >= 20 }, func() string {
+		return fmt.Sprintf("first consumer handled %d events, want 20 before stopping it", handled.unique())
+	})
+	stopCtx, cancel := context.WithTimeout(t.Context(), waitTimeout)
+	defer cancel()
+	if err := first.Stop(stopCtx); err != nil {
+		t.Errorf("Stop: %v", err)
+	}
+	stopped.Store(true)
+	if r := running.Load(); r != 0 {
+		t.Errorf("Stop returned with %d handlers still running", r)
+	}
+	select {
+	case <-first.Done():
+	default:
+		t.Error("Done not closed after Stop returned")
+	}
+	if c := cancelled.Load(); c != 0 {
+		t.Errorf("%d handlers had their context cancelled by a Stop with time to spare", c)
+	}
+	byFirst := handled.unique()
+
+	tr2 := h.Open(t, ns)
+	consume(t, tr2, sub, handled.handler())
+	waitFor(t, waitTimeout, func() bool { return handled.unique() >= n }, func() string {
+		return fmt.Sprintf("%d of %d events handled after the first consumer stopped; missing, first few: %v",
+			handled.unique(), n, handled.missing(ids(msgs)))
+	})
+	if l := lateStarts.Load(); l != 0 {
+		t.Errorf("the stopped consumer started %d handlers after Stop returned", l)
+	}
+	t.Logf("first consumer handled %d events before Stop, second the rest; %d duplicates",
+		byFirst, duplicates(handled.counts()))
+}

@@ -1,0 +1,304 @@
+package transporttest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/troupe-go/troupe/transport"
+)
+
+// attemptLog records when each attempt at one message started and ended.
+type attemptLog struct {
+	mu   sync.Mutex
+	list []attemptTimes
+}
+
+type attemptTimes struct {
+	attempt    int
+	start, end time.Time
+}
+
+// handler returns a handler that logs each attempt and returns result(attempt).
+// The end time is taken just before the handler returns, so the gap to the
+// next start is the delay the transport and broker added.
+func (l *attemptLog) handler(result func(attempt int) error) transport.Handler {
+	return func(_ context.Context, d *transport.Delivery) error {
+		start := time.Now()
+		err := result(d.Attempt)
+		l.mu.Lock()
+		l.list = append(l.list, attemptTimes{attempt: d.Attempt, start: start, end: time.Now()})
+		l.mu.Unlock()
+		return err
+	}
+}
+
+func (l *attemptLog) snapshot() []attemptTimes {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]attemptTimes(nil), l.list...)
+}
+
+func (l *attemptLog) len() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.list)
+}
+
+func (l *attemptLog) numbers() []int {
+	var out []int
+	for _, a := range l.snapshot() {
+		out = append(out, a.attempt)
+	}
+	return out
+}
+
+// testRetryWithBackoff: a failing handler is retried with the attempt number
+// counting up, and each retry waits at least the backoff for that attempt.
+func testRetryWithBackoff(t *testing.T, h Harness) {
+	tr := h.Open(t, newNamespace())
+	sub := newSub(topic, "billing", "charge")
+	sub.Retry = transport.RetryPolicy{
+		MaxAttempts: 5,
+		MinBackoff:  200 * time.Millisecond,
+		MaxBackoff:  2 * time.Second,
+		Jitter:      transport.NoJitter,
+	}
+	declare(t, tr, sub)
+	publish(t, tr, newMessage(topic, 0))
+
+	var log attemptLog
+	consume(t, tr, sub, log.handler(func(attempt int) error {
+		if attempt < 3 {
+			return fmt.Errorf("transporttest: attempt %d fails on purpose", attempt)
+		}
+		return nil
+	}))
+	waitFor(t, waitTimeout, func() bool { return log.len() >= 3 }, func() string {
+		return fmt.Sprintf("attempts seen %v, want [1 2 3]", log.numbers())
+	})
+
+	atts := log.snapshot()[:3]
+	for i, a := range atts {
+		if a.attempt != i+1 {
+			t.Fatalf("attempts seen %v, want [1 2 3]", log.numbers())
+		}
+	}
+	// No jitter: attempt n that fails is retried after exactly
+	// MinBackoff·2^(n-1). The suite checks only that it is not shorter; a
+	// busy machine may well make it longer.
+	for i := range 2 {
+		want := sub.Retry.Delay(i+1, 0)
+		if gap := atts[i+1].start.Sub(atts[i].end); gap < want {
+			t.Errorf("attempt %d started %s after attempt %d failed, want at least the backoff %s",
+				i+2, gap, i+1, want)
+		}
+	}
+}
+
+// testRetryAfter: transport.RetryAfter sets the delay before the next attempt,
+// however short the subscription's backoff.
+func testRetryAfter(t *testing.T, h Harness) {
+	const delay = 300 * time.Millisecond
+	tr := h.Open(t, newNamespace())
+	sub := newSub(topic, "billing", "charge") // backoff 20ms
+	declare(t, tr, sub)
+	publish(t, tr, newMessage(topic, 0))
+
+	var log attemptLog
+	consume(t, tr, sub, log.handler(func(attempt int) error {
+		if attempt == 1 {
+			return transport.RetryAfter(delay, errors.New("transporttest: not yet"))
+		}
+		return nil
+	}))
+	waitFor(t, waitTimeout, func() bool { return log.len() >= 2 }, func() string {
+		return fmt.Sprintf("attempts seen %v, want [1 2]", log.numbers())
+	})
+
+	atts := log.snapshot()
+	if atts[0].attempt != 1 || atts[1].attempt != 2 {
+		t.Fatalf("attempts seen %v, want [1 2]", log.numbers())
+	}
+	if gap := atts[1].start.Sub(atts[0].end); gap < delay {
+		t.Errorf("attempt 2 started %s after RetryAfter(%s), want at least %s", gap, delay, delay)
+	}
+}
+
+// testPanicIsError: a panicking handler counts as a failed attempt; the
+// message is retried and the consumer goes on with other messages.
+func testPanicIsError(t *testing.T, h Harness) {
+	tr := h.Open(t, newNamespace())
+	sub := newSub(topic, "billing", "charge")
+	declare(t, tr, sub)
+	first, second := newMessage(topic, 0), newMessage(topic, 1)
+	publish(t, tr, first)
+
+	got := newCollector()
+	consume(t, tr, sub, func(_ context.Context, d *transport.Delivery) error {
+		got.add(d)
+		if d.ID == first.ID && d.Attempt == 1 {
+			panic("transporttest: handler panics on purpose")
+		}
+		return nil
+	})
+	waitFor(t, waitTimeout, func() bool { return got.times(first.ID) >= 2 }, func() string {
+		return fmt.Sprintf("message whose handler panicked delivered %d times, want a retry", got.times(first.ID))
+	})
+	if recs := got.of(first.ID); recs[1].Attempt != 2 {
+		t.Errorf("retry after a panic has Attempt %d, want 2", recs[1].Attempt)
+	}
+
+	publish(t, tr, second)
+	waitFor(t, waitTimeout, func() bool { return got.times(second.ID) >= 1 }, func() string {
+		return "the consumer handled nothing after a handler panicked"
+	})
+	if dls := deadLetters(t, tr, sub.SubscriptionRef); len(dls) != 0 {
+		t.Errorf("%d dead letters after a panic that was retried successfully, want none", len(dls))
+	}
+}
+
+// testPermanentError: a permanent error dead-letters the message at once,
+// without using the remaining attempts.
+func testPermanentError(t *testing.T, h Harness) {
+	tr := h.Open(t, newNamespace())
+	sub := newSub(topic, "billing", "charge") // 5 attempts
+	declare(t, tr, sub)
+	msg := newMessage(topic, 0)
+	publish(t, tr, msg)
+
+	errText := "transporttest: card " + randomHex(4) + " is stolen"
+	got := newCollector()
+	consume(t, tr, sub, func(_ context.Context, d *transport.Delivery) error {
+		got.add(d)
+		return transport.Permanent(errors.New(errText))
+	})
+
+	dls := waitDeadLetters(t, tr, sub.SubscriptionRef, 1)
+	dl := dls[0]
+	if dl.Reason != transport.ReasonPermanent {
+		t.Errorf("dead letter Reason %q, want %q", dl.Reason, transport.ReasonPermanent)
+	}
+	if dl.Attempts != 1 {
+		t.Errorf("dead letter Attempts %d, want 1", dl.Attempts)
+	}
+	if !strings.Contains(dl.Error, errText) {
+		t.Errorf("dead letter Error %q does not contain the handler's error %q", dl.Error, errText)
+	}
+	if dl.Message.ID != msg.ID {
+		t.Errorf("dead letter of message %q, want %q", dl.Message.ID, msg.ID)
+	}
+	// Retries would come after 20ms, a lost settlement after a lease.
+	quiet(t, quietPeriod)
+	if n := got.times(msg.ID); n != 1 {
+		t.Errorf("permanently failed message handled %d times, want once", n)
+	}
+	if n := len(deadLetters(t, tr, sub.SubscriptionRef)); n != 1 {
+		t.Errorf("%d dead letters, want 1", n)
+	}
+}
+
+// blockingHandler signals each delivery it starts on started and then holds
+// it until the test ends, so that its transport can be killed mid-handling.
+func blockingHandler(t testing.TB, started chan<- transport.Delivery) transport.Handler {
+	release := make(chan struct{})
+	// Registered after Open's cleanup, so it runs before the transport's
+	// Close, which may wait for this handler.
+	t.Cleanup(func() { close(release) })
+	return func(ctx context.Context, d *transport.Delivery) error {
+		select {
+		case started <- *d:
+		default:
+		}
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		return nil
+	}
+}
+
+// waitStarted waits for a blocking handler to start.
+func waitStarted(t testing.TB, started <-chan transport.Delivery) transport.Delivery {
+	t.Helper()
+	select {
+	case d := <-started:
+		return d
+	case <-time.After(waitTimeout):
+		t.Fatalf("after %s: the first consumer never started handling the message", waitTimeout)
+	}
+	panic("unreachable")
+}
+
+// testRedeliveryAfterKill: a message whose consumer dies while handling it is
+// delivered to another consumer of the subscription after the lease.
+func testRedeliveryAfterKill(t *testing.T, h Harness) {
+	ns := newNamespace()
+	trA := h.Open(t, ns)
+	sub := newSub(topic, "billing", "charge") // 5 attempts
+	declare(t, trA, sub)
+	msg := newMessage(topic, 0)
+	publish(t, trA, msg)
+
+	started := make(chan transport.Delivery, 1)
+	consume(t, trA, sub, blockingHandler(t, started))
+	if d := waitStarted(t, started); d.Attempt != 1 {
+		t.Errorf("first delivery has Attempt %d, want 1", d.Attempt)
+	}
+	h.Kill(t, trA)
+
+	trB := h.Open(t, ns)
+	got := newCollector()
+	consume(t, trB, sub, got.handler())
+	waitFor(t, waitTimeout, func() bool { return got.times(msg.ID) >= 1 }, func() string {
+		return fmt.Sprintf("message held by a killed consumer not redelivered to another one (lease %s)", sub.Lease)
+	})
+	d := got.of(msg.ID)[0]
+	if d.Attempt < 2 {
+		t.Errorf("redelivery after a kill has Attempt %d, want at least 2", d.Attempt)
+	}
+	checkMessage(t, "redelivery after a kill", d.Message, msg)
+	if dls := deadLetters(t, trB, sub.SubscriptionRef); len(dls) != 0 {
+		t.Errorf("%d dead letters after a successful redelivery, want none: %+v", len(dls), dls)
+	}
+}
+
+// testAbandonedAfterKill: a message whose consumer dies during its last
+// attempt is dead-lettered with ReasonAbandoned instead of being handled once
+// more than the policy allows.
+func testAbandonedAfterKill(t *testing.T, h Harness) {
+	ns := newNamespace()
+	trA := h.Open(t, ns)
+	sub := newSub(topic, "billing", "charge")
+	sub.Retry.MaxAttempts = 1
+	declare(t, trA, sub)
+	msg := newMessage(topic, 0)
+	publish(t, trA, msg)
+
+	started := make(chan transport.Delivery, 1)
+	consume(t, trA, sub, blockingHandler(t, started))
+	waitStarted(t, started)
+	h.Kill(t, trA)
+
+	trB := h.Open(t, ns)
+	got := newCollector()
+	consume(t, trB, sub, got.handler())
+	dls := waitDeadLetters(t, trB, sub.SubscriptionRef, 1)
+	dl := dls[0]
+	if dl.Reason != transport.ReasonAbandoned {
+		t.Errorf("dead letter Reason %q, want %q", dl.Reason, transport.ReasonAbandoned)
+	}
+	if dl.Message.ID != msg.ID {
+		t.Errorf("dead letter of message %q, want %q", dl.Message.ID, msg.ID)
+	}
+	if dl.Attempts < 1 {
+		t.Errorf("dead letter Attempts %d, want at least 1", dl.Attempts)
+	}
+	if n := got.times(msg.ID); n != 0 {
+		t.Errorf("message handled %d more times after its only attempt was abandoned, want none", n)
+	}
+}
