@@ -1,0 +1,149 @@
+package transport_test
+
+import (
+	"errors"
+	"maps"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/troupe-go/troupe/transport"
+)
+
+func TestParseType(t *testing.T) {
+	for _, tc := range []struct {
+		in      string
+		topic   string
+		version int
+		ok      bool
+	}{
+		{"order_placed.v1", "order_placed", 1, true},
+		{"a.v12", "a", 12, true},
+		{"with.dots.v1", "", 0, false}, // dots are not allowed in topic names
+		{"order_placed", "", 0, false},
+		{"order_placed.v0", "", 0, false},
+		{"order_placed.vx", "", 0, false},
+		{".v1", "", 0, false},
+		{"", "", 0, false},
+	} {
+		topic, v, err := transport.ParseType(tc.in)
+		if tc.ok != (err == nil) || topic != tc.topic || v != tc.version {
+			t.Errorf("ParseType(%q) = %q, %d, %v", tc.in, topic, v, err)
+		}
+		if err != nil && !errors.Is(err, transport.ErrMalformed) {
+			t.Errorf("ParseType(%q): error %v does not wrap ErrMalformed", tc.in, err)
+		}
+	}
+}
+
+func TestHeadersRoundTrip(t *testing.T) {
+	in := transport.Message{
+		ID: "id-1", Type: "order_placed.v2", Source: "/shop/orders",
+		Time:          time.Date(2026, 11, 22, 1, 2, 3, 456789000, time.UTC),
+		CorrelationID: "c", CausationID: "k", TraceParent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+		DataContentType: "application/json", Extensions: map[string]string{"tenant": "acme"},
+		Data: []byte(`{"x":1}`),
+	}
+	h := map[string]string{}
+	transport.EncodeHeaders(&in, func(k, v string) { h[k] = v })
+	if h["ce-specversion"] != "1.0" || h["ce-type"] != "order_placed.v2" || h["ce-tenant"] != "acme" || h["content-type"] != "application/json" {
+		t.Fatalf("headers %v", h)
+	}
+	// Header names are case-insensitive on the way in (AMQP clients and
+	// proxies may change their case).
+	upper := map[string]string{}
+	for k, v := range h {
+		upper[strings.ToUpper(k)] = v
+	}
+	out, err := transport.DecodeHeaders(maps.All(upper), in.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !out.Time.Equal(in.Time) || out.ID != in.ID || out.Type != in.Type || out.Source != in.Source ||
+		out.CorrelationID != in.CorrelationID || out.CausationID != in.CausationID || out.TraceParent != in.TraceParent ||
+		out.Extensions["tenant"] != "acme" || string(out.Data) != string(in.Data) {
+		t.Fatalf("round trip:\n in  %+v\n out %+v", in, out)
+	}
+}
+
+func TestDecodeHeadersRejects(t *testing.T) {
+	valid := map[string]string{"ce-specversion": "1.0", "ce-id": "1", "ce-source": "/s", "ce-type": "t.v1"}
+	for name, change := range map[string]func(map[string]string){
+		"no specversion":    func(h map[string]string) { delete(h, "ce-specversion") },
+		"other specversion": func(h map[string]string) { h["ce-specversion"] = "0.3" },
+		"no id":             func(h map[string]string) { delete(h, "ce-id") },
+		"no source":         func(h map[string]string) { delete(h, "ce-source") },
+		"no type":           func(h map[string]string) { delete(h, "ce-type") },
+		"bad type":          func(h map[string]string) { h["ce-type"] = "t" },
+		"bad time":          func(h map[string]string) { h["ce-time"] = "yesterday" },
+	} {
+		h := maps.Clone(valid)
+		change(h)
+		if _, err := transport.DecodeHeaders(maps.All(h), nil); !errors.Is(err, transport.ErrMalformed) {
+			t.Errorf("%s: err = %v, want ErrMalformed", name, err)
+		}
+	}
+	if _, err := transport.DecodeHeaders(maps.All(valid), nil); err != nil {
+		t.Errorf("valid headers: %v", err)
+	}
+}
+
+func TestDecide(t *testing.T) {
+	p := transport.Subscription{Retry: transport.RetryPolicy{MaxAttempts: 4, MinBackoff: time.Second, MaxBackoff: 5 * time.Second, Jitter: transport.NoJitter}}.WithDefaults().Retry
+	boom := errors.New("boom")
+	for _, tc := range []struct {
+		name    string
+		err     error
+		attempt int
+		action  transport.Action
+		delay   time.Duration
+		reason  transport.Reason
+	}{
+		{"ok", nil, 1, transport.ActAck, 0, ""},
+		{"first failure", boom, 1, transport.ActRetry, time.Second, ""},
+		{"doubles", boom, 2, transport.ActRetry, 2 * time.Second, ""},
+		{"capped", boom, 3, transport.ActRetry, 4 * time.Second, ""},
+		{"last attempt", boom, 4, transport.ActDeadLetter, 0, transport.ReasonFailed},
+		{"permanent", transport.Permanent(boom), 1, transport.ActDeadLetter, 0, transport.ReasonPermanent},
+		{"malformed", transport.Permanent(transport.ErrMalformed), 1, transport.ActDeadLetter, 0, transport.ReasonMalformed},
+		{"retry after", transport.RetryAfter(7*time.Second, boom), 1, transport.ActRetry, 7 * time.Second, ""},
+		{"retry after on last", transport.RetryAfter(time.Second, boom), 4, transport.ActDeadLetter, 0, transport.ReasonFailed},
+	} {
+		out := transport.Decide(tc.err, tc.attempt, p, 0.5)
+		if out.Action != tc.action || out.Delay != tc.delay || out.Reason != tc.reason {
+			t.Errorf("%s: %+v", tc.name, out)
+		}
+	}
+	if transport.Permanent(nil) != nil || transport.RetryAfter(time.Second, nil) != nil {
+		t.Error("wrapping nil must give nil")
+	}
+}
+
+func TestBackoffJitterBounds(t *testing.T) {
+	p := transport.RetryPolicy{MinBackoff: time.Second, MaxBackoff: time.Minute, Jitter: 0.2}
+	lo, hi := p.Delay(1, 0), p.Delay(1, 0.999999)
+	if lo != 800*time.Millisecond || hi < 1199*time.Millisecond || hi > 1200*time.Millisecond {
+		t.Errorf("jitter range %v..%v, want 800ms..1.2s", lo, hi)
+	}
+	if d := p.Delay(30, 0.5); d != time.Minute {
+		t.Errorf("attempt 30: %v, want the 1m cap", d)
+	}
+}
+
+func FuzzDecodeHeaders(f *testing.F) {
+	f.Add("1.0", "id", "/src", "t.v1", "2026-11-22T01:02:03Z", []byte(`{}`))
+	f.Add("", "", "", "", "", []byte(nil))
+	f.Fuzz(func(t *testing.T, spec, id, src, typ, ts string, body []byte) {
+		h := map[string]string{"ce-specversion": spec, "ce-id": id, "ce-source": src, "ce-type": typ, "ce-time": ts}
+		m, err := transport.DecodeHeaders(maps.All(h), body)
+		if err != nil {
+			if !errors.Is(err, transport.ErrMalformed) {
+				t.Fatalf("error %v does not wrap ErrMalformed", err)
+			}
+			return
+		}
+		if m.Validate() != nil {
+			t.Fatalf("accepted an invalid message %+v", m)
+		}
+	})
+}
