@@ -527,3 +527,6 @@ func (a *App) dataDir() string {
 	}
 	return filepath.Join(".troupe", a.cfg.Name)
 }
+
+// Logger returns the app's logger: Config.Logger, or slog.Default().
+func (a *App) Logger() *slog.Logger { return a.log }
