@@ -2,6 +2,7 @@ package troupe_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -30,34 +31,66 @@ var benchTopic = troupe.NewTopic[benchEvent]("bench", 1)
 // benchBody makes the JSON encoding of a benchEvent 256 bytes long.
 var benchBody = strings.Repeat("x", 256-len(`{"body":""}`))
 
+// rawMsg is what a raw nats.go client publishes: the bare 256-byte payload,
+// or, withCE, the same CloudEvents headers troupe writes (ids, type, source,
+// time, correlation, content type, and the id as Nats-Msg-Id for dedup).
+func rawMsg(i int, withCE bool) *nats.Msg {
+	m := &nats.Msg{Subject: "raw.bench", Data: []byte(`{"body":"` + benchBody + `"}`)}
+	if withCE {
+		id := fmt.Sprintf("0193a5b8-7c1e-7d2f-9a3b-%012x", i)
+		m.Header = nats.Header{
+			"ce-specversion": {"1.0"}, "ce-id": {id}, "ce-source": {"/bench/svc"}, "ce-type": {"bench.v1"},
+			"ce-time": {time.Now().UTC().Format(time.RFC3339Nano)}, "ce-correlationid": {id},
+			"content-type": {"application/json"}, "Nats-Msg-Id": {id},
+		}
+	}
+	return m
+}
+
+// rawStream makes a stream like troupe's events stream (file storage, a
+// dedup window) on a fresh embedded server.
+func rawStream(b *testing.B) (jetstream.JetStream, jetstream.Stream) {
+	_, nc := benchServer(b)
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(16384))
+	if err != nil {
+		b.Fatal(err)
+	}
+	s, err := js.CreateStream(context.Background(), jetstream.StreamConfig{
+		Name: "RAW", Subjects: []string{"raw.>"}, Duplicates: 2 * time.Minute})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return js, s
+}
+
+func rawPublish(b *testing.B, js jetstream.JetStream, n int, withCE bool) {
+	for i := range n {
+		if _, err := js.PublishMsgAsync(rawMsg(i, withCE)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	select {
+	case <-js.PublishAsyncComplete():
+	case <-time.After(time.Minute):
+		b.Fatal("confirms did not arrive")
+	}
+}
+
 func BenchmarkPublish(b *testing.B) {
-	b.Run("raw-nats-async", func(b *testing.B) {
-		srv, nc := benchServer(b)
-		_ = srv
-		js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(16384))
-		if err != nil {
-			b.Fatal(err)
+	for _, ce := range []bool{false, true} {
+		name := "raw-nats-async"
+		if ce {
+			name += "-cloudevents"
 		}
-		ctx := context.Background()
-		if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "RAW", Subjects: []string{"raw.>"}}); err != nil {
-			b.Fatal(err)
-		}
-		payload := []byte(`{"body":"` + benchBody + `"}`)
-		b.SetBytes(int64(len(payload)))
-		b.ReportAllocs()
-		b.ResetTimer()
-		for range b.N {
-			if _, err := js.PublishAsync("raw.bench", payload); err != nil {
-				b.Fatal(err)
-			}
-		}
-		select {
-		case <-js.PublishAsyncComplete():
-		case <-time.After(time.Minute):
-			b.Fatal("confirms did not arrive")
-		}
-		reportRate(b)
-	})
+		b.Run(name, func(b *testing.B) {
+			js, _ := rawStream(b)
+			b.SetBytes(256)
+			b.ReportAllocs()
+			b.ResetTimer()
+			rawPublish(b, js, b.N, ce)
+			reportRate(b)
+		})
+	}
 	b.Run("troupe-batch-100", func(b *testing.B) {
 		a := benchApp(b, nil)
 		ctx := a.Context(context.Background())
@@ -98,46 +131,37 @@ func BenchmarkPublish(b *testing.B) {
 // BenchmarkConsume measures handle+ack: b.N events are stored first, then the
 // clock runs while a consumer handles them all.
 func BenchmarkConsume(b *testing.B) {
-	b.Run("raw-nats-consume", func(b *testing.B) {
-		_, nc := benchServer(b)
-		js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(16384))
-		if err != nil {
-			b.Fatal(err)
+	for _, ce := range []bool{false, true} {
+		name := "raw-nats-consume"
+		if ce {
+			name += "-cloudevents"
 		}
-		ctx := context.Background()
-		s, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "RAW", Subjects: []string{"raw.>"}})
-		if err != nil {
-			b.Fatal(err)
-		}
-		payload := []byte(`{"body":"` + benchBody + `"}`)
-		for range b.N {
-			if _, err := js.PublishAsync("raw.bench", payload); err != nil {
+		b.Run(name, func(b *testing.B) {
+			js, s := rawStream(b)
+			rawPublish(b, js, b.N, ce)
+			c, err := s.CreateConsumer(context.Background(), jetstream.ConsumerConfig{
+				Durable: "c", AckPolicy: jetstream.AckExplicitPolicy, MaxAckPending: 100_000})
+			if err != nil {
 				b.Fatal(err)
 			}
-		}
-		<-js.PublishAsyncComplete()
-		c, err := s.CreateConsumer(ctx, jetstream.ConsumerConfig{Durable: "c", AckPolicy: jetstream.AckExplicitPolicy, MaxAckPending: 100_000})
-		if err != nil {
-			b.Fatal(err)
-		}
-		var n atomic.Int64
-		done := make(chan struct{})
-		b.ReportAllocs()
-		b.ResetTimer()
-		cc, err := c.Consume(func(m jetstream.Msg) {
-			_ = m.Ack()
-			if n.Add(1) == int64(b.N) {
-				close(done)
+			var n atomic.Int64
+			done := make(chan struct{})
+			b.ReportAllocs()
+			b.ResetTimer()
+			cc, err := c.Consume(func(m jetstream.Msg) {
+				_ = m.Ack()
+				if n.Add(1) == int64(b.N) {
+					close(done)
+				}
+			})
+			if err != nil {
+				b.Fatal(err)
 			}
+			defer cc.Stop()
+			waitBench(b, done)
+			reportRate(b)
 		})
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer cc.Stop()
-		waitBench(b, done)
-		_ = nc.Flush()
-		reportRate(b)
-	})
+	}
 	b.Run("troupe-handle", func(b *testing.B) {
 		var n atomic.Int64
 		done := make(chan struct{})
@@ -150,7 +174,7 @@ func BenchmarkConsume(b *testing.B) {
 					close(done)
 				}
 				return nil
-			}, troupe.Concurrency(8))
+			}, troupe.Concurrency(8), troupe.Prefetch(500))
 		})
 		ctx := a.Context(context.Background())
 		batch := make([]benchEvent, 500)
@@ -171,6 +195,7 @@ func BenchmarkConsume(b *testing.B) {
 }
 
 func benchServer(b *testing.B) (*natsjs.Server, *nats.Conn) {
+	b.Helper()
 	b.Helper()
 	srv, err := natsjs.StartEmbedded(natsjs.EmbeddedConfig{DataDir: b.TempDir()})
 	if err != nil {

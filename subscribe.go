@@ -166,6 +166,9 @@ func Subscribe[T any](s *Service, t *Topic[T], name string, h Handler[T], opts .
 
 func (a *App) logHandled(sub string, ev *Envelope, took time.Duration, err error, maxAttempts int) {
 	if err == nil {
+		if !a.log.Enabled(context.Background(), slog.LevelDebug) {
+			return // skip boxing the attributes on the hot path
+		}
 		a.log.Debug("handled", "subscription", sub, "type", ev.Type, "id", ev.ID,
 			"correlation", ev.CorrelationID, "attempt", ev.Attempt, "took", took)
 		return

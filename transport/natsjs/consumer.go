@@ -31,25 +31,51 @@ const (
 )
 
 // consumer runs the handlers of one subscription in this process.
+//
+// Messages are pulled with explicit fetches sized to the room left, so the
+// consumer never holds more than Concurrency+Prefetch messages, and every
+// message it holds, waiting or being handled, has its lease renewed: a slow
+// handler never lets the messages queued behind it expire and go to another
+// consumer while this one still means to handle them.
 type consumer struct {
-	t     *Transport
-	sub   transport.Subscription
-	h     transport.Handler
-	iters []jetstream.MessagesContext
-	work  chan jetstream.Msg
+	t    *Transport
+	sub  transport.Subscription
+	h    transport.Handler
+	work chan jetstream.Msg
 
 	ctx    context.Context // handlers' base context, cancelled on a hard stop
 	cancel context.CancelFunc
 
-	mu       sync.Mutex
-	stopping bool
+	pullCtx    context.Context // ends the fetches when stopping
+	pullCancel context.CancelFunc
 
-	readers sync.WaitGroup
+	mu       sync.Mutex
+	room     *sync.Cond
+	stopping bool
+	held     map[jetstream.Msg]*puller // arrived, not yet settled
+
+	pullers sync.WaitGroup
 	workers sync.WaitGroup
 	done    chan struct{}
 	stopErr error
 	once    sync.Once
 }
+
+// puller fetches from one JetStream consumer (the subscription's events, or
+// its replays) within its own budget, so a long fetch on one never starves
+// the other.
+type puller struct {
+	jc       jetstream.Consumer
+	limit    int // most messages held at once from this consumer
+	reserved int // asked for in the open fetch, not yet arrived
+	held     int // arrived, not yet settled
+}
+
+// free is the room left in p's budget; c.mu must be held.
+func (p *puller) free() int { return p.limit - p.reserved - p.held }
+
+// replayLimit bounds the replay consumer's budget; replays are rare.
+const replayLimit = 16
 
 // Consume implements [transport.Transport].
 func (t *Transport) Consume(ctx context.Context, sub transport.Subscription, h transport.Handler) (transport.Consumer, error) {
@@ -61,60 +87,139 @@ func (t *Transport) Consume(ctx context.Context, sub transport.Subscription, h t
 	if err != nil {
 		return nil, err
 	}
-	c := &consumer{t: t, sub: sub, h: h, work: make(chan jetstream.Msg), done: make(chan struct{})}
-	c.ctx, c.cancel = context.WithCancel(context.Background())
-	for _, jc := range []jetstream.Consumer{main, replay} {
-		it, err := jc.Messages(jetstream.PullMaxMessages(sub.Prefetch))
-		if err != nil {
-			for _, it := range c.iters {
-				it.Stop()
-			}
-			return nil, fmt.Errorf("natsjs: consume %s: %w", sub.String(), err)
-		}
-		c.iters = append(c.iters, it)
+	c := &consumer{
+		t: t, sub: sub, h: h,
+		held: make(map[jetstream.Msg]*puller),
+		done: make(chan struct{}),
 	}
+	pullers := []*puller{
+		{jc: main, limit: sub.Concurrency + sub.Prefetch},
+		{jc: replay, limit: replayLimit},
+	}
+	c.room = sync.NewCond(&c.mu)
+	c.work = make(chan jetstream.Msg, pullers[0].limit+pullers[1].limit)
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.pullCtx, c.pullCancel = context.WithCancel(context.Background())
 	for range sub.Concurrency {
 		c.workers.Add(1)
 		go c.worker()
 	}
-	for _, it := range c.iters {
-		c.readers.Add(1)
-		go c.read(it)
+	for _, p := range pullers {
+		c.pullers.Add(1)
+		go c.pull(p)
 	}
 	go func() {
-		c.readers.Wait()
+		c.pullers.Wait()
 		close(c.work)
 	}()
+	go c.renew()
 	t.mu.Lock()
 	t.consumers[c] = struct{}{}
 	t.mu.Unlock()
 	return c, nil
 }
 
-// read moves messages from one iterator to the workers. Once stopping, it
-// hands the messages still buffered back to the server at once, so another
-// consumer can take them without waiting for their lease.
-func (c *consumer) read(it jetstream.MessagesContext) {
-	defer c.readers.Done()
+// reserve waits until at least half of p's budget is free, so fetches are
+// worth their round trip, then reserves all of the free room and returns its
+// size; 0 once stopping.
+func (c *consumer) reserve(p *puller) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for !c.stopping && p.free() < (p.limit+1)/2 {
+		c.room.Wait()
+	}
+	if c.stopping {
+		return 0
+	}
+	n := p.free()
+	p.reserved += n
+	return n
+}
+
+// pull fetches messages from one JetStream consumer into the work queue.
+func (c *consumer) pull(p *puller) {
+	defer c.pullers.Done()
+	jc := p.jc
+	failures := 0
 	for {
-		m, err := it.Next()
-		if err != nil {
-			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+		n := c.reserve(p)
+		if n == 0 {
+			return
+		}
+		// No expiry of our own: the fetch waits up to its default (30s, with
+		// heartbeats) for messages, and the context ends it on stop.
+		batch, err := jc.Fetch(n, jetstream.FetchContext(c.pullCtx))
+		got := 0
+		if err == nil {
+			for m := range batch.Messages() {
+				got++
+				c.mu.Lock()
+				p.reserved--
+				p.held++
+				c.held[m] = p
+				c.mu.Unlock()
+				c.work <- m // never blocks: the queue holds every puller's limit
+			}
+			err = batch.Error()
+		}
+		c.mu.Lock()
+		p.reserved -= n - got
+		c.room.Broadcast()
+		stopping := c.stopping
+		c.mu.Unlock()
+		switch {
+		case stopping || c.t.nc.IsClosed():
+			return
+		case err == nil || errors.Is(err, context.Canceled) || errors.Is(err, nats.ErrTimeout):
+			failures = 0
+		default:
+			// The connection is down or the consumer is gone: back off so a
+			// long outage does not spin.
+			failures++
+			c.t.log.Debug("troupe: fetch failed", "subscription", c.sub.String(), "err", err)
+			select {
+			case <-time.After(min(time.Duration(failures)*100*time.Millisecond, 2*time.Second)):
+			case <-c.pullCtx.Done():
 				return
 			}
-			if c.isStopping() || c.t.nc.IsClosed() {
-				return
-			}
-			// Missed heartbeats and similar are reported here while the
-			// iterator recovers on its own.
-			c.t.log.Debug("troupe: consume", "subscription", c.sub.String(), "err", err)
-			continue
 		}
-		if c.isStopping() {
-			_ = m.Nak()
-			continue
+	}
+}
+
+// release forgets a settled message and wakes a puller if room opened.
+func (c *consumer) release(m jetstream.Msg) {
+	c.mu.Lock()
+	if p := c.held[m]; p != nil {
+		delete(c.held, m)
+		p.held--
+		if p.free() == (p.limit+1)/2 {
+			c.room.Broadcast() // just crossed the threshold of reserve
 		}
-		c.work <- m
+	}
+	c.mu.Unlock()
+}
+
+// renew extends the lease of every held message a few times per lease, until
+// the consumer has stopped.
+func (c *consumer) renew() {
+	tick := time.NewTicker(c.sub.Lease / 3)
+	defer tick.Stop()
+	var batch []jetstream.Msg
+	for {
+		select {
+		case <-c.done:
+			return
+		case <-tick.C:
+		}
+		batch = batch[:0]
+		c.mu.Lock()
+		for m := range c.held {
+			batch = append(batch, m)
+		}
+		c.mu.Unlock()
+		for _, m := range batch {
+			_ = m.InProgress()
+		}
 	}
 }
 
@@ -128,10 +233,12 @@ func (c *consumer) worker() {
 	defer c.workers.Done()
 	for m := range c.work {
 		if c.isStopping() {
+			// Not started: hand it back now rather than after its lease.
 			_ = m.Nak()
-			continue
+		} else {
+			c.handle(m)
 		}
-		c.handle(m)
+		c.release(m)
 	}
 }
 
@@ -173,29 +280,7 @@ func (c *consumer) handle(m jetstream.Msg) {
 		return
 	}
 
-	// Renew the lease while the handler runs, so a slow handler keeps its
-	// message and a dead process loses it after one lease.
-	every := c.sub.Lease / 3
-	var renewMu sync.Mutex
-	renewing := true
-	var renew *time.Timer
-	renewMu.Lock()
-	renew = time.AfterFunc(every, func() {
-		renewMu.Lock()
-		defer renewMu.Unlock()
-		if renewing {
-			_ = m.InProgress()
-			renew.Reset(every)
-		}
-	})
-	renewMu.Unlock()
-
 	herr := c.call(d)
-
-	renewMu.Lock()
-	renewing = false
-	renew.Stop()
-	renewMu.Unlock()
 
 	out := transport.Decide(herr, attempt, c.sub.Retry, rand.Float64())
 	switch out.Action {
@@ -276,13 +361,12 @@ func (c *consumer) Stop(ctx context.Context) error {
 	c.once.Do(func() {
 		c.mu.Lock()
 		c.stopping = true
+		c.room.Broadcast()
 		c.mu.Unlock()
-		for _, it := range c.iters {
-			it.Drain()
-		}
+		c.pullCancel()
 		finished := make(chan struct{})
 		go func() {
-			c.readers.Wait()
+			c.pullers.Wait()
 			c.workers.Wait()
 			close(finished)
 		}()
@@ -291,9 +375,6 @@ func (c *consumer) Stop(ctx context.Context) error {
 		case <-ctx.Done():
 			c.cancel()
 			c.stopErr = fmt.Errorf("natsjs: stop %s: handlers still running: %w", c.sub.String(), ctx.Err())
-			for _, it := range c.iters {
-				it.Stop()
-			}
 		}
 		c.cancel()
 		// Acks are sent without waiting for a reply; make sure the server has

@@ -220,8 +220,9 @@ func (t *Transport) Publish(ctx context.Context, msgs ...*transport.Message) err
 		return transport.ErrClosed
 	}
 	out := make([]*nats.Msg, len(msgs))
+	var enc encoder
 	for i, m := range msgs {
-		nm, err := t.encode(m)
+		nm, err := enc.encode(t, m)
 		if err != nil {
 			return err
 		}
@@ -262,19 +263,46 @@ func (t *Transport) publishErr(m *transport.Message, err error) error {
 	return fmt.Errorf("natsjs: publish %s: %w", m.Type, err)
 }
 
-// encode checks m and maps it to a NATS message in CloudEvents binary mode.
-func (t *Transport) encode(m *transport.Message) (*nats.Msg, error) {
+// encoder maps messages to NATS messages in CloudEvents binary mode. The
+// messages of one batch mostly share their attribute values (type, source,
+// time, correlation), so it reuses one header value slice for equal values
+// instead of allocating one per message and attribute; nats.go only reads
+// them.
+type encoder struct {
+	subjectFor string
+	subject    string
+	values     map[string][]string
+}
+
+func (e *encoder) encode(t *Transport, m *transport.Message) (*nats.Msg, error) {
 	if err := m.Validate(); err != nil {
 		return nil, fmt.Errorf("natsjs: publish: %w", err)
 	}
 	if len(m.Data) > t.cfg.MaxMessageBytes {
 		return nil, fmt.Errorf("natsjs: publish %s: %w: %d bytes, limit %d", m.Type, transport.ErrTooLarge, len(m.Data), t.cfg.MaxMessageBytes)
 	}
-	topic, version, _ := transport.ParseType(m.Type)
-	nm := &nats.Msg{Subject: t.n.eventSubject(topic, version), Data: m.Data, Header: make(nats.Header, 12)}
-	transport.EncodeHeaders(m, func(k, v string) { nm.Header[k] = []string{v} })
-	nm.Header[jetstream.MsgIDHeader] = []string{m.ID}
-	return nm, nil
+	if m.Type != e.subjectFor {
+		topic, version, _ := transport.ParseType(m.Type)
+		e.subjectFor, e.subject = m.Type, t.n.eventSubject(topic, version)
+	}
+	if e.values == nil {
+		e.values = make(map[string][]string, 8)
+	}
+	h := make(nats.Header, 11)
+	transport.EncodeHeaders(m, func(k, v string) {
+		if k == transport.HeaderID {
+			h[k] = []string{v}
+			return
+		}
+		vs, ok := e.values[v]
+		if !ok {
+			vs = []string{v}
+			e.values[v] = vs
+		}
+		h[k] = vs
+	})
+	h[jetstream.MsgIDHeader] = h[transport.HeaderID]
+	return &nats.Msg{Subject: e.subject, Data: m.Data, Header: h}, nil
 }
 
 // Close implements [transport.Transport].
