@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -108,6 +109,35 @@ func BenchmarkPublish(b *testing.B) {
 		}
 		reportRate(b)
 	})
+	b.Run("troupe-parallel-batch-100", func(b *testing.B) {
+		a := benchApp(b, nil)
+		ctx := a.Context(context.Background())
+		batch := make([]benchEvent, 100)
+		for i := range batch {
+			batch[i] = benchEvent{Body: benchBody}
+		}
+		var next atomic.Int64
+		b.SetBytes(256)
+		b.ReportAllocs()
+		b.ResetTimer()
+		var wg sync.WaitGroup
+		for range 8 { // 8 publishers with one batch each in flight
+			wg.Go(func() {
+				for {
+					start := int(next.Add(int64(len(batch)))) - len(batch)
+					if start >= b.N {
+						return
+					}
+					if err := troupe.PublishBatch(ctx, benchTopic, batch[:min(len(batch), b.N-start)]); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		reportRate(b)
+	})
 	b.Run("troupe-parallel-64", func(b *testing.B) {
 		a := benchApp(b, nil)
 		ctx := a.Context(context.Background())
@@ -174,7 +204,7 @@ func BenchmarkConsume(b *testing.B) {
 					close(done)
 				}
 				return nil
-			}, troupe.Concurrency(8), troupe.Prefetch(500))
+			}, troupe.Concurrency(8))
 		})
 		ctx := a.Context(context.Background())
 		batch := make([]benchEvent, 500)

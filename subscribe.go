@@ -92,8 +92,9 @@ func Concurrency(n int) SubscribeOption {
 }
 
 // Prefetch sets how many events a process may hold ready beyond those being
-// handled. Default 2×Concurrency, at least 64. Lower it when handlers are slow
-// and the lease short, so held events do not outlive their lease.
+// handled, so handlers never wait for the broker. Held events keep their
+// lease, but they are not available to other processes: lower it when
+// handlers are slow and several processes share the work. Default 256.
 func Prefetch(n int) SubscribeOption {
 	return func(c *subscribeConfig) { c.spec.Prefetch = n }
 }

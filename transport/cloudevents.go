@@ -110,3 +110,15 @@ func DecodeHeaders(each func(yield func(key, value string) bool), body []byte) (
 	}
 	return m, m.Validate()
 }
+
+// DecodeHeaderMap is [DecodeHeaders] for headers held in a map of value
+// lists, as NATS and HTTP keep them; it uses each key's first value.
+func DecodeHeaderMap(h map[string][]string, body []byte) (Message, error) {
+	return DecodeHeaders(func(yield func(key, value string) bool) {
+		for k, vs := range h {
+			if len(vs) > 0 && !yield(k, vs[0]) {
+				return
+			}
+		}
+	}, body)
+}

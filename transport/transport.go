@@ -33,7 +33,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -95,12 +94,24 @@ func (m *Message) Validate() error {
 	return nil
 }
 
-var namePattern = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9_-]{0,127}$`)
-
 // ValidName reports whether s can name a topic, service or subscription: a
 // letter, then up to 127 letters, digits, '_' or '-'. Such names are safe as
-// NATS subject tokens, AMQP routing-key words and queue names.
-func ValidName(s string) bool { return namePattern.MatchString(s) }
+// NATS subject tokens, AMQP routing-key words and queue names. It runs for
+// every delivered event, so it is a loop rather than a regular expression.
+func ValidName(s string) bool {
+	if len(s) == 0 || len(s) > 128 || !isLetter(s[0]) {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		c := s[i]
+		if !isLetter(c) && (c < '0' || c > '9') && c != '_' && c != '-' {
+			return false
+		}
+	}
+	return true
+}
+
+func isLetter(c byte) bool { return c|0x20 >= 'a' && c|0x20 <= 'z' }
 
 // WireType returns the wire type of a topic version: "<topic>.v<version>".
 func WireType(topic string, version int) string {
@@ -154,7 +165,9 @@ type Subscription struct {
 	// Concurrency is how many handlers run at once in this consumer. Default 8.
 	Concurrency int
 	// Prefetch is how many messages a consumer may hold beyond the ones being
-	// handled, to keep handlers busy. Default 2×Concurrency, at least 64.
+	// handled, to keep handlers busy and amortize the broker round trips.
+	// Transports renew the lease of held messages too, so a long queue does
+	// not let them expire. Default 256.
 	Prefetch int
 	// MaxMessageBytes is the largest message body the consumer accepts; a
 	// larger one is dead-lettered with reason [ReasonOversized]. Default 1 MiB.
@@ -188,6 +201,7 @@ const (
 	DefaultJitter          = 0.2
 	DefaultLease           = 30 * time.Second
 	DefaultConcurrency     = 8
+	DefaultPrefetch        = 256
 	DefaultMaxMessageBytes = 1 << 20
 )
 
@@ -221,7 +235,7 @@ func (s Subscription) WithDefaults() Subscription {
 		s.Concurrency = DefaultConcurrency
 	}
 	if s.Prefetch <= 0 {
-		s.Prefetch = max(2*s.Concurrency, 64)
+		s.Prefetch = DefaultPrefetch
 	}
 	if s.MaxMessageBytes <= 0 {
 		s.MaxMessageBytes = DefaultMaxMessageBytes

@@ -147,3 +147,15 @@ func FuzzDecodeHeaders(f *testing.F) {
 		}
 	})
 }
+
+func TestValidName(t *testing.T) {
+	for s, want := range map[string]bool{
+		"order_placed": true, "a": true, "A-1_b": true, strings.Repeat("a", 128): true,
+		"": false, "1a": false, "_a": false, "a.b": false, "a b": false, "a*": false, "a>": false,
+		"é": false, strings.Repeat("a", 129): false, "a@b": false, "[": false, "`": false,
+	} {
+		if got := transport.ValidName(s); got != want {
+			t.Errorf("ValidName(%q) = %v", s, got)
+		}
+	}
+}

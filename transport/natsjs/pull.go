@@ -1,0 +1,307 @@
+package natsjs
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/troupe-go/troupe/transport"
+)
+
+// consumer runs the handlers of one subscription in this process.
+//
+// It speaks the JetStream pull protocol itself rather than through the
+// client's iterators, because it must count a message as taken until it is
+// settled, not merely received. It asks the server for as many messages as
+// fit its budget (Concurrency+Prefetch), every message it holds, queued or
+// being handled, has its lease renewed, and nothing waits in a buffer it
+// cannot see. A slow handler therefore never lets the messages queued behind
+// it expire and go to another consumer while this one still means to handle
+// them, and a fast one is never starved by a round trip per batch.
+type consumer struct {
+	t       *Transport
+	sub     transport.Subscription
+	h       transport.Handler
+	work    chan *nats.Msg
+	pullers []*puller
+
+	ctx    context.Context // handlers' base context, cancelled on a hard stop
+	cancel context.CancelFunc
+
+	mu       sync.Mutex
+	stopping bool
+	held     map[*nats.Msg]*puller // arrived, not yet settled
+
+	workers sync.WaitGroup
+	done    chan struct{}
+	stopErr error
+	once    sync.Once
+}
+
+// Pull requests wait this long on the server for messages, and the server
+// sends a heartbeat while one waits idle, so a request lost with a
+// connection is noticed and replaced.
+const (
+	pullExpires   = 30 * time.Second
+	pullHeartbeat = 5 * time.Second
+)
+
+// replayLimit is the replay consumer's budget; replays are rare.
+const replayLimit = 16
+
+// puller asks one JetStream consumer (the subscription's events, or its
+// replays) for messages within its own budget, so a waiting request on one
+// never starves the other.
+type puller struct {
+	c        *consumer
+	api      string // subject of pull requests
+	inbox    string // requests reply to inbox.<n>
+	sub      *nats.Subscription
+	limit    int        // most messages held at once
+	seq      uint64     // last request number
+	reqs     []*pullReq // open requests, oldest first
+	asked    int        // messages asked for in open requests, not yet arrived
+	held     int        // arrived, not yet settled
+	seen     time.Time  // last message or heartbeat
+	pauseTil time.Time  // no new requests before this (after an error status)
+}
+
+// pullReq is an open pull request. The server sends a request's messages
+// under their own subjects, so only its statuses name it; messages are
+// counted against the oldest request, which is the one the server fills
+// first.
+type pullReq struct {
+	reply string
+	left  int // messages still to come, as far as we can tell
+}
+
+// Consume implements [transport.Transport].
+func (t *Transport) Consume(ctx context.Context, sub transport.Subscription, h transport.Handler) (transport.Consumer, error) {
+	if t.isClosed() {
+		return nil, transport.ErrClosed
+	}
+	sub = sub.WithDefaults()
+	if _, _, err := t.declare(ctx, sub); err != nil {
+		return nil, err
+	}
+	c := &consumer{t: t, sub: sub, h: h, held: make(map[*nats.Msg]*puller), done: make(chan struct{})}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	name := consumerName(sub.SubscriptionRef)
+	specs := []struct {
+		stream string
+		limit  int
+	}{
+		{t.n.eventsStream(), sub.Concurrency + sub.Prefetch},
+		{t.n.replayStream(), replayLimit},
+	}
+	total := 0
+	for _, s := range specs {
+		c.pullers = append(c.pullers, &puller{
+			c: c, api: "$JS.API.CONSUMER.MSG.NEXT." + s.stream + "." + name,
+			inbox: t.nc.NewInbox(), limit: s.limit, seen: time.Now(),
+		})
+		total += s.limit
+	}
+	// Room for every budget, so the subscription callback never blocks.
+	c.work = make(chan *nats.Msg, total)
+	for _, p := range c.pullers {
+		var err error
+		p.sub, err = t.nc.Subscribe(p.inbox+".*", p.receive)
+		if err != nil {
+			for _, q := range c.pullers {
+				if q.sub != nil {
+					_ = q.sub.Unsubscribe()
+				}
+			}
+			return nil, fmt.Errorf("natsjs: consume %s: %w", sub.String(), err)
+		}
+		// A burst larger than the budget (after a lost request was given up)
+		// must not make the client drop messages as a slow consumer.
+		_ = p.sub.SetPendingLimits(-1, -1)
+	}
+	for range sub.Concurrency {
+		c.workers.Add(1)
+		go c.worker()
+	}
+	c.mu.Lock()
+	for _, p := range c.pullers {
+		p.ask()
+	}
+	c.mu.Unlock()
+	go c.tend()
+	t.mu.Lock()
+	t.consumers[c] = struct{}{}
+	t.mu.Unlock()
+	return c, nil
+}
+
+// ask sends a pull request for the room left in p's budget, once at least a
+// quarter of it is free (or all of it, when nothing is asked or held), so
+// requests are worth their round trip. c.mu must be held.
+func (p *puller) ask() {
+	c := p.c
+	if c.stopping || time.Now().Before(p.pauseTil) {
+		return
+	}
+	free := p.limit - p.asked - p.held
+	if free <= 0 || (p.asked > 0 && free < max(1, p.limit/4)) {
+		return
+	}
+	p.seq++
+	reply := p.inbox + "." + strconv.FormatUint(p.seq, 10)
+	body := fmt.Appendf(nil, `{"batch":%d,"expires":%d,"idle_heartbeat":%d}`, free, pullExpires, pullHeartbeat)
+	if err := c.t.nc.PublishRequest(p.api, reply, body); err != nil {
+		p.pauseTil = time.Now().Add(time.Second)
+		return
+	}
+	if p.asked == 0 {
+		p.seen = time.Now() // the liveness clock starts with the first open request
+	}
+	p.reqs = append(p.reqs, &pullReq{reply: reply, left: free})
+	p.asked += free
+}
+
+// receive is the subscription callback: a message or a status for one of
+// p's requests. It never blocks: the work queue has room for every budget.
+func (p *puller) receive(m *nats.Msg) {
+	c := p.c
+	c.mu.Lock()
+	p.seen = time.Now()
+	if len(m.Data) == 0 && m.Header != nil {
+		if status := m.Header.Get("Status"); status != "" {
+			p.status(m, status)
+			c.mu.Unlock()
+			return
+		}
+	}
+	p.asked = max(p.asked-1, 0)
+	if len(p.reqs) > 0 {
+		if p.reqs[0].left--; p.reqs[0].left <= 0 {
+			p.reqs = p.reqs[1:]
+		}
+	}
+	p.held++
+	c.held[m] = p
+	c.mu.Unlock()
+	c.work <- m
+}
+
+// status handles a status message, which names its request by its subject.
+// c.mu must be held.
+func (p *puller) status(m *nats.Msg, status string) {
+	if status == "100" { // idle heartbeat: the request is alive
+		return
+	}
+	// Any other status ends the request: 404 and 408 are the normal ends of
+	// a request that got fewer messages than it asked for; 409 reports a
+	// limit or a deleted consumer. The server says how many it did not send.
+	for i, r := range p.reqs {
+		if r.reply != m.Subject {
+			continue
+		}
+		left := r.left
+		if n, err := strconv.Atoi(m.Header.Get("Nats-Pending-Messages")); err == nil {
+			left = n
+		}
+		p.asked = max(p.asked-left, 0)
+		p.reqs = append(p.reqs[:i], p.reqs[i+1:]...)
+		break
+	}
+	if len(p.reqs) == 0 {
+		p.asked = 0
+	}
+	if status != "404" && status != "408" {
+		desc := m.Header.Get("Description")
+		p.pauseTil = time.Now().Add(time.Second)
+		if strings.Contains(strings.ToLower(desc), "deleted") {
+			p.c.t.log.Error("troupe: subscription's consumer was deleted on the server; restart the app to declare it again",
+				"subscription", p.c.sub.String())
+			p.pauseTil = time.Now().Add(time.Minute)
+		} else {
+			p.c.t.log.Debug("troupe: pull request ended", "subscription", p.c.sub.String(), "status", status, "description", desc)
+		}
+		return
+	}
+	p.ask()
+}
+
+// settled gives a message's room back to its puller. c.mu must be held.
+func (p *puller) settled() {
+	p.held--
+	p.ask()
+}
+
+// waitClosed waits until p's subscription has delivered its last message.
+func (p *puller) waitClosed() {
+	ch := p.sub.StatusChanged(nats.SubscriptionClosed)
+	if !p.sub.IsValid() {
+		return
+	}
+	<-ch
+}
+
+// release forgets a settled message.
+func (c *consumer) release(m *nats.Msg) {
+	c.mu.Lock()
+	if p := c.held[m]; p != nil {
+		delete(c.held, m)
+		p.settled()
+	}
+	c.mu.Unlock()
+}
+
+// tend runs until the consumer stops: a few times per lease it renews the
+// lease of every held message, gives up requests that went silent (lost with
+// a connection), and asks again after a pause.
+func (c *consumer) tend() {
+	every := min(c.sub.Lease/3, pullHeartbeat)
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	var held []*nats.Msg
+	for {
+		select {
+		case <-c.done:
+			return
+		case <-tick.C:
+		}
+		held = held[:0]
+		now := time.Now()
+		c.mu.Lock()
+		for m := range c.held {
+			held = append(held, m)
+		}
+		for _, p := range c.pullers {
+			// Open requests send a heartbeat while idle; silence means they
+			// were lost with a connection or a server restart.
+			if p.asked > 0 && now.Sub(p.seen) > 2*pullHeartbeat+time.Second {
+				p.asked, p.reqs = 0, nil
+			}
+			p.ask()
+		}
+		c.mu.Unlock()
+		for _, m := range held {
+			_ = m.InProgress()
+		}
+	}
+}
+
+func (c *consumer) worker() {
+	defer c.workers.Done()
+	for m := range c.work {
+		c.mu.Lock()
+		stopping := c.stopping
+		c.mu.Unlock()
+		if stopping {
+			// Not started: hand it back now rather than after its lease.
+			_ = m.Nak()
+		} else {
+			c.handle(m)
+		}
+		c.release(m)
+	}
+}
