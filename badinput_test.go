@@ -86,4 +86,3 @@ func TestUnreadableEventsAreDeadLettered(t *testing.T) {
 		t.Errorf("%d more events reached the handler", len(handled))
 	}
 }
-
