@@ -1,0 +1,106 @@
+package troupe_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/troupe-go/troupe"
+)
+
+// A handler that publishes and then fails is retried; the retry publishes
+// the same event id, so the broker drops the copy and downstream sees the
+// event once.
+func TestRetriedHandlerDoesNotPublishTwice(t *testing.T) {
+	a := newApp(t)
+	a.Service("orders").Publishes(testOrderPlaced)
+	payment := a.Service("payment").Publishes(testPaymentDone)
+	ids := make(chan string, 10)
+	troupe.Subscribe(payment, testOrderPlaced, "charge",
+		func(ctx context.Context, ev troupe.Event[orderPlaced]) error {
+			if err := troupe.Publish(ctx, testPaymentDone, paymentDone{OrderID: ev.Data.OrderID}); err != nil {
+				return err
+			}
+			if ev.Attempt == 1 {
+				return errors.New("crashed after publishing")
+			}
+			ids <- "retried"
+			return nil
+		}, troupe.Backoff(10*time.Millisecond, 10*time.Millisecond))
+	var mu sync.Mutex
+	var got []troupe.Event[paymentDone]
+	troupe.Subscribe(a.Service("shipping"), testPaymentDone, "ship",
+		func(ctx context.Context, ev troupe.Event[paymentDone]) error {
+			mu.Lock()
+			got = append(got, ev)
+			mu.Unlock()
+			return nil
+		}, troupe.Concurrency(1))
+	startApp(t, a)
+	if err := troupe.Publish(a.Context(context.Background()), testOrderPlaced, orderPlaced{OrderID: "1"}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-ids:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the handler was not retried")
+	}
+	// Prove the absence of a second copy with a later event: a second order
+	// goes through the same path, and shipping handles one event at a time
+	// in stream order, so when the second order's payment has arrived, a
+	// copy of the first would have arrived before it.
+	if err := troupe.Publish(a.Context(context.Background()), testOrderPlaced, orderPlaced{OrderID: "2"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "the second order's payment", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(got) > 0 && got[len(got)-1].Data.OrderID == "2"
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 2 || got[0].Data.OrderID != "1" {
+		var orders []string
+		for _, ev := range got {
+			orders = append(orders, ev.Data.OrderID)
+		}
+		t.Fatalf("shipping saw payments for orders %v, want [1 2]: the retry published a second copy", orders)
+	}
+}
+
+// Two subscriptions handling one event and publishing the same topic get
+// different ids: the id includes the subscription, so the broker does not
+// drop one of them as a duplicate.
+func TestDerivedIDsDifferPerSubscription(t *testing.T) {
+	a := newApp(t)
+	a.Service("orders").Publishes(testOrderPlaced)
+	payment := a.Service("payment").Publishes(testPaymentDone)
+	h := func(ctx context.Context, ev troupe.Event[orderPlaced]) error {
+		return troupe.Publish(ctx, testPaymentDone, paymentDone{OrderID: ev.Data.OrderID})
+	}
+	troupe.Subscribe(payment, testOrderPlaced, "card", h)
+	troupe.Subscribe(payment, testOrderPlaced, "invoice", h)
+	seen := make(chan string, 4)
+	troupe.Subscribe(a.Service("shipping"), testPaymentDone, "ship",
+		func(ctx context.Context, ev troupe.Event[paymentDone]) error {
+			seen <- ev.ID
+			return nil
+		})
+	startApp(t, a)
+	if err := troupe.Publish(a.Context(context.Background()), testOrderPlaced, orderPlaced{OrderID: "1"}); err != nil {
+		t.Fatal(err)
+	}
+	var first, second string
+	for _, id := range []*string{&first, &second} {
+		select {
+		case *id = <-seen:
+		case <-time.After(30 * time.Second):
+			t.Fatal("a payment event is missing: did the broker drop one as a duplicate?")
+		}
+	}
+	if first == second {
+		t.Fatalf("both subscriptions published id %s", first)
+	}
+}
