@@ -9,6 +9,7 @@ import (
 
 	"github.com/troupe-go/troupe/transport"
 	"github.com/troupe-go/troupe/transport/natsjs"
+	"github.com/troupe-go/troupe/transport/rabbitmq"
 )
 
 // Broker URLs understood by Config.Broker and --broker:
@@ -17,6 +18,7 @@ import (
 //	embedded:?listen=127.0.0.1:4222    the same, also reachable by other processes and the nats CLI
 //	embedded:?sync=always              fsync every write before confirming (default: every second)
 //	nats://host:4222                   an external NATS server with JetStream enabled
+//	amqp://user:pass@host:5672/vhost   RabbitMQ (amqps:// for TLS)
 func (a *App) openBroker(ctx context.Context) (transport.Transport, error) {
 	raw := a.brokerURL()
 	u, err := url.Parse(raw)
@@ -53,10 +55,16 @@ func (a *App) openBroker(ctx context.Context) (transport.Transport, error) {
 			return nil, fmt.Errorf("troupe: %w", err)
 		}
 		return t, nil
+	case "amqp", "amqps":
+		t, err := rabbitmq.Connect(ctx, raw, rabbitmq.Config{Namespace: a.cfg.Name, Logger: a.log})
+		if err != nil {
+			return nil, fmt.Errorf("troupe: %w", err)
+		}
+		return t, nil
 	case "":
-		return nil, fmt.Errorf("troupe: broker URL %q has no scheme: use embedded: or nats://host:4222", redactURL(raw))
+		return nil, fmt.Errorf("troupe: broker URL %q has no scheme: use embedded:, nats://host:4222 or amqp://user:pass@host:5672/", redactURL(raw))
 	}
-	return nil, fmt.Errorf("troupe: unknown broker scheme %q in %q: use embedded: (default) or nats://host:4222", u.Scheme, redactURL(raw))
+	return nil, fmt.Errorf("troupe: unknown broker scheme %q in %q: use embedded: (default), nats://host:4222 or amqp://user:pass@host:5672/", u.Scheme, redactURL(raw))
 }
 
 // redactURL hides the password of a broker URL, for logs and errors.

@@ -1,0 +1,499 @@
+package rabbitmq
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	mrand "math/rand/v2"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/troupe-go/troupe/transport"
+)
+
+// settleTimeout bounds the publishes that settle one delivery (a retry, a
+// dead letter, a hand-back on stop).
+const settleTimeout = 30 * time.Second
+
+// consumer runs the handlers of one subscription in this process.
+//
+// It consumes the subscription's queue on its own channel with a prefetch
+// of Concurrency+Prefetch; deliveries go through a queue of that size to
+// Concurrency workers. A delivery is settled on the channel it came from; if
+// that channel is gone (the connection dropped), the broker has taken the
+// message back, and the delivery is neither handled nor settled.
+type consumer struct {
+	t     *Transport
+	sub   transport.Subscription
+	h     transport.Handler
+	queue string
+	tag   string
+	work  chan delivery
+
+	ctx    context.Context // handlers' context, cancelled on a hard stop
+	cancel context.CancelFunc
+
+	stopping chan struct{} // closed by Stop: start no more handlers
+	stopOnce sync.Once
+
+	mu         sync.Mutex
+	ch         *amqp.Channel // the channel consumed now
+	notStarted []delivery    // fetched, not handled, to hand back on stop
+
+	lastSettle atomic.Int64 // Unix nanoseconds of the last ack or nack sent
+
+	workers  sync.WaitGroup
+	done     chan struct{}
+	doneOnce sync.Once
+}
+
+// delivery is a message with the channel it must be settled on.
+type delivery struct {
+	amqp.Delivery
+	ch *amqp.Channel
+}
+
+// Consume implements [transport.Transport].
+func (t *Transport) Consume(ctx context.Context, sub transport.Subscription, h transport.Handler) (transport.Consumer, error) {
+	if t.isClosed() {
+		return nil, fmt.Errorf("rabbitmq: consume: %w", transport.ErrClosed)
+	}
+	sub = sub.WithDefaults()
+	if err := t.validate(sub); err != nil {
+		return nil, err
+	}
+	if err := t.declare(ctx, sub); err != nil {
+		return nil, err
+	}
+	c := &consumer{
+		t: t, sub: sub, h: h,
+		queue:    t.n.queue(sub.SubscriptionRef),
+		tag:      "troupe-" + sub.String() + "-" + newID(),
+		work:     make(chan delivery, sub.Concurrency+sub.Prefetch),
+		stopping: make(chan struct{}),
+		done:     make(chan struct{}),
+	}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	ch, deliveries, err := c.open(ctx)
+	if err != nil {
+		return nil, err
+	}
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		ch.Close()
+		return nil, fmt.Errorf("rabbitmq: consume: %w", transport.ErrClosed)
+	}
+	t.consumers[c] = struct{}{}
+	t.mu.Unlock()
+	for range sub.Concurrency {
+		c.workers.Add(1)
+		go c.worker()
+	}
+	go c.run(ch, deliveries)
+	return c, nil
+}
+
+// open starts consuming on a new channel of the consume connection.
+func (c *consumer) open(ctx context.Context) (*amqp.Channel, <-chan amqp.Delivery, error) {
+	ch, err := c.t.con.channel(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := ch.Qos(c.sub.Concurrency+c.sub.Prefetch, 0, false); err != nil {
+		ch.Close()
+		return nil, nil, fmt.Errorf("rabbitmq: set prefetch of %s: %w", c.sub.String(), err)
+	}
+	deliveries, err := ch.Consume(c.queue, c.tag, false, false, false, false, nil)
+	if err != nil {
+		ch.Close()
+		return nil, nil, fmt.Errorf("rabbitmq: consume %s: %w", c.sub.String(), err)
+	}
+	c.mu.Lock()
+	c.ch = ch
+	c.mu.Unlock()
+	return ch, deliveries, nil
+}
+
+// run feeds deliveries to the workers, consumes again on a new channel
+// whenever the old one is lost, and once stopping, winds the consumer down.
+func (c *consumer) run(ch *amqp.Channel, deliveries <-chan amqp.Delivery) {
+	for {
+		for d := range deliveries {
+			c.work <- delivery{Delivery: d, ch: ch}
+		}
+		if c.isStopping() || c.linkStopped() {
+			break
+		}
+		// The channel closed, or the broker cancelled the consumer (its
+		// queue was deleted): consume again once possible.
+		ch.Close()
+		c.t.log.Warn("troupe: consumer lost its channel; consuming again", "subscription", c.sub.String())
+		var ok bool
+		if ch, deliveries, ok = c.reopen(); !ok {
+			break
+		}
+		if c.isStopping() {
+			_ = ch.Cancel(c.tag, false) // Stop came while reopening
+		}
+	}
+	close(c.work)
+	c.workers.Wait()
+	c.handBack()
+	c.mu.Lock()
+	ch = c.ch
+	c.mu.Unlock()
+	if ch != nil && !ch.IsClosed() {
+		c.awaitSettles()
+		ch.Close()
+	}
+	c.finish()
+}
+
+// reopen declares the subscription again and consumes on a new channel,
+// retrying with a backoff; ok is false once stopping.
+func (c *consumer) reopen() (ch *amqp.Channel, deliveries <-chan amqp.Delivery, ok bool) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-c.stopping:
+		case <-c.t.con.stop:
+		case <-ctx.Done():
+		}
+		cancel()
+	}()
+	wait := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return nil, nil, false
+		}
+		wait = min(2*wait, c.t.cfg.ReconnectDelay)
+		err := c.t.declare(ctx, c.sub)
+		if err == nil {
+			ch, deliveries, err = c.open(ctx)
+		}
+		if err == nil {
+			return ch, deliveries, true
+		}
+		if ctx.Err() != nil {
+			return nil, nil, false
+		}
+		if attempt%10 == 1 {
+			c.t.log.Warn("troupe: cannot consume again yet", "subscription", c.sub.String(), "attempt", attempt, "err", err)
+		}
+	}
+}
+
+func (c *consumer) isStopping() bool {
+	select {
+	case <-c.stopping:
+		return true
+	default:
+		return false
+	}
+}
+
+func (c *consumer) linkStopped() bool {
+	select {
+	case <-c.t.con.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+func (c *consumer) worker() {
+	defer c.workers.Done()
+	for d := range c.work {
+		switch {
+		case d.ch.IsClosed():
+			// The broker took it back when the channel closed.
+		case c.isStopping():
+			c.mu.Lock()
+			c.notStarted = append(c.notStarted, d)
+			c.mu.Unlock()
+		default:
+			c.handle(d)
+		}
+	}
+}
+
+// handBack returns the messages fetched but not started to the queue. It
+// republishes them with their attempt number unchanged and then acks them,
+// rather than basic.nack them: a nack counts as a redelivery, which a
+// message that was never handled must not pay for with an attempt.
+func (c *consumer) handBack() {
+	c.mu.Lock()
+	var items []delivery
+	for _, d := range c.notStarted {
+		if !d.ch.IsClosed() {
+			items = append(items, d)
+		}
+	}
+	c.notStarted = nil
+	c.mu.Unlock()
+	if len(items) == 0 {
+		return
+	}
+	out := make([]outgoing, len(items))
+	for i, d := range items {
+		pub := republish(&d.Delivery, []string{hdrAttempt})
+		pub.Headers[hdrAttempt] = int64(attemptOf(&d.Delivery))
+		out[i] = outgoing{key: c.queue, mandatory: true, msg: pub}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), settleTimeout)
+	defer cancel()
+	returned, err := c.t.send(ctx, out)
+	if err != nil || len(returned) > 0 {
+		if err == nil {
+			err = fmt.Errorf("queue %s: %s", c.queue, returned[0].ReplyText)
+		}
+		c.t.log.Warn("troupe: could not hand back unstarted messages; returning them with basic.nack, which counts an attempt",
+			"subscription", c.sub.String(), "messages", len(items), "err", err)
+		for _, d := range items {
+			c.settle("nack", d.Nack(false, true))
+		}
+		return
+	}
+	// Every other delivery of the channel is settled by now, so one
+	// multiple ack settles exactly these, in one command to the queue.
+	last := items[0]
+	for _, d := range items {
+		if d.DeliveryTag > last.DeliveryTag {
+			last = d
+		}
+	}
+	c.settle("ack", last.Ack(true))
+}
+
+// handle runs one delivery and settles it with the broker.
+func (c *consumer) handle(d delivery) {
+	started := time.Now()
+	attempt := attemptOf(&d.Delivery)
+	if due, ok := headerInt(d.Headers, hdrDue); ok {
+		if wait := time.UnixMilli(due).Sub(started); wait >= time.Millisecond {
+			c.park(d, attempt, wait)
+			return
+		}
+	}
+	first := headerTime(d.Headers, hdrFirstAttempt)
+	if first.IsZero() {
+		first = started
+	}
+	msg, decErr := decode(&d.Delivery)
+	replays, _ := headerInt(d.Headers, hdrReplays)
+	del := &transport.Delivery{
+		Message:      msg,
+		Subscription: c.sub.SubscriptionRef,
+		Attempt:      attempt,
+		Replays:      int(replays),
+	}
+	// Messages that never reach the handler count only the attempts before
+	// this delivery.
+	switch {
+	case decErr != nil:
+		c.deadLetter(d, attempt-1, transport.ReasonMalformed, decErr, first, started)
+		return
+	case len(d.Body) > c.sub.MaxMessageBytes:
+		c.deadLetter(d, attempt-1, transport.ReasonOversized,
+			fmt.Errorf("%w: %d bytes, subscription accepts %d", transport.ErrTooLarge, len(d.Body), c.sub.MaxMessageBytes), first, started)
+		return
+	case attempt > c.sub.Retry.MaxAttempts:
+		c.deadLetter(d, attempt-1, transport.ReasonAbandoned,
+			fmt.Errorf("delivered %d times, limit %d: a consumer stopped or died during the last attempt", attempt, c.sub.Retry.MaxAttempts), first, started)
+		return
+	}
+
+	herr := c.call(del)
+	if d.ch.IsClosed() {
+		// The connection dropped while the handler ran: the broker took the
+		// message back and delivers it again; a retry or dead letter
+		// published now would be a second copy.
+		c.t.log.Debug("troupe: delivery lost its channel during the handler; the broker redelivers it",
+			"subscription", c.sub.String(), "id", msg.ID)
+		return
+	}
+	out := transport.Decide(herr, attempt, c.sub.Retry, mrand.Float64())
+	switch out.Action {
+	case transport.ActAck:
+		c.settle("ack", d.Ack(false))
+	case transport.ActRetry:
+		c.retry(d, attempt, out.Delay, first)
+	case transport.ActDeadLetter:
+		c.deadLetter(d, attempt, out.Reason, out.Err, first, started)
+	}
+}
+
+// call runs the handler, turning a panic into an error.
+func (c *consumer) call(d *transport.Delivery) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("panic: %v\n%s", r, debug.Stack())
+		}
+	}()
+	return c.h(c.ctx, d)
+}
+
+// retry sends the message to the retry path as attempt+1 and then acks it.
+func (c *consumer) retry(d delivery, attempt int, delay time.Duration, first time.Time) {
+	pub := republish(&d.Delivery, []string{hdrAttempt, hdrFirstAttempt, hdrDue})
+	pub.Headers[hdrAttempt] = int64(attempt + 1)
+	pub.Headers[hdrFirstAttempt] = formatTime(first)
+	ctx, cancel := context.WithTimeout(c.ctx, settleTimeout)
+	defer cancel()
+	if err := c.t.schedule(ctx, c.sub.SubscriptionRef, pub, delay); err != nil {
+		// Hand it back at once rather than hold it: the broker counts that
+		// as a redelivery, so the attempt is not lost.
+		c.t.log.Warn("troupe: could not schedule a retry; returning the message to its queue now",
+			"subscription", c.sub.String(), "err", err)
+		c.settle("nack", d.Nack(false, true))
+		return
+	}
+	c.settle("ack", d.Ack(false))
+}
+
+// park sends a retry that came back from the largest delay bucket before
+// it is due through the retry path again, without handling it.
+func (c *consumer) park(d delivery, attempt int, wait time.Duration) {
+	pub := republish(&d.Delivery, []string{hdrAttempt, hdrDue})
+	pub.Headers[hdrAttempt] = int64(attempt)
+	ctx, cancel := context.WithTimeout(c.ctx, settleTimeout)
+	defer cancel()
+	if err := c.t.schedule(ctx, c.sub.SubscriptionRef, pub, wait); err != nil {
+		c.t.log.Error("troupe: could not park a delayed retry; returning the message to its queue",
+			"subscription", c.sub.String(), "err", err)
+		c.pause(time.Second)
+		c.settle("nack", d.Nack(false, true))
+		return
+	}
+	c.settle("ack", d.Ack(false))
+}
+
+// deadLetter stores the message in the subscription's dead-letter queue and
+// only then acks it, so a crash in between leaves it in the subscription
+// (to be dead-lettered again) rather than nowhere.
+func (c *consumer) deadLetter(d delivery, attempts int, reason transport.Reason, cause error, first, last time.Time) {
+	errText := ""
+	if cause != nil {
+		errText = cause.Error()
+		if len(errText) > maxErrorTextLen {
+			errText = errText[:maxErrorTextLen] + "…"
+		}
+	}
+	pub := republish(&d.Delivery, []string{hdrAttempt, hdrFirstAttempt, hdrDue}, dlHeaderPrefix)
+	h := pub.Headers
+	h[hdrDLID] = newID()
+	h[hdrDLReason] = string(reason)
+	h[hdrDLError] = errText
+	h[hdrDLAttempts] = int64(max(attempts, 0))
+	h[hdrDLFirst] = formatTime(first)
+	h[hdrDLLast] = formatTime(last)
+	h[hdrDLDeadAt] = formatTime(time.Now())
+	ctx, cancel := context.WithTimeout(c.ctx, settleTimeout)
+	defer cancel()
+	if err := c.t.storeDeadLetter(ctx, c.sub, pub); err != nil {
+		// Keep the message in the subscription; it comes back and the
+		// dead-lettering is tried again, after a pause so that a broken
+		// dead-letter queue does not make the consumer spin.
+		c.t.log.Error("troupe: could not store dead letter; will try again", "subscription", c.sub.String(), "err", err)
+		c.pause(min(c.sub.Retry.MaxBackoff, 5*time.Second))
+		c.settle("nack", d.Nack(false, true))
+		return
+	}
+	id := headerText(d.Headers, transport.HeaderID)
+	c.t.log.Warn("troupe: dead-lettered", "subscription", c.sub.String(), "id", id,
+		"type", headerText(d.Headers, transport.HeaderType), "reason", reason, "attempts", attempts, "err", errText)
+	c.settle("ack", d.Ack(false))
+}
+
+// settleGrace is how long a consumer's channel stays open after its last
+// ack. Quorum queues on RabbitMQ 3.10 take acks to the queue in the
+// background, holding back all but about 32 unapplied at a time, and drop
+// the held ones when the channel closes: the messages come back as if never
+// acked. A few milliseconds let them through on a local broker.
+const settleGrace = 100 * time.Millisecond
+
+// awaitSettles waits until settleGrace has passed since the last ack or
+// nack, or the consumer stops hard.
+func (c *consumer) awaitSettles() {
+	if wait := settleGrace - time.Since(time.Unix(0, c.lastSettle.Load())); wait > 0 {
+		c.pause(wait)
+	}
+}
+
+// pause waits for d or until the consumer stops hard.
+func (c *consumer) pause(d time.Duration) {
+	select {
+	case <-time.After(d):
+	case <-c.ctx.Done():
+	}
+}
+
+func (c *consumer) settle(what string, err error) {
+	if err == nil {
+		c.lastSettle.Store(time.Now().UnixNano())
+	}
+	if err != nil && !errors.Is(err, amqp.ErrClosed) {
+		c.t.log.Warn("troupe: could not settle delivery; the broker will redeliver it",
+			"subscription", c.sub.String(), "action", what, "err", err)
+	}
+}
+
+// Stop implements [transport.Consumer]. It cancels the consumer on the
+// broker, lets running handlers finish and settle, and hands back what was
+// fetched but not started. If ctx ends first, it cancels the handlers'
+// context and closes the channel, so the broker redelivers every unsettled
+// message at once.
+func (c *consumer) Stop(ctx context.Context) error {
+	c.stopOnce.Do(func() {
+		close(c.stopping)
+		c.mu.Lock()
+		ch := c.ch
+		c.mu.Unlock()
+		// basic.cancel is a round trip; do not let a dead connection hold
+		// Stop beyond ctx.
+		go func() { _ = ch.Cancel(c.tag, false) }()
+	})
+	select {
+	case <-c.done:
+		return nil
+	case <-ctx.Done():
+	}
+	c.cancel()
+	c.mu.Lock()
+	ch := c.ch
+	c.mu.Unlock()
+	ch.Close()
+	c.finish()
+	return fmt.Errorf("rabbitmq: stop %s: handlers still running, their messages go back to the queue: %w", c.sub.String(), ctx.Err())
+}
+
+// finish marks the consumer stopped.
+func (c *consumer) finish() {
+	c.doneOnce.Do(func() {
+		c.cancel()
+		c.t.mu.Lock()
+		delete(c.t.consumers, c)
+		c.t.mu.Unlock()
+		close(c.done)
+	})
+}
+
+// Done implements [transport.Consumer].
+func (c *consumer) Done() <-chan struct{} { return c.done }
+
+// newID returns 12 random bytes in hex.
+func newID() string {
+	b := make([]byte, 12)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
