@@ -28,7 +28,8 @@ type Config struct {
 	// Broker selects the transport by URL. Default: $TROUPE_BROKER, else
 	// "embedded:", an in-process NATS JetStream server storing its data in
 	// DataDir. "nats://host:4222" uses an external NATS server with
-	// JetStream. Flag --broker.
+	// JetStream; "amqp://user:pass@host:5672/vhost" uses RabbitMQ. Flag
+	// --broker.
 	Broker string
 	// DataDir is where the embedded broker keeps its files. Default:
 	// $TROUPE_DATA, else ".troupe/<name>" under the working directory.

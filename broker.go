@@ -2,6 +2,7 @@ package troupe
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"strings"
@@ -23,7 +24,12 @@ func (a *App) openBroker(ctx context.Context) (transport.Transport, error) {
 	raw := a.brokerURL()
 	u, err := url.Parse(raw)
 	if err != nil {
-		return nil, fmt.Errorf("troupe: broker URL %q: %v (examples: embedded:, nats://127.0.0.1:4222)", redactURL(raw), err)
+		// url.Error repeats the whole URL, password included: keep its cause only.
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			err = uerr.Err
+		}
+		return nil, fmt.Errorf("troupe: broker URL %q: %v (examples: embedded:, nats://127.0.0.1:4222, amqp://user:pass@host:5672/)", redactURL(raw), err)
 	}
 	cfg := natsjs.Config{Namespace: a.cfg.Name, Logger: a.log}
 	switch u.Scheme {
@@ -70,16 +76,14 @@ func (a *App) openBroker(ctx context.Context) (transport.Transport, error) {
 // redactURL hides the password of a broker URL, for logs and errors.
 func redactURL(raw string) string {
 	u, err := url.Parse(raw)
-	if err != nil || u.User == nil {
-		if i := strings.Index(raw, "@"); i >= 0 {
+	if err != nil {
+		// Unparsable: cut anything between the scheme and an '@'.
+		if i := strings.LastIndex(raw, "@"); i >= 0 {
 			if j := strings.Index(raw, "://"); j >= 0 && j < i {
-				return raw[:j+3] + "***@" + raw[i+1:]
+				return raw[:j+3] + "xxxxx@" + raw[i+1:]
 			}
 		}
 		return raw
 	}
-	if _, has := u.User.Password(); has {
-		u.User = url.UserPassword(u.User.Username(), "***")
-	}
-	return u.String()
+	return u.Redacted()
 }

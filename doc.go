@@ -72,5 +72,8 @@
 // The broker is chosen by URL ([Config.Broker], --broker): "embedded:" (the
 // default) runs a NATS JetStream server inside the process with its files in
 // the data directory; "embedded:?listen=127.0.0.1:4222" also lets other
-// processes connect; "nats://host:4222" uses an external NATS server.
+// processes connect; "nats://host:4222" uses an external NATS server;
+// "amqp://user:pass@host:5672/vhost" uses RabbitMQ. The same code runs on
+// all of them, all in one process or one process per service
+// ([Config.Services], --services).
 package troupe

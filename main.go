@@ -19,7 +19,7 @@ import (
 //
 // Flags, each overriding the Config field of the same meaning:
 //
-//	--broker URL      embedded: (default), embedded:?listen=ADDR, nats://host:4222
+//	--broker URL      embedded: (default), embedded:?listen=ADDR, nats://host:4222, amqp://user:pass@host:5672/vhost
 //	--data DIR        data directory of the embedded broker (default .troupe/<app>)
 //	--services a,b    run only these services (default: all)
 //	--http ADDR       HTTP address (default localhost:8080 when a service has routes; off to disable)
@@ -46,7 +46,7 @@ var errUsage = errors.New("usage")
 func (a *App) RunCommand(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet(a.cfg.Name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	broker := fs.String("broker", a.cfg.Broker, "broker `URL`: embedded:, embedded:?listen=127.0.0.1:4222, nats://host:4222 (default $TROUPE_BROKER or embedded:)")
+	broker := fs.String("broker", a.cfg.Broker, "broker `URL`: embedded:, embedded:?listen=127.0.0.1:4222, nats://host:4222, amqp://user:pass@host:5672/vhost (default $TROUPE_BROKER or embedded:)")
 	data := fs.String("data", a.cfg.DataDir, "data `DIR` of the embedded broker (default $TROUPE_DATA or .troupe/<app>)")
 	services := fs.String("services", strings.Join(a.cfg.Services, ","), "comma-separated `names` of the services to run here (default all)")
 	httpAddr := fs.String("http", a.cfg.HTTPAddr, "HTTP listen `ADDR` for the services' routes, or off (default localhost:8080 when a service has routes)")

@@ -33,6 +33,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"strings"
 	"sync"
 
@@ -365,12 +366,16 @@ func waitClosed(ctx context.Context, nc *nats.Conn) {
 	}
 }
 
-// redact removes a password from a URL for error messages.
-func redact(url string) string {
-	at := strings.LastIndex(url, "@")
-	scheme := strings.Index(url, "://")
-	if at < 0 || scheme < 0 || at < scheme {
-		return url
+// redact hides a password in a server URL (or a comma-separated list of
+// them) for error messages.
+func redact(raw string) string {
+	parts := strings.Split(raw, ",")
+	for i, p := range parts {
+		if u, err := url.Parse(strings.TrimSpace(p)); err == nil {
+			parts[i] = u.Redacted()
+		} else if at := strings.LastIndex(p, "@"); at >= 0 {
+			parts[i] = "xxxxx@" + p[at+1:]
+		}
 	}
-	return url[:scheme+3] + "***@" + url[at+1:]
+	return strings.Join(parts, ",")
 }
