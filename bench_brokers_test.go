@@ -1,0 +1,301 @@
+package troupe_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/troupe-go/troupe"
+)
+
+// BenchmarkBrokers puts troupe beside the raw client of each external broker
+// (nats.go and amqp091-go) in one run: publish with confirms and
+// handle+ack, 256-byte events, the same broker and durability for both.
+//
+//	go test -run '^$' -bench Brokers -benchtime 20000x -count 3 .
+//
+// A broker that is not running is skipped.
+func BenchmarkBrokers(b *testing.B) {
+	const (
+		natsURL = "nats://127.0.0.1:4222"
+		amqpURL = "amqp://guest:guest@127.0.0.1:5672/"
+	)
+	b.Run("nats", func(b *testing.B) {
+		nc, err := nats.Connect(natsURL)
+		if err != nil {
+			b.Skipf("no NATS at %s: %v", natsURL, err)
+		}
+		defer nc.Close()
+		b.Run("publish/raw", func(b *testing.B) { rawNATSPublish(b, nc, false) })
+		b.Run("publish/troupe", func(b *testing.B) { troupePublish(b, natsURL, func(ns string) { deleteStreams(nc, ns) }) })
+		b.Run("consume/raw", func(b *testing.B) { rawNATSPublish(b, nc, true) })
+		b.Run("consume/troupe", func(b *testing.B) { troupeConsume(b, natsURL, func(ns string) { deleteStreams(nc, ns) }) })
+	})
+	b.Run("rabbitmq", func(b *testing.B) {
+		conn, err := amqp.Dial(amqpURL)
+		if err != nil {
+			b.Skipf("no RabbitMQ at 127.0.0.1:5672: %v", err)
+		}
+		defer conn.Close()
+		cleanup := func(ns string) { deleteRabbitNamespace(conn, ns, "svc", "sink") }
+		b.Run("publish/raw", func(b *testing.B) { rawAMQPPublish(b, conn, false) })
+		b.Run("publish/troupe", func(b *testing.B) { troupePublish(b, amqpURL, cleanup) })
+		b.Run("consume/raw", func(b *testing.B) { rawAMQPPublish(b, conn, true) })
+		b.Run("consume/troupe", func(b *testing.B) { troupeConsume(b, amqpURL, cleanup) })
+	})
+}
+
+func uniqueName(prefix string) string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return prefix + hex.EncodeToString(b[:])
+}
+
+// troupePublish publishes b.N events from 8 goroutines in batches of 100,
+// each batch confirmed before the goroutine sends the next.
+func troupePublish(b *testing.B, broker string, cleanup func(ns string)) {
+	ns := uniqueName("bench")
+	a := troupe.New(troupe.Config{Name: ns, Broker: broker, HTTPAddr: "off", Logger: quietLogger(), Services: []string{"idle"}})
+	s := a.Service("svc").Publishes(benchTopic)
+	// A subscription, so the broker stores the events (RabbitMQ drops what
+	// no queue receives); it is not consumed here.
+	troupe.Subscribe(s, benchTopic, "sink", func(context.Context, troupe.Event[benchEvent]) error { return nil })
+	// Declared (so events are stored) but not consumed in this process.
+	a.Service("idle")
+	startBench(b, a, []string{"idle"})
+	defer cleanup(ns)
+	pctx := a.Context(context.Background())
+	batch := make([]benchEvent, 100)
+	for i := range batch {
+		batch[i] = benchEvent{Body: benchBody}
+	}
+	var next atomic.Int64
+	b.SetBytes(256)
+	b.ResetTimer()
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for {
+				start := int(next.Add(100)) - 100
+				if start >= b.N {
+					return
+				}
+				if err := troupe.PublishBatch(pctx, benchTopic, batch[:min(100, b.N-start)]); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	reportRate(b)
+}
+
+// troupeConsume stores b.N events, then times handling them all.
+func troupeConsume(b *testing.B, broker string, cleanup func(ns string)) {
+	ns := uniqueName("bench")
+	var n atomic.Int64
+	done := make(chan struct{})
+	gate := make(chan struct{})
+	total := int64(b.N)
+	a := troupe.New(troupe.Config{Name: ns, Broker: broker, HTTPAddr: "off", Logger: quietLogger()})
+	s := a.Service("svc").Publishes(benchTopic)
+	troupe.Subscribe(s, benchTopic, "sink", func(ctx context.Context, ev troupe.Event[benchEvent]) error {
+		<-gate
+		if n.Add(1) == total {
+			close(done)
+		}
+		return nil
+	})
+	startBench(b, a, nil)
+	defer cleanup(ns)
+	ctx := a.Context(context.Background())
+	batch := make([]benchEvent, 500)
+	for i := range batch {
+		batch[i] = benchEvent{Body: benchBody}
+	}
+	for i := 0; i < b.N; i += len(batch) {
+		if err := troupe.PublishBatch(ctx, benchTopic, batch[:min(len(batch), b.N-i)]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ResetTimer()
+	close(gate)
+	waitBench(b, done)
+	reportRate(b)
+}
+
+func startBench(b *testing.B, a *troupe.App, _ []string) {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := a.Start(ctx); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = a.Stop(ctx)
+	})
+}
+
+// rawNATSPublish publishes b.N bare 256-byte messages with async publish
+// and waits for every ack; with consume, it then times a durable pull
+// consumer handling and acking them all.
+func rawNATSPublish(b *testing.B, nc *nats.Conn, consume bool) {
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(16384))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	name := uniqueName("RAWBENCH")
+	s, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: name, Subjects: []string{name + ".>"}, Duplicates: 2 * time.Minute})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = js.DeleteStream(context.Background(), name) }()
+	payload := []byte(`{"body":"` + benchBody + `"}`)
+	if !consume {
+		b.SetBytes(256)
+		b.ResetTimer()
+	}
+	for range b.N {
+		if _, err := js.PublishAsync(name+".bench", payload); err != nil {
+			b.Fatal(err)
+		}
+	}
+	select {
+	case <-js.PublishAsyncComplete():
+	case <-time.After(2 * time.Minute):
+		b.Fatal("confirms did not arrive")
+	}
+	if consume {
+		c, err := s.CreateConsumer(ctx, jetstream.ConsumerConfig{Durable: "c", AckPolicy: jetstream.AckExplicitPolicy, MaxAckPending: 100_000})
+		if err != nil {
+			b.Fatal(err)
+		}
+		var n atomic.Int64
+		done := make(chan struct{})
+		b.ResetTimer()
+		cc, err := c.Consume(func(m jetstream.Msg) {
+			_ = m.Ack()
+			if n.Add(1) == int64(b.N) {
+				close(done)
+			}
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer cc.Stop()
+		waitBench(b, done)
+	}
+	reportRate(b)
+}
+
+// rawAMQPPublish publishes b.N persistent 256-byte messages to a quorum
+// queue with pipelined confirms (up to 1,000 unconfirmed); with consume, it
+// then times a consumer with manual acks and a prefetch of 264 (troupe's
+// default budget) handling them all.
+func rawAMQPPublish(b *testing.B, conn *amqp.Connection, consume bool) {
+	ch, err := conn.Channel()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ch.Close()
+	q := uniqueName("rawbench.")
+	if _, err := ch.QueueDeclare(q, true, false, false, false, amqp.Table{"x-queue-type": "quorum"}); err != nil {
+		b.Fatal(err)
+	}
+	defer func() {
+		if c, err := conn.Channel(); err == nil {
+			_, _ = c.QueueDelete(q, false, false, false)
+			c.Close()
+		}
+	}()
+	if err := ch.Confirm(false); err != nil {
+		b.Fatal(err)
+	}
+	payload := []byte(`{"body":"` + benchBody + `"}`)
+	ctx := context.Background()
+	if !consume {
+		b.SetBytes(256)
+		b.ResetTimer()
+	}
+	window := make([]*amqp.DeferredConfirmation, 0, 1000)
+	flush := func() {
+		for _, dc := range window {
+			if ok, err := dc.WaitContext(ctx); err != nil || !ok {
+				b.Fatalf("not confirmed: %v", err)
+			}
+		}
+		window = window[:0]
+	}
+	for range b.N {
+		dc, err := ch.PublishWithDeferredConfirmWithContext(ctx, "", q, false, false, amqp.Publishing{
+			DeliveryMode: amqp.Persistent, ContentType: "application/json", Body: payload})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if window = append(window, dc); len(window) == cap(window) {
+			flush()
+		}
+	}
+	flush()
+	if consume {
+		cch, err := conn.Channel()
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer cch.Close()
+		if err := cch.Qos(264, 0, false); err != nil {
+			b.Fatal(err)
+		}
+		b.ResetTimer()
+		deliveries, err := cch.Consume(q, "", false, false, false, false, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for i := 0; i < b.N; i++ {
+			d := <-deliveries
+			if err := d.Ack(false); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	reportRate(b)
+}
+
+func deleteStreams(nc *nats.Conn, ns string) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, s := range []string{"EVENTS", "REPLAY", "DLQ"} {
+		_ = js.DeleteStream(ctx, "TROUPE_"+ns+"_"+s)
+	}
+}
+
+// deleteRabbitNamespace removes what an app named ns with one subscription
+// declared on RabbitMQ.
+func deleteRabbitNamespace(conn *amqp.Connection, ns, service, sub string) {
+	ch, err := conn.Channel()
+	if err != nil {
+		return
+	}
+	defer ch.Close()
+	q := ns + "." + service + "." + sub
+	for _, name := range []string{q, q + ".dlq"} {
+		_, _ = ch.QueueDelete(name, false, false, false)
+	}
+	_ = ch.ExchangeDelete("troupe."+ns, false, false)
+}
