@@ -122,3 +122,36 @@ func DecodeHeaderMap(h map[string][]string, body []byte) (Message, error) {
 		}
 	}, body)
 }
+
+// Headers troupe adds beside the CloudEvents attributes, named alike on every
+// transport so that operators and other clients can read dead letters the
+// same way whatever the broker. None starts with "ce-", so none shows up as
+// an event attribute.
+const (
+	// HeaderReplays counts how often a message was replayed from dead letters.
+	HeaderReplays = "troupe-replays"
+
+	// Dead-letter headers, all starting with DeadLetterHeaderPrefix.
+	HeaderDeadReason       = "troupe-dl-reason"        // a [Reason]
+	HeaderDeadError        = "troupe-dl-error"         // the last error's text, cut at MaxErrorText bytes
+	HeaderDeadAttempts     = "troupe-dl-attempts"      // attempts made
+	HeaderDeadFirstAttempt = "troupe-dl-first-attempt" // RFC 3339
+	HeaderDeadLastAttempt  = "troupe-dl-last-attempt"  // RFC 3339
+	HeaderDeadAt           = "troupe-dl-dead-at"       // RFC 3339
+	DeadLetterHeaderPrefix = "troupe-dl-"
+)
+
+// MaxErrorText bounds the error text stored with a dead letter.
+const MaxErrorText = 4096
+
+// ErrorText returns err's text for a dead letter, cut at MaxErrorText bytes.
+func ErrorText(err error) string {
+	if err == nil {
+		return ""
+	}
+	s := err.Error()
+	if len(s) > MaxErrorText {
+		s = s[:MaxErrorText] + "…"
+	}
+	return s
+}

@@ -15,19 +15,9 @@ import (
 	"github.com/troupe-go/troupe/transport"
 )
 
-// Headers troupe adds to dead letters and replays, beside the event's own.
-const (
-	hdrReplays      = "troupe-replays"
-	hdrDLReason     = "troupe-dl-reason"
-	hdrDLError      = "troupe-dl-error"
-	hdrDLAttempts   = "troupe-dl-attempts"
-	hdrDLFirst      = "troupe-dl-first-attempt"
-	hdrDLLast       = "troupe-dl-last-attempt"
-	hdrDLDeadAt     = "troupe-dl-dead-at"
-	hdrDLSubject    = "troupe-dl-subject"
-	dlHeaderPrefix  = "troupe-dl-"
-	maxErrorTextLen = 4096
-)
+// hdrDLSubject records the subject a dead letter was delivered on; the
+// other dead-letter headers are shared by all transports (package transport).
+const hdrDLSubject = "troupe-dl-subject"
 
 // handle runs one delivery and settles it with the server.
 func (c *consumer) handle(m *nats.Msg) {
@@ -42,7 +32,7 @@ func (c *consumer) handle(m *nats.Msg) {
 	first := meta.Timestamp
 	hdr := m.Header
 	d := &transport.Delivery{Subscription: c.sub.SubscriptionRef, Attempt: attempt}
-	if r := hdr.Get(hdrReplays); r != "" {
+	if r := hdr.Get(transport.HeaderReplays); r != "" {
 		d.Replays, _ = strconv.Atoi(r)
 	}
 	msg, decErr := transport.DecodeHeaderMap(hdr, m.Data)
@@ -97,27 +87,21 @@ func (c *consumer) settle(m *nats.Msg, what string, err error) {
 // than nowhere.
 func (c *consumer) deadLetter(m *nats.Msg, d *transport.Delivery, reason transport.Reason, cause error, first, last time.Time) {
 	meta, _ := m.Metadata()
-	errText := ""
-	if cause != nil {
-		errText = cause.Error()
-		if len(errText) > maxErrorTextLen {
-			errText = errText[:maxErrorTextLen] + "…"
-		}
-	}
+	errText := transport.ErrorText(cause)
 	hdr := make(nats.Header, len(m.Header)+10)
 	for k, vs := range m.Header {
-		if k == jetstream.MsgIDHeader || len(k) > len(dlHeaderPrefix) && k[:len(dlHeaderPrefix)] == dlHeaderPrefix {
+		if k == jetstream.MsgIDHeader || len(k) > len(transport.DeadLetterHeaderPrefix) && k[:len(transport.DeadLetterHeaderPrefix)] == transport.DeadLetterHeaderPrefix {
 			continue
 		}
 		hdr[k] = vs
 	}
 	now := time.Now()
-	hdr.Set(hdrDLReason, string(reason))
-	hdr.Set(hdrDLError, errText)
-	hdr.Set(hdrDLAttempts, strconv.Itoa(d.Attempt))
-	hdr.Set(hdrDLFirst, first.UTC().Format(time.RFC3339Nano))
-	hdr.Set(hdrDLLast, last.UTC().Format(time.RFC3339Nano))
-	hdr.Set(hdrDLDeadAt, now.UTC().Format(time.RFC3339Nano))
+	hdr.Set(transport.HeaderDeadReason, string(reason))
+	hdr.Set(transport.HeaderDeadError, errText)
+	hdr.Set(transport.HeaderDeadAttempts, strconv.Itoa(d.Attempt))
+	hdr.Set(transport.HeaderDeadFirstAttempt, first.UTC().Format(time.RFC3339Nano))
+	hdr.Set(transport.HeaderDeadLastAttempt, last.UTC().Format(time.RFC3339Nano))
+	hdr.Set(transport.HeaderDeadAt, now.UTC().Format(time.RFC3339Nano))
 	hdr.Set(hdrDLSubject, m.Subject)
 	if meta != nil {
 		hdr.Set(jetstream.MsgIDHeader, fmt.Sprintf("dl:%s:%d:%s", meta.Stream, meta.Sequence.Stream, c.sub.String()))

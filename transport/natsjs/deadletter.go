@@ -66,14 +66,14 @@ func decodeDeadLetter(sub transport.SubscriptionRef, seq uint64, hdr nats.Header
 	dl := transport.DeadLetter{
 		ID:           strconv.FormatUint(seq, 10),
 		Subscription: sub,
-		Reason:       transport.Reason(hdr.Get(hdrDLReason)),
-		Error:        hdr.Get(hdrDLError),
+		Reason:       transport.Reason(hdr.Get(transport.HeaderDeadReason)),
+		Error:        hdr.Get(transport.HeaderDeadError),
 	}
-	dl.Attempts, _ = strconv.Atoi(hdr.Get(hdrDLAttempts))
-	dl.Replays, _ = strconv.Atoi(hdr.Get(hdrReplays))
-	dl.FirstAttempt, _ = time.Parse(time.RFC3339Nano, hdr.Get(hdrDLFirst))
-	dl.LastAttempt, _ = time.Parse(time.RFC3339Nano, hdr.Get(hdrDLLast))
-	dl.DeadAt, _ = time.Parse(time.RFC3339Nano, hdr.Get(hdrDLDeadAt))
+	dl.Attempts, _ = strconv.Atoi(hdr.Get(transport.HeaderDeadAttempts))
+	dl.Replays, _ = strconv.Atoi(hdr.Get(transport.HeaderReplays))
+	dl.FirstAttempt, _ = time.Parse(time.RFC3339Nano, hdr.Get(transport.HeaderDeadFirstAttempt))
+	dl.LastAttempt, _ = time.Parse(time.RFC3339Nano, hdr.Get(transport.HeaderDeadLastAttempt))
+	dl.DeadAt, _ = time.Parse(time.RFC3339Nano, hdr.Get(transport.HeaderDeadAt))
 	dl.Message, _ = transport.DecodeHeaders(func(yield func(k, v string) bool) {
 		for k, vs := range hdr {
 			if len(vs) > 0 && !yield(k, vs[0]) {
@@ -121,13 +121,13 @@ func (t *Transport) Replay(ctx context.Context, sub transport.SubscriptionRef, i
 	}
 	hdr := make(nats.Header, len(raw.Header))
 	for k, vs := range raw.Header {
-		if k == jetstream.MsgIDHeader || len(k) > len(dlHeaderPrefix) && k[:len(dlHeaderPrefix)] == dlHeaderPrefix {
+		if k == jetstream.MsgIDHeader || len(k) > len(transport.DeadLetterHeaderPrefix) && k[:len(transport.DeadLetterHeaderPrefix)] == transport.DeadLetterHeaderPrefix {
 			continue
 		}
 		hdr[k] = vs
 	}
-	replays, _ := strconv.Atoi(raw.Header.Get(hdrReplays))
-	hdr.Set(hdrReplays, strconv.Itoa(replays+1))
+	replays, _ := strconv.Atoi(raw.Header.Get(transport.HeaderReplays))
+	hdr.Set(transport.HeaderReplays, strconv.Itoa(replays+1))
 	hdr.Set(jetstream.MsgIDHeader, fmt.Sprintf("replay:%s:%d", sub.String(), raw.Sequence))
 	_, err = t.js.PublishMsg(ctx, &nats.Msg{Subject: t.n.replaySubject(sub), Header: hdr, Data: raw.Data})
 	if err != nil {

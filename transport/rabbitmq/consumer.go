@@ -290,7 +290,7 @@ func (c *consumer) handle(d delivery) {
 		first = started
 	}
 	msg, decErr := decode(&d.Delivery)
-	replays, _ := headerInt(d.Headers, hdrReplays)
+	replays, _ := headerInt(d.Headers, transport.HeaderReplays)
 	del := &transport.Delivery{
 		Message:      msg,
 		Subscription: c.sub.SubscriptionRef,
@@ -382,22 +382,16 @@ func (c *consumer) park(d delivery, attempt int, wait time.Duration) {
 // only then acks it, so a crash in between leaves it in the subscription
 // (to be dead-lettered again) rather than nowhere.
 func (c *consumer) deadLetter(d delivery, attempts int, reason transport.Reason, cause error, first, last time.Time) {
-	errText := ""
-	if cause != nil {
-		errText = cause.Error()
-		if len(errText) > maxErrorTextLen {
-			errText = errText[:maxErrorTextLen] + "…"
-		}
-	}
-	pub := republish(&d.Delivery, []string{hdrAttempt, hdrFirstAttempt, hdrDue}, dlHeaderPrefix)
+	errText := transport.ErrorText(cause)
+	pub := republish(&d.Delivery, []string{hdrAttempt, hdrFirstAttempt, hdrDue}, transport.DeadLetterHeaderPrefix)
 	h := pub.Headers
 	h[hdrDLID] = newID()
-	h[hdrDLReason] = string(reason)
-	h[hdrDLError] = errText
-	h[hdrDLAttempts] = int64(max(attempts, 0))
-	h[hdrDLFirst] = formatTime(first)
-	h[hdrDLLast] = formatTime(last)
-	h[hdrDLDeadAt] = formatTime(time.Now())
+	h[transport.HeaderDeadReason] = string(reason)
+	h[transport.HeaderDeadError] = errText
+	h[transport.HeaderDeadAttempts] = int64(max(attempts, 0))
+	h[transport.HeaderDeadFirstAttempt] = formatTime(first)
+	h[transport.HeaderDeadLastAttempt] = formatTime(last)
+	h[transport.HeaderDeadAt] = formatTime(time.Now())
 	ctx, cancel := context.WithTimeout(c.ctx, settleTimeout)
 	defer cancel()
 	if err := c.t.storeDeadLetter(ctx, c.sub, pub); err != nil {

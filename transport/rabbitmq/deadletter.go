@@ -133,9 +133,9 @@ func (t *Transport) Replay(ctx context.Context, sub transport.SubscriptionRef, i
 		return fmt.Errorf("rabbitmq: replay: %w", transport.ErrClosed)
 	}
 	return t.takeDeadLetter(ctx, sub, id, "replay", func(d *amqp.Delivery) error {
-		pub := republish(d, []string{hdrAttempt, hdrFirstAttempt, hdrDue, hdrReplays}, dlHeaderPrefix)
-		replays, _ := headerInt(d.Headers, hdrReplays)
-		pub.Headers[hdrReplays] = replays + 1
+		pub := republish(d, []string{hdrAttempt, hdrFirstAttempt, hdrDue, transport.HeaderReplays}, transport.DeadLetterHeaderPrefix)
+		replays, _ := headerInt(d.Headers, transport.HeaderReplays)
+		pub.Headers[transport.HeaderReplays] = replays + 1
 		returned, err := t.send(ctx, []outgoing{{key: t.n.queue(sub), mandatory: true, msg: pub}})
 		if err != nil {
 			return err
@@ -206,16 +206,16 @@ func decodeDeadLetter(sub transport.SubscriptionRef, d *amqp.Delivery) transport
 	dl := transport.DeadLetter{
 		ID:           deadLetterID(d),
 		Subscription: sub,
-		Reason:       transport.Reason(headerText(h, hdrDLReason)),
-		Error:        headerText(h, hdrDLError),
-		FirstAttempt: headerTime(h, hdrDLFirst),
-		LastAttempt:  headerTime(h, hdrDLLast),
-		DeadAt:       headerTime(h, hdrDLDeadAt),
+		Reason:       transport.Reason(headerText(h, transport.HeaderDeadReason)),
+		Error:        headerText(h, transport.HeaderDeadError),
+		FirstAttempt: headerTime(h, transport.HeaderDeadFirstAttempt),
+		LastAttempt:  headerTime(h, transport.HeaderDeadLastAttempt),
+		DeadAt:       headerTime(h, transport.HeaderDeadAt),
 	}
-	if n, ok := headerInt(h, hdrDLAttempts); ok {
+	if n, ok := headerInt(h, transport.HeaderDeadAttempts); ok {
 		dl.Attempts = int(n)
 	}
-	if n, ok := headerInt(h, hdrReplays); ok {
+	if n, ok := headerInt(h, transport.HeaderReplays); ok {
 		dl.Replays = int(n)
 	}
 	dl.Message, _ = decode(d)
@@ -223,7 +223,7 @@ func decodeDeadLetter(sub transport.SubscriptionRef, d *amqp.Delivery) transport
 		brokerDeadLetter(&dl, d)
 	}
 	if dl.Reason == transport.ReasonMalformed {
-		dl.Headers = rawHeaders(d, dlHeaderPrefix)
+		dl.Headers = rawHeaders(d, transport.DeadLetterHeaderPrefix)
 	}
 	return dl
 }

@@ -23,26 +23,15 @@ const (
 	// hdrDue holds the Unix time in milliseconds before which a retry that
 	// passes through the largest delay bucket again must not be handled.
 	hdrDue = "troupe-due"
-	// hdrReplays counts replays from the dead-letter queue.
-	hdrReplays = "troupe-replays"
-
-	// Dead-letter bookkeeping, all with the prefix dlHeaderPrefix.
-	hdrDLID        = "troupe-dl-id"
-	hdrDLReason    = "troupe-dl-reason"
-	hdrDLError     = "troupe-dl-error"
-	hdrDLAttempts  = "troupe-dl-attempts"
-	hdrDLFirst     = "troupe-dl-first-attempt"
-	hdrDLLast      = "troupe-dl-last-attempt"
-	hdrDLDeadAt    = "troupe-dl-dead-at"
-	dlHeaderPrefix = "troupe-dl-"
+	// hdrDLID identifies a dead letter within its queue; the other
+	// dead-letter headers are shared by all transports (package transport).
+	hdrDLID = "troupe-dl-id"
 
 	// hdrDeliveryCount is the broker's count of redeliveries in quorum
 	// queues.
 	hdrDeliveryCount = "x-delivery-count"
 	// hdrDeath is the broker's dead-lettering history.
 	hdrDeath = "x-death"
-
-	maxErrorTextLen = 4096
 )
 
 // encode maps a message to an AMQP message in CloudEvents binary mode: every
