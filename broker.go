@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -19,11 +20,14 @@ import (
 //	embedded:?listen=127.0.0.1:4222    the same, also reachable by other processes and the nats CLI
 //	embedded:?sync=always              fsync every write before confirming (default: every second)
 //	nats://host:4222                   an external NATS server with JetStream enabled
+//	nats://h1:4222,nats://h2:4222,nats://h3:4222?replicas=3
+//	                                   a JetStream cluster, each stream kept on 3 servers
 //	amqp://user:pass@host:5672/vhost   RabbitMQ (amqps:// for TLS)
 func (a *App) openBroker(ctx context.Context) (transport.Transport, error) {
 	raw := a.brokerURL()
+	scheme, _, _ := strings.Cut(raw, ":")
 	u, err := url.Parse(raw)
-	if err != nil {
+	if err != nil && scheme != "nats" && scheme != "tls" {
 		// url.Error repeats the whole URL, password included: keep its cause only.
 		var uerr *url.Error
 		if errors.As(err, &uerr) {
@@ -32,7 +36,7 @@ func (a *App) openBroker(ctx context.Context) (transport.Transport, error) {
 		return nil, fmt.Errorf("troupe: broker URL %q: %v (examples: embedded:, nats://127.0.0.1:4222, amqp://user:pass@host:5672/)", redactURL(raw), err)
 	}
 	cfg := natsjs.Config{Namespace: a.cfg.Name, Logger: a.log}
-	switch u.Scheme {
+	switch scheme {
 	case "embedded":
 		q := u.Query()
 		ecfg := natsjs.EmbeddedConfig{DataDir: a.dataDir(), Listen: q.Get("listen")}
@@ -56,7 +60,24 @@ func (a *App) openBroker(ctx context.Context) (transport.Transport, error) {
 		}
 		return t, nil
 	case "nats", "tls":
-		t, err := natsjs.Connect(ctx, raw, cfg)
+		// Options ride in the query of the URL (after the last server of a
+		// comma-separated list); the client gets the servers alone.
+		servers := raw
+		if i := strings.LastIndex(raw, "?"); i >= 0 {
+			servers = raw[:i]
+			q, err := url.ParseQuery(raw[i+1:])
+			if err != nil {
+				return nil, fmt.Errorf("troupe: broker URL %q: options: %v", redactURL(raw), err)
+			}
+			if r := q.Get("replicas"); r != "" {
+				n, err := strconv.Atoi(r)
+				if err != nil || n < 1 || n > 5 {
+					return nil, fmt.Errorf("troupe: broker URL %q: replicas=%q: use 1 to 5 (the copies of each stream in a JetStream cluster)", redactURL(raw), r)
+				}
+				cfg.Replicas = n
+			}
+		}
+		t, err := natsjs.Connect(ctx, servers, cfg)
 		if err != nil {
 			return nil, fmt.Errorf("troupe: %w", err)
 		}
@@ -70,7 +91,7 @@ func (a *App) openBroker(ctx context.Context) (transport.Transport, error) {
 	case "":
 		return nil, fmt.Errorf("troupe: broker URL %q has no scheme: use embedded:, nats://host:4222 or amqp://user:pass@host:5672/", redactURL(raw))
 	}
-	return nil, fmt.Errorf("troupe: unknown broker scheme %q in %q: use embedded: (default), nats://host:4222 or amqp://user:pass@host:5672/", u.Scheme, redactURL(raw))
+	return nil, fmt.Errorf("troupe: unknown broker scheme %q in %q: use embedded: (default), nats://host:4222 or amqp://user:pass@host:5672/", scheme, redactURL(raw))
 }
 
 // redactURL hides the password of a broker URL, for logs and errors.
