@@ -85,13 +85,17 @@ func (a *api) get(w http.ResponseWriter, r *http.Request) {
 // listLimit bounds how many orders GET /orders lists.
 const listLimit = 100
 
-// list serves how many orders there are and the newest of them.
+// list serves how many orders there are, how many have reached each
+// status, the newest of them, and the read model's counts of duplicate
+// deliveries.
 func (a *api) list(w http.ResponseWriter, _ *http.Request) {
-	n, orders := a.rm.list(listLimit)
+	n, byStatus, orders, stats := a.rm.list(listLimit)
 	writeJSON(w, http.StatusOK, struct {
-		Count  int            `json:"count"`
+		Count    int            `json:"count"`
+		ByStatus map[Status]int `json:"by_status"`
+		Stats
 		Orders []OrderSummary `json:"orders"`
-	}{n, orders})
+	}{n, byStatus, stats, orders})
 }
 
 // decodePlaceRequest reads the body of POST /orders strictly: one JSON

@@ -6,7 +6,8 @@
 //
 //	POST /orders       place an order: {"customer":"ada","items":[{"sku":"book","qty":2}]}
 //	GET  /orders/{id}  an order, its status and the events of its fulfilment so far
-//	GET  /orders       how many orders there are, and the newest 100
+//	GET  /orders       how many orders there are, how many reached each status, the newest 100,
+//	                   and how many duplicate deliveries the read model ignored
 package orders
 
 import (
@@ -55,7 +56,7 @@ func follow[T StepEvent](svc *troupe.Service, rm *readModel, t *troupe.Topic[T],
 		if details != nil {
 			placed = details(ev.Data)
 		}
-		rm.apply(ev.Data.OrderRef(), timelineEvent(ev.Envelope, to, ev.Data.Summary()), placed)
+		rm.apply(ev.Data.OrderRef(), timelineEvent(ev.Envelope, to, ev.Data.Summary()), placed, ev.Attempt)
 		return nil
 	})
 }

@@ -61,6 +61,21 @@ type readModel struct {
 	mu     sync.Mutex
 	orders map[string]*entry
 	seq    int
+	stats  Stats
+}
+
+// Stats counts what the read model heard beyond one delivery of each event.
+// Delivery is at least once, so neither needs to be zero; they show how
+// often the idempotence of the read model was needed.
+type Stats struct {
+	// Duplicates counts deliveries of an event the read model had already
+	// applied, and therefore ignored: a broker redelivery after a lost
+	// acknowledgement, or a second publish of the same event id by a retried
+	// handler that the broker did not drop.
+	Duplicates int `json:"duplicates_ignored"`
+	// Redeliveries counts deliveries the broker marked as a later attempt
+	// (Envelope.Attempt > 1), whether or not the event was applied before.
+	Redeliveries int `json:"redeliveries"`
 }
 
 type entry struct {
@@ -110,12 +125,17 @@ func (m *readModel) forget(id string) {
 
 // apply adds ev to the timeline of order id and moves its status forward to
 // ev.Status. placed, when not nil, fills in what was ordered. An event id
-// seen before changes nothing, so a redelivery is harmless.
-func (m *readModel) apply(id string, ev TimelineEvent, placed *PlacedV1) {
+// seen before changes nothing but the count of duplicates, so a redelivery
+// is harmless. attempt is the delivery's attempt number, from 1.
+func (m *readModel) apply(id string, ev TimelineEvent, placed *PlacedV1, attempt int) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if attempt > 1 {
+		m.stats.Redeliveries++
+	}
 	e := m.lookup(id)
 	if e.applied[ev.ID] {
+		m.stats.Duplicates++
 		return
 	}
 	e.applied[ev.ID] = true
@@ -151,21 +171,24 @@ func (m *readModel) get(id string) (Order, bool) {
 	return o, true
 }
 
-// list returns how many orders the model knows and up to limit of them,
-// newest first.
-func (m *readModel) list(limit int) (int, []OrderSummary) {
+// list returns how many orders the model knows, how many of them have
+// reached each status, up to limit of them, newest first, and the model's
+// stats.
+func (m *readModel) list(limit int) (int, map[Status]int, []OrderSummary, Stats) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	all := make([]*entry, 0, len(m.orders))
+	byStatus := make(map[Status]int)
 	for _, e := range m.orders {
 		all = append(all, e)
+		byStatus[e.Status]++
 	}
 	slices.SortFunc(all, func(a, b *entry) int { return cmp.Compare(b.seq, a.seq) })
 	out := make([]OrderSummary, 0, min(limit, len(all)))
 	for _, e := range all[:min(limit, len(all))] {
 		out = append(out, OrderSummary{ID: e.ID, Customer: e.Customer, Status: e.Status, Links: e.Links})
 	}
-	return len(all), out
+	return len(all), byStatus, out, m.stats
 }
 
 func orderPath(id string) string { return "/orders/" + id }
