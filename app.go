@@ -114,7 +114,7 @@ func (a *App) Topics(topics ...AnyTopic) {
 // a handler or an HTTP route of a service (a script, a test, a timer).
 func (a *App) Context(ctx context.Context) context.Context {
 	if s := scopeOf(ctx); s != nil && s.app == nil {
-		c := &scope{app: a, correlation: s.correlation}
+		c := &scope{app: a, correlation: s.correlation, idemKey: s.idemKey}
 		return withScope(ctx, c)
 	}
 	return withScope(ctx, &scope{app: a})

@@ -104,3 +104,40 @@ func TestDerivedIDsDifferPerSubscription(t *testing.T) {
 		t.Fatalf("both subscriptions published id %s", first)
 	}
 }
+
+// Publishing again with the same idempotency key gives the same ids, so the
+// broker drops the copy; another key gives other ids.
+func TestIdempotencyKeyAtTheEdge(t *testing.T) {
+	a := newApp(t)
+	a.Service("orders").Publishes(testOrderPlaced)
+	var mu sync.Mutex
+	var got []troupe.Event[orderPlaced]
+	troupe.Subscribe(a.Service("payment"), testOrderPlaced, "charge",
+		func(ctx context.Context, ev troupe.Event[orderPlaced]) error {
+			mu.Lock()
+			got = append(got, ev)
+			mu.Unlock()
+			return nil
+		}, troupe.Concurrency(1))
+	startApp(t, a)
+	base := a.Context(context.Background())
+	for _, key := range []string{"order-1", "order-1", "order-2"} { // a client retry, then another order
+		ctx := troupe.WithIdempotencyKey(troupe.WithCorrelationID(base, key), key)
+		if err := troupe.Publish(ctx, testOrderPlaced, orderPlaced{OrderID: key}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 30*time.Second, "order-2", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(got) > 0 && got[len(got)-1].Data.OrderID == "order-2"
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 2 || got[0].Data.OrderID != "order-1" || got[0].ID == got[1].ID {
+		t.Fatalf("handled %d events %+v; want order-1 once, then order-2", len(got), got)
+	}
+	if got[0].CorrelationID != "order-1" {
+		t.Errorf("correlation %q, want order-1", got[0].CorrelationID)
+	}
+}

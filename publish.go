@@ -20,6 +20,7 @@ type scope struct {
 	sub         *Subscription
 	ev          *Envelope // the triggering event, inside a handler
 	correlation string    // set by WithCorrelationID outside a handler
+	idemKey     string    // set by WithIdempotencyKey outside a handler
 
 	mu      sync.Mutex
 	counter map[string]int // per topic, for deterministic ids
@@ -48,8 +49,28 @@ func WithCorrelationID(ctx context.Context, id string) context.Context {
 	if s.ev != nil {
 		return ctx
 	}
-	c := &scope{app: s.app, service: s.service, correlation: id}
+	c := &scope{app: s.app, service: s.service, correlation: id, idemKey: s.idemKey}
 	return withScope(ctx, c)
+}
+
+// WithIdempotencyKey returns a context whose publishes get ids derived from
+// key (with the topic and the publish's position), as publishes inside a
+// handler do from the handled event. Use it at the edge with a key the
+// caller repeats when it retries, such as an HTTP Idempotency-Key header or
+// an order id: a Publish that failed may still have reached the broker (a
+// timeout after the broker stored it, a reconnect that flushed it), and
+// publishing again with the same key lets brokers that deduplicate (NATS,
+// within its dedup window) drop the second copy, and gives consumers the
+// same event id to recognize. Inside a handler it has no effect.
+func WithIdempotencyKey(ctx context.Context, key string) context.Context {
+	s := scopeOf(ctx)
+	if s == nil {
+		return withScope(ctx, &scope{idemKey: key})
+	}
+	if s.ev != nil {
+		return ctx
+	}
+	return withScope(ctx, &scope{app: s.app, service: s.service, correlation: s.correlation, idemKey: key})
 }
 
 // CorrelationID returns the business transaction id of ctx: the handled
@@ -75,8 +96,13 @@ func CorrelationID(ctx context.Context) string {
 // the publish's position, so a retried handler publishes the same ids and
 // the broker drops the copies within its dedup window.
 //
-// It fails with [ErrNoApp], [ErrUndeclaredTopic], [ErrEncode] (nothing is
-// published), [ErrTooLarge], or the broker's error, wrapped.
+// It fails with [ErrNoApp], [ErrUndeclaredTopic], [ErrEncode] or
+// [ErrTooLarge], and then nothing is published; or with the broker's error,
+// wrapped. A broker error does not always mean the event was lost: a
+// timeout can come after the broker stored it, and a client that was
+// reconnecting may still deliver it. Publishing again is the safe answer;
+// outside a handler, pair it with [WithIdempotencyKey] so the copy has the
+// same id.
 func Publish[T any](ctx context.Context, t *Topic[T], v T) error {
 	return PublishBatch(ctx, t, []T{v})
 }
@@ -130,28 +156,37 @@ func (s *scope) source() string {
 // scope.
 func (s *scope) stamp(m *transport.Message, topic string) {
 	if s.ev == nil {
-		id, err := uuid.NewV7()
-		if err != nil {
-			id = uuid.New()
+		if s.idemKey != "" {
+			m.ID = uuid.NewSHA1(eventIDSpace, []byte("key\x00"+s.idemKey+"\x00"+topic+"\x00"+strconv.Itoa(s.next(topic)))).String()
+		} else {
+			id, err := uuid.NewV7()
+			if err != nil {
+				id = uuid.New()
+			}
+			m.ID = id.String()
 		}
-		m.ID = id.String()
 		m.CorrelationID = s.correlation
 		if m.CorrelationID == "" {
 			m.CorrelationID = m.ID
 		}
 		return
 	}
+	m.ID = uuid.NewSHA1(eventIDSpace, []byte(s.ev.ID+"\x00"+s.sub.String()+"\x00"+topic+"\x00"+strconv.Itoa(s.next(topic)))).String()
+	m.CorrelationID = s.ev.CorrelationID
+	m.CausationID = s.ev.ID
+	m.TraceParent = s.ev.TraceParent
+}
+
+// next returns the position of the next publish to topic in this scope.
+func (s *scope) next(topic string) int {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.counter == nil {
 		s.counter = make(map[string]int)
 	}
 	n := s.counter[topic]
 	s.counter[topic] = n + 1
-	s.mu.Unlock()
-	m.ID = uuid.NewSHA1(eventIDSpace, []byte(s.ev.ID+"\x00"+s.sub.String()+"\x00"+topic+"\x00"+strconv.Itoa(n))).String()
-	m.CorrelationID = s.ev.CorrelationID
-	m.CausationID = s.ev.ID
-	m.TraceParent = s.ev.TraceParent
+	return n
 }
 
 // eventIDSpace is the UUID namespace of ids derived from a triggering event.
