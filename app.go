@@ -110,6 +110,10 @@ func (a *App) Topics(topics ...AnyTopic) {
 	a.topics = append(a.topics, topics...)
 }
 
+// ExternalTopics returns the topics declared with [App.Topics]: published
+// from outside the app's services.
+func (a *App) ExternalTopics() []AnyTopic { return slices.Clone(a.topics) }
+
 // Context returns ctx carrying the app, for [Publish] from code that is not
 // a handler or an HTTP route of a service (a script, a test, a timer).
 func (a *App) Context(ctx context.Context) context.Context {
@@ -199,6 +203,11 @@ func (a *App) validate() (map[string]topicInfo, map[*Service]map[string]bool, er
 			if sub.topic.err != nil {
 				add("%w (subscribed by %s)", sub.topic.err, sub)
 				continue
+			}
+			for _, e := range sub.cfg.emits {
+				if ei := e.info(); ei.err == nil && !publishes[s][ei.name] {
+					add("subscription %s emits topic %q, which its service %s does not publish: add .Publishes(%s) to service %s", sub, ei.name, s.name, goIdent(ei.name), s.name)
+				}
 			}
 			ti, ok := known[sub.topic.name]
 			switch {
@@ -482,6 +491,13 @@ func (a *App) checkPublish(s *scope, t topicInfo) error {
 	}
 	if ti.goType != t.goType || ti.version != t.version {
 		return fmt.Errorf("publish %s: %w: the app declares %s as %s", transport.WireType(t.name, t.version), ErrUndeclaredTopic, transport.WireType(ti.name, ti.version), ti.goType)
+	}
+	if s.sub != nil && len(s.sub.cfg.emits) > 0 && !slices.ContainsFunc(s.sub.cfg.emits, func(e AnyTopic) bool { return e.Name() == t.name }) {
+		key := s.sub.String() + "/" + t.name
+		if _, dup := a.warned.LoadOrStore(key, true); !dup {
+			a.log.Warn("handler publishes a topic its subscription does not declare; add it to troupe.Emits so the topology shows it",
+				"subscription", s.sub.String(), "topic", t.name)
+		}
 	}
 	if s.service != nil && !publishes[s.service][t.name] {
 		key := s.service.name + "/" + t.name

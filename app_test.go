@@ -107,6 +107,7 @@ func TestValidationSaysHowToFix(t *testing.T) {
 	troupe.Subscribe(s, testOrderPlaced, "charge", h)
 	troupe.Subscribe(s, testOrderPlaced, "charge", h)
 	troupe.Subscribe(s, troupe.NewTopic[chan int]("weird", 1), "w", func(context.Context, troupe.Event[chan int]) error { return nil })
+	troupe.Subscribe(s, testOrderPlaced, "refund", h, troupe.Emits(testPaymentDone))
 	err := a.Validate()
 	if err == nil {
 		t.Fatal("no error")
@@ -117,6 +118,7 @@ func TestValidationSaysHowToFix(t *testing.T) {
 		`two subscriptions named "charge"`,
 		`listens to topic "order_placed", which no service publishes: add .Publishes(OrderPlaced)`,
 		`cannot be encoded as JSON`,
+		`subscription payment.refund emits topic "payment_done", which its service payment does not publish: add .Publishes(PaymentDone) to service payment`,
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)

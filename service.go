@@ -33,6 +33,21 @@ func (s *Service) Publishes(topics ...AnyTopic) *Service {
 	return s
 }
 
+// Topics returns the topics the service declares it publishes.
+func (s *Service) Topics() []AnyTopic { return append([]AnyTopic(nil), s.publishes...) }
+
+// Subscriptions returns the service's subscriptions in declaration order.
+func (s *Service) Subscriptions() []*Subscription { return append([]*Subscription(nil), s.subs...) }
+
+// Routes returns the patterns of the service's HTTP routes.
+func (s *Service) Routes() []string {
+	out := make([]string, len(s.routes))
+	for i, r := range s.routes {
+		out[i] = r.pattern
+	}
+	return out
+}
+
 // Handle registers an HTTP handler on the app's HTTP server, with a pattern
 // as http.ServeMux takes it ("POST /orders", "GET /orders/{id}"). The route
 // is served only by processes that run this service. Inside the handler,

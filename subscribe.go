@@ -24,11 +24,12 @@ type Handler[T any] func(ctx context.Context, ev Event[T]) error
 
 // Subscription is a declared subscription of a service to a topic.
 type Subscription struct {
-	service *Service
-	name    string
-	topic   topicInfo
-	cfg     subscribeConfig
-	handler func(ctx context.Context, d *transport.Delivery) error
+	service  *Service
+	name     string
+	topic    topicInfo
+	topicRef AnyTopic
+	cfg      subscribeConfig
+	handler  func(ctx context.Context, d *transport.Delivery) error
 }
 
 // Name returns the subscription's name within its service.
@@ -47,7 +48,39 @@ func (s *Subscription) Topic() string { return transport.WireType(s.topic.name, 
 type subscribeConfig struct {
 	spec     transport.Subscription
 	deadline time.Duration
+	emits    []AnyTopic
 }
+
+// SubscriptionConfig is a subscription's tuning after defaults, as the app
+// runs it; see the options of the same names.
+type SubscriptionConfig struct {
+	MaxAttempts            int
+	MinBackoff, MaxBackoff time.Duration
+	Jitter                 float64
+	Deadline               time.Duration
+	Lease                  time.Duration
+	Concurrency            int
+	Prefetch               int
+	MaxMessageBytes        int
+	StartAtBeginning       bool
+}
+
+// Config returns the subscription's tuning with every default filled in.
+func (s *Subscription) Config() SubscriptionConfig {
+	sp := s.cfg.spec
+	return SubscriptionConfig{
+		MaxAttempts: sp.Retry.MaxAttempts, MinBackoff: sp.Retry.MinBackoff, MaxBackoff: sp.Retry.MaxBackoff,
+		Jitter: sp.Retry.Jitter, Deadline: s.cfg.deadline, Lease: sp.Lease, Concurrency: sp.Concurrency,
+		Prefetch: sp.Prefetch, MaxMessageBytes: sp.MaxMessageBytes, StartAtBeginning: sp.StartAtBeginning,
+	}
+}
+
+// Emits returns the topics the subscription's handler declares it
+// publishes (the [Emits] option).
+func (s *Subscription) Emits() []AnyTopic { return append([]AnyTopic(nil), s.cfg.emits...) }
+
+// TopicOf returns the topic the subscription handles.
+func (s *Subscription) TopicOf() AnyTopic { return s.topicRef }
 
 // DefaultDeadline bounds one attempt of a handler unless [Deadline] says
 // otherwise.
@@ -55,6 +88,14 @@ const DefaultDeadline = 30 * time.Second
 
 // SubscribeOption tunes a subscription. Each option documents its default.
 type SubscribeOption func(*subscribeConfig)
+
+// Emits declares the topics this subscription's handler publishes, so the
+// app's topology shows which event leads to which. Publishing a topic that
+// is not declared still works but logs a warning once. Default: none
+// declared, which the topology shows as a handler that publishes nothing.
+func Emits(topics ...AnyTopic) SubscribeOption {
+	return func(c *subscribeConfig) { c.emits = append(c.emits, topics...) }
+}
 
 // MaxAttempts sets how many times an event is handled before it is
 // dead-lettered, counting the first. Default 8; 1 disables retries.
@@ -137,7 +178,7 @@ func Subscribe[T any](s *Service, t *Topic[T], name string, h Handler[T], opts .
 	if cfg.deadline <= 0 {
 		cfg.deadline = DefaultDeadline
 	}
-	sub := &Subscription{service: s, name: name, topic: t.info(), cfg: cfg}
+	sub := &Subscription{service: s, name: name, topic: t.info(), topicRef: t, cfg: cfg}
 	app := s.app
 	ref := sub.String()
 	sub.handler = func(ctx context.Context, d *transport.Delivery) error {

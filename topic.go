@@ -54,6 +54,9 @@ func (t *Topic[T]) Version() int { return t.version }
 // Type returns the wire type, "<name>.v<version>".
 func (t *Topic[T]) Type() string { return transport.WireType(t.name, t.version) }
 
+// GoType returns the Go type of the topic's data, for schema generators.
+func (t *Topic[T]) GoType() reflect.Type { return reflect.TypeFor[T]() }
+
 // String returns the wire type.
 func (t *Topic[T]) String() string { return t.Type() }
 
@@ -99,6 +102,7 @@ type AnyTopic interface {
 	Name() string
 	Version() int
 	Type() string
+	GoType() reflect.Type
 	info() topicInfo
 }
 
