@@ -23,6 +23,10 @@ import (
 //	--data DIR        data directory of the embedded broker (default .troupe/<app>)
 //	--services a,b    run only these services (default: all)
 //	--http ADDR       HTTP address (default localhost:8080 when a service has routes; off to disable)
+//
+// A first argument naming a command registered with [RegisterCommand] runs
+// that command instead of the app ("<app> graph" when the binary imports the
+// topology package).
 func (a *App) Main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -42,8 +46,14 @@ var errUsage = errors.New("usage")
 
 // RunCommand is Main without the process around it: it parses args (without
 // the program name), then runs the app until ctx ends. Usage errors are
-// written to stderr and returned wrapped.
+// written to stderr and returned wrapped. When args[0] names a registered
+// command, it runs that command instead, with os.Stdout as its output.
 func (a *App) RunCommand(ctx context.Context, args []string, stderr io.Writer) error {
+	if len(args) > 0 {
+		if c, ok := lookupCommand(args[0]); ok {
+			return c.run(ctx, a, args[1:], os.Stdout, stderr)
+		}
+	}
 	fs := flag.NewFlagSet(a.cfg.Name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	broker := fs.String("broker", a.cfg.Broker, "broker `URL`: embedded:, embedded:?listen=127.0.0.1:4222, nats://host:4222, amqp://user:pass@host:5672/vhost (default $TROUPE_BROKER or embedded:)")
@@ -53,6 +63,7 @@ func (a *App) RunCommand(ctx context.Context, args []string, stderr io.Writer) e
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: %s [flags]\n\nRuns the %s app: services %s.\n\nFlags:\n", a.cfg.Name, a.cfg.Name, strings.Join(a.serviceNames(), ", "))
 		fs.PrintDefaults()
+		fmt.Fprint(stderr, commandUsage())
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

@@ -4,6 +4,7 @@
 //
 //	go run ./examples/shop                      all services, embedded broker, http://localhost:8080
 //	go run ./examples/shop --services payment   one service, against a shared --broker
+//	go run ./examples/shop graph                the services and events as a Mermaid flowchart
 //
 // The environment variable SHOP_APP_NAME renames the app (default "shop").
 // The name is the app's namespace on the broker, so two shops with different
@@ -16,6 +17,7 @@ import (
 
 	"github.com/troupe-go/troupe"
 	"github.com/troupe-go/troupe/examples/shop/shop"
+	_ "github.com/troupe-go/troupe/topology" // adds the graph command
 )
 
 func main() {
