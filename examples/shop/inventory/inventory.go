@@ -57,7 +57,7 @@ func Register(app *troupe.App, log *slog.Logger) {
 		w.stock[sku] = n
 	}
 	svc := app.Service("inventory").Publishes(Reserved)
-	troupe.Subscribe(svc, payment.Succeeded, "reserve", w.reserve)
+	troupe.Subscribe(svc, payment.Succeeded, "reserve", w.reserve, troupe.Emits(Reserved))
 }
 
 // warehouse keeps the stock in memory. The stock lives in one process, so

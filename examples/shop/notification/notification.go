@@ -42,7 +42,7 @@ func Register(app *troupe.App, log *slog.Logger) {
 	}
 	n := &notifier{log: log}
 	svc := app.Service("notification").Publishes(CustomerNotified)
-	troupe.Subscribe(svc, shipping.Arranged, "tell-customer", n.tell)
+	troupe.Subscribe(svc, shipping.Arranged, "tell-customer", n.tell, troupe.Emits(CustomerNotified))
 }
 
 // notifier stands in for a mail gateway: it logs the mail instead of

@@ -45,7 +45,7 @@ func Register(app *troupe.App, log *slog.Logger) {
 	}
 	p := &processor{log: log, charges: make(map[string]string)}
 	svc := app.Service("payment").Publishes(Succeeded)
-	troupe.Subscribe(svc, orders.Placed, "charge", p.charge)
+	troupe.Subscribe(svc, orders.Placed, "charge", p.charge, troupe.Emits(Succeeded))
 }
 
 // processor stands in for a payment provider. It remembers the charge of

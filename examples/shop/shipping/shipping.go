@@ -48,7 +48,7 @@ func Register(app *troupe.App, log *slog.Logger) {
 	}
 	d := &desk{log: log, tracking: make(map[string]string)}
 	svc := app.Service("shipping").Publishes(Arranged)
-	troupe.Subscribe(svc, inventory.Reserved, "ship", d.ship)
+	troupe.Subscribe(svc, inventory.Reserved, "ship", d.ship, troupe.Emits(Arranged))
 }
 
 // desk books parcels. It remembers each order's tracking number, so an
