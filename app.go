@@ -75,6 +75,7 @@ type App struct {
 	httpDone  chan error
 	known     map[string]topicInfo         // topic name → declaration
 	publishes map[*Service]map[string]bool // service → topics it declared
+	newConns  map[net.Conn]struct{}        // HTTP connections without a request yet
 	warned    sync.Map                     // "service/topic" → warned once
 	running   map[string]bool              // services running in this process
 }
@@ -384,13 +385,29 @@ func (a *App) startHTTP() error {
 	if err != nil {
 		return fmt.Errorf("troupe: HTTP server: %w (pass --http with a free address, or --http off)", err)
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ConnState: a.trackConn}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
 	a.mu.Lock()
 	a.httpSrv, a.httpAddr, a.httpDone = srv, ln.Addr().String(), done
 	a.mu.Unlock()
 	return nil
+}
+
+// trackConn remembers connections that have not sent a request yet: Stop
+// closes them, because http.Server.Shutdown waits up to five seconds for
+// them (browsers and pooling clients open such connections ahead of use).
+func (a *App) trackConn(c net.Conn, state http.ConnState) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if state == http.StateNew {
+		if a.newConns == nil {
+			a.newConns = make(map[net.Conn]struct{})
+		}
+		a.newConns[c] = struct{}{}
+		return
+	}
+	delete(a.newConns, c)
 }
 
 // registerRoute turns ServeMux's panics on bad or conflicting patterns into
@@ -428,6 +445,12 @@ func (a *App) Stop(ctx context.Context) error {
 
 	var errs []error
 	if srv != nil {
+		srv.SetKeepAlivesEnabled(false)
+		a.mu.Lock()
+		for c := range a.newConns {
+			_ = c.Close()
+		}
+		a.mu.Unlock()
 		if err := srv.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("troupe: stop HTTP: %w", err))
 		}

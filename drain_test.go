@@ -3,6 +3,8 @@ package troupe_test
 import (
 	"context"
 	"io"
+	"net"
+	"net/http"
 	"testing"
 	"time"
 
@@ -75,5 +77,33 @@ func TestStopDrainsRunningHandlers(t *testing.T) {
 	if info.NumAckPending != 0 || info.NumPending != 0 || info.AckFloor.Stream != 1 {
 		t.Fatalf("after the drain: %d waiting for ack, %d pending, ack floor %d; want 0, 0, 1",
 			info.NumAckPending, info.NumPending, info.AckFloor.Stream)
+	}
+}
+
+// A client that opened a connection and sent nothing (browsers and pooling
+// clients do) does not hold up Stop: net/http alone would wait five seconds
+// for it.
+func TestStopDoesNotWaitForSilentHTTPClients(t *testing.T) {
+	a := troupe.New(troupe.Config{Name: "silent", DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", Logger: quietLogger()})
+	a.Service("web").HandleFunc("GET /hello", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("hi")) })
+	if err := a.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.Dial("tcp", a.HTTPAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// The server sees the connection once it is accepted; a request on
+	// another connection proves the accept loop has run past it.
+	resp, err := http.Get("http://" + a.HTTPAddr() + "/hello")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := a.Stop(ctx); err != nil {
+		t.Fatalf("Stop with a silent client connected: %v", err)
 	}
 }
