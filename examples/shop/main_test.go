@@ -131,7 +131,7 @@ func TestBinary(t *testing.T) {
 		return err == nil && status == http.StatusOK && json.Unmarshal(b, &o) == nil && o.Status == "notified"
 	})
 	for _, line := range []string{
-		"orders: placed order " + placed.ID,
+		"orders: placing order " + placed.ID,
 		"payment: charged order " + placed.ID + " 24.00 EUR",
 		"inventory: reserved 2×book for order " + placed.ID,
 		"shipping: order " + placed.ID + " goes with",

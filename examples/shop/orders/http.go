@@ -59,13 +59,15 @@ func (a *api) place(w http.ResponseWriter, r *http.Request) {
 	ev.OrderID = newOrderID()
 	a.rm.place(ev, time.Now().UTC())
 	ctx := troupe.WithCorrelationID(r.Context(), ev.OrderID)
+	// Logged before publishing: once published, the next step may run (and
+	// log) before Publish returns.
+	a.log.Info(fmt.Sprintf("orders: placing order %s: %s", ev.OrderID, ev.Summary()))
 	if err := troupe.Publish(ctx, Placed, ev); err != nil {
 		a.rm.forget(ev.OrderID)
 		a.log.Error("orders: could not publish order "+ev.OrderID, "err", err)
 		writeError(w, http.StatusServiceUnavailable, "the order could not be placed right now; try again")
 		return
 	}
-	a.log.Info(fmt.Sprintf("orders: placed order %s: %s", ev.OrderID, ev.Summary()))
 	self := orderPath(ev.OrderID)
 	w.Header().Set("Location", self)
 	writeJSON(w, http.StatusCreated, placeResponse{ID: ev.OrderID, Status: StatusPlaced, Links: Links{Self: self}})
