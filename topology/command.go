@@ -19,7 +19,7 @@ func init() {
 // Command is the graph command of an app binary, registered with
 // [troupe.RegisterCommand] when this package is imported:
 //
-//	<app> graph [--format mermaid|dot|json]
+//	<app> graph [--format mermaid|dot|json|asyncapi]
 //
 // It writes the graph of app's declaration to stdout in the format (default
 // mermaid) and returns, without connecting to a broker. An unknown format or

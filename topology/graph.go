@@ -2,7 +2,8 @@
 // of its services, topics, subscriptions and dead-letter stores, and the
 // edges between them (who publishes what, which subscription handles which
 // topic, which event leads to which, where failures end up). It renders the
-// graph as a Mermaid flowchart, a Graphviz DOT digraph or JSON.
+// graph as a Mermaid flowchart, a Graphviz DOT digraph, JSON or an AsyncAPI
+// 3.0 document.
 //
 // Importing the package also adds the graph command to every app binary
 // that uses [troupe.App.Main]:
@@ -12,6 +13,7 @@
 //	$ shop graph                 # Mermaid (default)
 //	$ shop graph --format dot    # Graphviz
 //	$ shop graph --format json   # the Graph as JSON
+//	$ shop graph --format asyncapi  # AsyncAPI 3.0 (JSON)
 //
 // The command prints the graph of the declaration and exits; it connects to
 // no broker.
@@ -88,6 +90,9 @@ type Topic struct {
 	// GoPackage is the import path of GoType's package; "" for unnamed
 	// types such as map[string]any.
 	GoPackage string `json:"goPackage"`
+	// Schema is the JSON Schema of the event data, generated from the Go
+	// type by [SchemaOf].
+	Schema *Schema `json:"schema"`
 	// Publishers are the names of the services that declare the topic with
 	// Publishes, sorted, followed by "external" when the app declares it with
 	// App.Topics. Empty when nothing declares it (the app does not start).
@@ -219,7 +224,7 @@ func FromApp(app *troupe.App) *Graph {
 		if tp, ok := topics[t.Name()]; ok {
 			return tp
 		}
-		tp := &Topic{ID: TopicID(t.Name()), Name: t.Name(), Version: t.Version(), Type: t.Type(), Publishers: []string{}}
+		tp := &Topic{ID: TopicID(t.Name()), Name: t.Name(), Version: t.Version(), Type: t.Type(), Publishers: []string{}, Schema: SchemaOf(t.GoType())}
 		if rt := t.GoType(); rt != nil {
 			tp.GoType, tp.GoPackage = rt.String(), pkgPath(rt)
 		}

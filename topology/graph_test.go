@@ -141,6 +141,10 @@ func TestJSON(t *testing.T) {
 	wantTopic := map[string]any{
 		"id": "topic:order-placed", "name": "order-placed", "version": 2.0, "type": "order-placed.v2",
 		"goType": "topology_test.OrderPlaced", "goPackage": "github.com/troupe-go/troupe/topology_test",
+		"schema": map[string]any{
+			"type": "object", "properties": map[string]any{"order_id": map[string]any{"type": "string"}},
+			"required": []any{"order_id"},
+		},
 		"publishers": []any{"external"}, "external": true,
 	}
 	if !reflect.DeepEqual(topic, wantTopic) {
@@ -193,6 +197,7 @@ func TestCommand(t *testing.T) {
 		{[]string{"--format", "mermaid"}, "flowchart LR\n"},
 		{[]string{"--format=dot"}, "digraph \"small\" {\n"},
 		{[]string{"-format", "json"}, "{\n  \"app\": \"small\","},
+		{[]string{"--format", "asyncapi"}, "{\n  \"asyncapi\": \"3.0.0\","},
 	} {
 		var out, errOut bytes.Buffer
 		if err := topology.Command(context.Background(), app, tc.args, &out, &errOut); err != nil {
@@ -206,7 +211,7 @@ func TestCommand(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"--format", "svg"}, "small graph: unknown format \"svg\": use one of mermaid, dot, json\n"},
+		{[]string{"--format", "svg"}, "small graph: unknown format \"svg\": use one of mermaid, dot, json, asyncapi\n"},
 		{[]string{"extra"}, "small graph: unexpected argument \"extra\"; run with -h for usage\n"},
 	} {
 		var out, errOut bytes.Buffer

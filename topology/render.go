@@ -9,7 +9,7 @@ import (
 )
 
 // Formats lists the formats of [Graph.Render], the first being the default.
-var Formats = []string{"mermaid", "dot", "json"}
+var Formats = []string{"mermaid", "dot", "json", "asyncapi"}
 
 // Render writes the graph in format, one of [Formats].
 func (g *Graph) Render(w io.Writer, format string) error {
@@ -20,6 +20,8 @@ func (g *Graph) Render(w io.Writer, format string) error {
 		return g.DOT(w)
 	case "json":
 		return g.JSON(w)
+	case "asyncapi":
+		return g.AsyncAPI(w)
 	}
 	return fmt.Errorf("topology: unknown format %q: use one of %s", format, strings.Join(Formats, ", "))
 }
@@ -29,14 +31,15 @@ func (g *Graph) Render(w io.Writer, format string) error {
 //
 //	{"app": "shop",
 //	 "services":      [{"id", "name", "routes", "publishes", "subscriptions"}],
-//	 "topics":        [{"id", "name", "version", "type", "goType", "goPackage", "publishers", "external"}],
+//	 "topics":        [{"id", "name", "version", "type", "goType", "goPackage", "schema", "publishers", "external"}],
 //	 "subscriptions": [{"id", "service", "name", "topic", "emits",
 //	                    "retry": {"maxAttempts", "minBackoff", "maxBackoff", "deadline"}, "deadLetters"}],
 //	 "deadLetters":   [{"id", "subscription"}],
 //	 "edges":         [{"from", "to", "kind", "attempts"}]}
 //
 // Durations are strings as Go writes them ("500ms"); lists are never null.
-// "attempts" appears on "dead-letters" edges only.
+// "attempts" appears on "dead-letters" edges only. "schema" is the JSON
+// Schema of the topic's data (see [Schema]).
 func (g *Graph) JSON(w io.Writer) error {
 	b, err := json.MarshalIndent(g, "", "  ")
 	if err != nil {

@@ -90,14 +90,14 @@ func TestShopGraphCommand(t *testing.T) {
 	if out, _, code := runShop(t, bin, "graph"); code != 0 || out != inProcess.String() {
 		t.Errorf("shop graph without --format: exit %d, output differs from mermaid: %v", code, out != inProcess.String())
 	}
-	for _, f := range []string{"dot", "json"} {
+	for _, f := range []string{"dot", "json", "asyncapi"} {
 		if out, errOut, code := runShop(t, bin, "graph", "--format", f); code != 0 || errOut != "" || out == "" {
 			t.Errorf("shop graph --format %s: exit %d, stderr %q, %d bytes", f, code, errOut, len(out))
 		}
 	}
 
 	out, errOut, code = runShop(t, bin, "graph", "--format", "svg")
-	if code != 2 || out != "" || errOut != "shop graph: unknown format \"svg\": use one of mermaid, dot, json\n" {
+	if code != 2 || out != "" || errOut != "shop graph: unknown format \"svg\": use one of mermaid, dot, json, asyncapi\n" {
 		t.Errorf("shop graph --format svg: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
 	_, errOut, code = runShop(t, bin, "-h")
