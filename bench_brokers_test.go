@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -59,92 +58,23 @@ func uniqueName(prefix string) string {
 	return prefix + hex.EncodeToString(b[:])
 }
 
-// troupePublish publishes b.N events from 8 goroutines in batches of 100,
-// each batch confirmed before the goroutine sends the next.
+// troupePublish publishes with publishParallel on broker. A subscription is
+// declared (RabbitMQ drops what no queue receives) but not consumed here.
 func troupePublish(b *testing.B, broker string, cleanup func(ns string)) {
 	ns := uniqueName("bench")
-	a := troupe.New(troupe.Config{Name: ns, Broker: broker, HTTPAddr: "off", Logger: quietLogger(), Services: []string{"idle"}})
-	s := a.Service("svc").Publishes(benchTopic)
-	// A subscription, so the broker stores the events (RabbitMQ drops what
-	// no queue receives); it is not consumed here.
-	troupe.Subscribe(s, benchTopic, "sink", func(context.Context, troupe.Event[benchEvent]) error { return nil })
-	// Declared (so events are stored) but not consumed in this process.
-	a.Service("idle")
-	startBench(b, a, []string{"idle"})
-	defer cleanup(ns)
-	pctx := a.Context(context.Background())
-	batch := make([]benchEvent, 100)
-	for i := range batch {
-		batch[i] = benchEvent{Body: benchBody}
-	}
-	var next atomic.Int64
-	b.SetBytes(256)
-	b.ResetTimer()
-	var wg sync.WaitGroup
-	for range 8 {
-		wg.Go(func() {
-			for {
-				start := int(next.Add(100)) - 100
-				if start >= b.N {
-					return
-				}
-				if err := troupe.PublishBatch(pctx, benchTopic, batch[:min(100, b.N-start)]); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	reportRate(b)
+	b.Cleanup(func() { cleanup(ns) }) // registered first, so it runs after the app stopped
+	a := benchApp(b, troupe.Config{Name: ns, Broker: broker, Services: []string{"idle"}}, func(a *troupe.App, s *troupe.Service) {
+		troupe.Subscribe(s, benchTopic, "sink", func(context.Context, troupe.Event[benchEvent]) error { return nil })
+		a.Service("idle") // the only service this process runs
+	})
+	publishParallel(b, a)
 }
 
-// troupeConsume stores b.N events, then times handling them all.
+// troupeConsume times consumeAll on broker.
 func troupeConsume(b *testing.B, broker string, cleanup func(ns string)) {
 	ns := uniqueName("bench")
-	var n atomic.Int64
-	done := make(chan struct{})
-	gate := make(chan struct{})
-	total := int64(b.N)
-	a := troupe.New(troupe.Config{Name: ns, Broker: broker, HTTPAddr: "off", Logger: quietLogger()})
-	s := a.Service("svc").Publishes(benchTopic)
-	troupe.Subscribe(s, benchTopic, "sink", func(ctx context.Context, ev troupe.Event[benchEvent]) error {
-		<-gate
-		if n.Add(1) == total {
-			close(done)
-		}
-		return nil
-	})
-	startBench(b, a, nil)
-	defer cleanup(ns)
-	ctx := a.Context(context.Background())
-	batch := make([]benchEvent, 500)
-	for i := range batch {
-		batch[i] = benchEvent{Body: benchBody}
-	}
-	for i := 0; i < b.N; i += len(batch) {
-		if err := troupe.PublishBatch(ctx, benchTopic, batch[:min(len(batch), b.N-i)]); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ResetTimer()
-	close(gate)
-	waitBench(b, done)
-	reportRate(b)
-}
-
-func startBench(b *testing.B, a *troupe.App, _ []string) {
-	b.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := a.Start(ctx); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_ = a.Stop(ctx)
-	})
+	b.Cleanup(func() { cleanup(ns) })
+	consumeAll(b, troupe.Config{Name: ns, Broker: broker})
 }
 
 // rawNATSPublish publishes b.N bare 256-byte messages with async publish

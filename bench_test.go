@@ -93,7 +93,7 @@ func BenchmarkPublish(b *testing.B) {
 		})
 	}
 	b.Run("troupe-batch-100", func(b *testing.B) {
-		a := benchApp(b, nil)
+		a := benchApp(b, troupe.Config{}, nil)
 		ctx := a.Context(context.Background())
 		batch := make([]benchEvent, 100)
 		for i := range batch {
@@ -110,36 +110,10 @@ func BenchmarkPublish(b *testing.B) {
 		reportRate(b)
 	})
 	b.Run("troupe-parallel-batch-100", func(b *testing.B) {
-		a := benchApp(b, nil)
-		ctx := a.Context(context.Background())
-		batch := make([]benchEvent, 100)
-		for i := range batch {
-			batch[i] = benchEvent{Body: benchBody}
-		}
-		var next atomic.Int64
-		b.SetBytes(256)
-		b.ReportAllocs()
-		b.ResetTimer()
-		var wg sync.WaitGroup
-		for range 8 { // 8 publishers with one batch each in flight
-			wg.Go(func() {
-				for {
-					start := int(next.Add(int64(len(batch)))) - len(batch)
-					if start >= b.N {
-						return
-					}
-					if err := troupe.PublishBatch(ctx, benchTopic, batch[:min(len(batch), b.N-start)]); err != nil {
-						b.Error(err)
-						return
-					}
-				}
-			})
-		}
-		wg.Wait()
-		reportRate(b)
+		publishParallel(b, benchApp(b, troupe.Config{}, nil))
 	})
 	b.Run("troupe-parallel-64", func(b *testing.B) {
-		a := benchApp(b, nil)
+		a := benchApp(b, troupe.Config{}, nil)
 		ctx := a.Context(context.Background())
 		ev := benchEvent{Body: benchBody}
 		b.SetBytes(256)
@@ -192,36 +166,7 @@ func BenchmarkConsume(b *testing.B) {
 			reportRate(b)
 		})
 	}
-	b.Run("troupe-handle", func(b *testing.B) {
-		var n atomic.Int64
-		done := make(chan struct{})
-		total := int64(b.N)
-		gate := make(chan struct{})
-		a := benchApp(b, func(s *troupe.Service) {
-			troupe.Subscribe(s, benchTopic, "sink", func(ctx context.Context, ev troupe.Event[benchEvent]) error {
-				<-gate
-				if n.Add(1) == total {
-					close(done)
-				}
-				return nil
-			}, troupe.Concurrency(8))
-		})
-		ctx := a.Context(context.Background())
-		batch := make([]benchEvent, 500)
-		for i := range batch {
-			batch[i] = benchEvent{Body: benchBody}
-		}
-		for i := 0; i < b.N; i += len(batch) {
-			if err := troupe.PublishBatch(ctx, benchTopic, batch[:min(len(batch), b.N-i)]); err != nil {
-				b.Fatal(err)
-			}
-		}
-		b.ReportAllocs()
-		b.ResetTimer()
-		close(gate)
-		waitBench(b, done)
-		reportRate(b)
-	})
+	b.Run("troupe-handle", func(b *testing.B) { consumeAll(b, troupe.Config{}) })
 }
 
 func benchServer(b *testing.B) (*natsjs.Server, *nats.Conn) {
@@ -240,12 +185,22 @@ func benchServer(b *testing.B) (*natsjs.Server, *nats.Conn) {
 	return srv, nc
 }
 
-func benchApp(b *testing.B, declare func(*troupe.Service)) *troupe.App {
+// benchApp starts an app with one service publishing benchTopic, on cfg's
+// broker (default: embedded, in a temporary directory), and stops it at the
+// end of the benchmark. declare adds subscriptions.
+func benchApp(b *testing.B, cfg troupe.Config, declare func(*troupe.App, *troupe.Service)) *troupe.App {
 	b.Helper()
-	a := troupe.New(troupe.Config{Name: "bench", DataDir: b.TempDir(), HTTPAddr: "off", Logger: quietLogger()})
+	if cfg.Name == "" {
+		cfg.Name = "bench"
+	}
+	if cfg.Broker == "" {
+		cfg.DataDir = b.TempDir()
+	}
+	cfg.HTTPAddr, cfg.Logger = "off", quietLogger()
+	a := troupe.New(cfg)
 	s := a.Service("svc").Publishes(benchTopic)
 	if declare != nil {
-		declare(s)
+		declare(a, s)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -258,6 +213,70 @@ func benchApp(b *testing.B, declare func(*troupe.Service)) *troupe.App {
 		_ = a.Stop(ctx)
 	})
 	return a
+}
+
+// publishParallel publishes b.N events from 8 goroutines in batches of 100,
+// each batch confirmed before its goroutine sends the next.
+func publishParallel(b *testing.B, a *troupe.App) {
+	ctx := a.Context(context.Background())
+	batch := make([]benchEvent, 100)
+	for i := range batch {
+		batch[i] = benchEvent{Body: benchBody}
+	}
+	var next atomic.Int64
+	b.SetBytes(256)
+	b.ReportAllocs()
+	b.ResetTimer()
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for {
+				start := int(next.Add(int64(len(batch)))) - len(batch)
+				if start >= b.N {
+					return
+				}
+				if err := troupe.PublishBatch(ctx, benchTopic, batch[:min(len(batch), b.N-start)]); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	reportRate(b)
+}
+
+// consumeAll stores b.N events, then times one subscription handling and
+// acknowledging them all (its handlers wait at a gate until the clock runs).
+func consumeAll(b *testing.B, cfg troupe.Config) {
+	var n atomic.Int64
+	done := make(chan struct{})
+	gate := make(chan struct{})
+	total := int64(b.N)
+	a := benchApp(b, cfg, func(_ *troupe.App, s *troupe.Service) {
+		troupe.Subscribe(s, benchTopic, "sink", func(ctx context.Context, ev troupe.Event[benchEvent]) error {
+			<-gate
+			if n.Add(1) == total {
+				close(done)
+			}
+			return nil
+		})
+	})
+	ctx := a.Context(context.Background())
+	batch := make([]benchEvent, 500)
+	for i := range batch {
+		batch[i] = benchEvent{Body: benchBody}
+	}
+	for i := 0; i < b.N; i += len(batch) {
+		if err := troupe.PublishBatch(ctx, benchTopic, batch[:min(len(batch), b.N-i)]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	close(gate)
+	waitBench(b, done)
+	reportRate(b)
 }
 
 func waitBench(b *testing.B, done <-chan struct{}) {

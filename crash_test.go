@@ -198,5 +198,3 @@ func waitLog(t *testing.T, path, what string, cond func(logState) bool) logState
 		time.Sleep(20 * time.Millisecond)
 	}
 }
-
-var _ = context.Background

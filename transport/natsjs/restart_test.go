@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"os/exec"
 	"strings"
@@ -146,15 +145,6 @@ func (s *restartServer) stop() {
 
 func (s *restartServer) url() string { return fmt.Sprintf("nats://127.0.0.1:%d", s.port) }
 
-func restartFreePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
 
 // restartTick is the event of the restart test: its number in the flow.
 type restartTick struct {
@@ -183,7 +173,7 @@ func TestServerRestart(t *testing.T) {
 	}
 	const total = 5000
 	began := time.Now()
-	srv := &restartServer{t: t, bin: restartServerBinary(t), storeDir: t.TempDir(), port: restartFreePort(t), out: &restartBuffer{}}
+	srv := &restartServer{t: t, bin: restartServerBinary(t), storeDir: t.TempDir(), port: freePort(t), out: &restartBuffer{}}
 	srv.start()
 	t.Cleanup(srv.stop)
 
