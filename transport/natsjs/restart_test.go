@@ -145,7 +145,6 @@ func (s *restartServer) stop() {
 
 func (s *restartServer) url() string { return fmt.Sprintf("nats://127.0.0.1:%d", s.port) }
 
-
 // restartTick is the event of the restart test: its number in the flow.
 type restartTick struct {
 	N int `json:"n"`
