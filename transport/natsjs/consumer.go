@@ -126,9 +126,7 @@ func (c *consumer) deadLetter(m *nats.Msg, d *transport.Delivery, reason transpo
 // at once), waits for running handlers, and flushes their acks.
 func (c *consumer) Stop(ctx context.Context) error {
 	c.once.Do(func() {
-		c.mu.Lock()
-		c.stopping = true
-		c.mu.Unlock()
+		c.stopping.Store(true)
 		for _, p := range c.pullers {
 			_ = p.sub.Drain()
 		}

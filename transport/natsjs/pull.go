@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -34,7 +35,7 @@ type consumer struct {
 	cancel context.CancelFunc
 
 	mu       sync.Mutex
-	stopping bool
+	stopping atomic.Bool           // read per message by the workers, without c.mu
 	held     map[*nats.Msg]*puller // arrived, not yet settled
 
 	workers sync.WaitGroup
@@ -145,7 +146,7 @@ func (t *Transport) Consume(ctx context.Context, sub transport.Subscription, h t
 // requests are worth their round trip. c.mu must be held.
 func (p *puller) ask() {
 	c := p.c
-	if c.stopping || time.Now().Before(p.pauseTil) {
+	if c.stopping.Load() || time.Now().Before(p.pauseTil) {
 		return
 	}
 	free := p.limit - p.asked - p.held
@@ -293,10 +294,7 @@ func (c *consumer) tend() {
 func (c *consumer) worker() {
 	defer c.workers.Done()
 	for m := range c.work {
-		c.mu.Lock()
-		stopping := c.stopping
-		c.mu.Unlock()
-		if stopping {
+		if c.stopping.Load() {
 			// Not started: hand it back now rather than after its lease.
 			_ = m.Nak()
 		} else {
