@@ -78,6 +78,10 @@ type App struct {
 	newConns  map[net.Conn]struct{}        // HTTP connections without a request yet
 	warned    sync.Map                     // "service/topic" → warned once
 	running   map[string]bool              // services running in this process
+
+	middleware []Middleware
+	routes     []route     // the app's own HTTP routes
+	pubFn      PublishFunc // the publish path, set at Start
 }
 
 // New declares an app. Nothing connects until Start.
@@ -295,6 +299,8 @@ func (a *App) Start(ctx context.Context) (err error) {
 	}
 	a.mu.Lock()
 	a.tr, a.ownsTr = tr, owns
+	mws := slices.Clone(a.middleware)
+	a.pubFn = a.chainPublish(tr, mws)
 	a.mu.Unlock()
 	defer func() {
 		if err != nil {
@@ -318,7 +324,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 			continue
 		}
 		for _, sub := range s.subs {
-			c, err := tr.Consume(ctx, sub.cfg.spec, sub.handler)
+			c, err := tr.Consume(ctx, sub.cfg.spec, transport.Handler(chainHandle(sub, mws)))
 			if err != nil {
 				return fmt.Errorf("troupe: start subscription %s: %w", sub, err)
 			}
@@ -359,6 +365,15 @@ func (a *App) shutdownTimeout() time.Duration {
 func (a *App) startHTTP() error {
 	mux := http.NewServeMux()
 	n := 0
+	a.mu.Lock()
+	appRoutes := slices.Clone(a.routes)
+	a.mu.Unlock()
+	for _, r := range appRoutes {
+		if err := registerRoute(mux, r.pattern, a.wrapRoute(nil, r.h)); err != nil {
+			return fmt.Errorf("troupe: app HTTP route %q: %w", r.pattern, err)
+		}
+		n++
+	}
 	for _, s := range a.services {
 		if !a.running[s.name] {
 			continue
@@ -534,15 +549,15 @@ func (a *App) checkPublish(s *scope, t topicInfo) error {
 
 func (a *App) publish(ctx context.Context, msgs []*transport.Message) error {
 	a.mu.Lock()
-	tr, stopped := a.tr, a.stopped
+	pub, stopped := a.pubFn, a.stopped
 	a.mu.Unlock()
-	if tr == nil {
+	if pub == nil {
 		return ErrNotStarted
 	}
 	if stopped {
 		return fmt.Errorf("troupe: publish: %w", transport.ErrClosed)
 	}
-	return tr.Publish(ctx, msgs...)
+	return pub(ctx, msgs)
 }
 
 func (a *App) brokerURL() string {

@@ -113,23 +113,41 @@ func Publish[T any](ctx context.Context, t *Topic[T], v T) error {
 // broker fails midway, some may have been stored, and publishing the batch
 // again inside a handler does not duplicate them within the dedup window.
 func PublishBatch[T any](ctx context.Context, t *Topic[T], vs []T) error {
+	a, msgs, err := encode(ctx, t, vs)
+	if err != nil || len(msgs) == 0 {
+		return err
+	}
+	return a.publish(ctx, msgs)
+}
+
+// Encode returns the events [PublishBatch] would publish for vs in ctx,
+// with the same ids, correlation and causation, without publishing them.
+// It is for components that store events and publish them later, such as a
+// transactional outbox; they publish with [App.PublishMessages]. It fails
+// as PublishBatch does before anything reaches the broker.
+func Encode[T any](ctx context.Context, t *Topic[T], vs ...T) ([]*transport.Message, error) {
+	_, msgs, err := encode(ctx, t, vs)
+	return msgs, err
+}
+
+func encode[T any](ctx context.Context, t *Topic[T], vs []T) (*App, []*transport.Message, error) {
 	s := scopeOf(ctx)
 	if s == nil || s.app == nil {
-		return fmt.Errorf("publish %s: %w", t.Type(), ErrNoApp)
+		return nil, nil, fmt.Errorf("publish %s: %w", t.Type(), ErrNoApp)
 	}
 	a := s.app
 	if t.err != nil {
-		return fmt.Errorf("publish: %w", t.err)
+		return nil, nil, fmt.Errorf("publish: %w", t.err)
 	}
 	if err := a.checkPublish(s, t.info()); err != nil {
-		return err
+		return nil, nil, err
 	}
 	msgs := make([]*transport.Message, len(vs))
 	now := time.Now().UTC()
 	for i, v := range vs {
 		data, err := t.encode(v)
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
 		m := &transport.Message{
 			Type: t.Type(), Source: s.source(), Time: now,
@@ -138,10 +156,26 @@ func PublishBatch[T any](ctx context.Context, t *Topic[T], vs []T) error {
 		s.stamp(m, t.name)
 		msgs[i] = m
 	}
+	return a, msgs, nil
+}
+
+// PublishMessages publishes events prepared with [Encode], through the
+// app's middlewares, and returns once the broker has stored them all. It
+// fails with [ErrNotStarted] before Start, and otherwise as the broker does.
+func (a *App) PublishMessages(ctx context.Context, msgs ...*transport.Message) error {
 	if len(msgs) == 0 {
 		return nil
 	}
 	return a.publish(ctx, msgs)
+}
+
+// FromContext returns the app ctx carries (inside a handler, an HTTP route,
+// or a context from [App.Context]), or nil.
+func FromContext(ctx context.Context) *App {
+	if s := scopeOf(ctx); s != nil {
+		return s.app
+	}
+	return nil
 }
 
 // source is the ce-source of events published in this scope.

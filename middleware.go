@@ -1,0 +1,79 @@
+package troupe
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/troupe-go/troupe/transport"
+)
+
+// PublishFunc publishes encoded events; see [Middleware].
+type PublishFunc func(ctx context.Context, msgs []*transport.Message) error
+
+// HandleFunc handles one delivery of an event to a subscription: it
+// decodes the event, runs the handler and returns its error; see
+// [Middleware].
+type HandleFunc func(ctx context.Context, d *transport.Delivery) error
+
+// Middleware observes or changes what an app publishes and handles, for
+// tracing, metrics, journals and the like. Each field may be nil.
+// Middlewares run in the order they were added with [App.Use], the first
+// outermost.
+type Middleware struct {
+	// Name identifies the middleware in logs.
+	Name string
+	// Publish wraps every publish of the app: the events of one Publish or
+	// PublishBatch call, encoded, before they reach the broker. It may set
+	// attributes such as TraceParent or Extensions on the messages. The
+	// error it returns is what Publish returns.
+	Publish func(next PublishFunc) PublishFunc
+	// Handle wraps every delivery to sub, before the event is decoded. ctx
+	// flows to the handler, so values it adds (a span) are seen by the
+	// handler and by what the handler publishes. The error it returns
+	// decides the delivery's outcome as the handler's would: nil
+	// acknowledges, an error retries or dead-letters.
+	Handle func(sub *Subscription, next HandleFunc) HandleFunc
+}
+
+// Use adds middlewares to the app. Call it before Start; middlewares added
+// later are ignored.
+func (a *App) Use(mws ...Middleware) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.middleware = append(a.middleware, mws...)
+}
+
+// HandleHTTP registers an HTTP handler of the app itself (not of one
+// service), such as a metrics endpoint or a dashboard. It is served by every
+// process of the app that serves HTTP, and its presence makes the app serve
+// HTTP on the default address when Config.HTTPAddr is empty. Call it before
+// Start.
+func (a *App) HandleHTTP(pattern string, h http.Handler) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.routes = append(a.routes, route{pattern: pattern, h: h})
+}
+
+// chainPublish returns the app's publish path: the middlewares around the
+// transport.
+func (a *App) chainPublish(tr transport.Transport, mws []Middleware) PublishFunc {
+	f := PublishFunc(func(ctx context.Context, msgs []*transport.Message) error { return tr.Publish(ctx, msgs...) })
+	for i := len(mws) - 1; i >= 0; i-- {
+		if mws[i].Publish != nil {
+			f = mws[i].Publish(f)
+		}
+	}
+	return f
+}
+
+// chainHandle returns sub's delivery path: the middlewares around its
+// handler.
+func chainHandle(sub *Subscription, mws []Middleware) HandleFunc {
+	f := HandleFunc(sub.handler)
+	for i := len(mws) - 1; i >= 0; i-- {
+		if mws[i].Handle != nil {
+			f = mws[i].Handle(sub, f)
+		}
+	}
+	return f
+}

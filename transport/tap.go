@@ -1,0 +1,22 @@
+package transport
+
+import "context"
+
+// Tapper is implemented by transports that can show a listener the events
+// published to some topics as they pass, without a durable subscription:
+// the listener gets each event at most once, only while its tap is open,
+// and takes nothing from the subscriptions. troupe uses taps for
+// request/reply and for live views of the choreography.
+type Tapper interface {
+	// Tap calls fn for each event published to one of topics (topic names,
+	// every version; none means every topic of the namespace) from the
+	// moment Tap returns until ctx ends or the tap is closed. fn runs on one
+	// goroutine, in order of arrival, and must not block for long: a slow
+	// tap loses events rather than slowing the broker.
+	Tap(ctx context.Context, topics []string, fn func(*Message)) (Tap, error)
+}
+
+// Tap is an open tap; Close stops it. Close is safe to call more than once.
+type Tap interface {
+	Close() error
+}
