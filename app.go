@@ -82,6 +82,9 @@ type App struct {
 	middleware []Middleware
 	routes     []route     // the app's own HTTP routes
 	pubFn      PublishFunc // the publish path, set at Start
+	onStart    []func(context.Context) error
+	onStop     []func(context.Context) error
+	startedFns bool // the OnStart functions all ran
 }
 
 // New declares an app. Nothing connects until Start.
@@ -319,6 +322,17 @@ func (a *App) Start(ctx context.Context) (err error) {
 	if err := tr.Declare(ctx, specs...); err != nil {
 		return fmt.Errorf("troupe: declare subscriptions: %w", err)
 	}
+	a.mu.Lock()
+	onStart := slices.Clone(a.onStart)
+	a.mu.Unlock()
+	for _, fn := range onStart {
+		if err := fn(ctx); err != nil {
+			return fmt.Errorf("troupe: start: %w", err)
+		}
+	}
+	a.mu.Lock()
+	a.startedFns = true
+	a.mu.Unlock()
 	for _, s := range a.services {
 		if !running[s.name] {
 			continue
@@ -480,6 +494,16 @@ func (a *App) Stop(ctx context.Context) error {
 	for err := range errCh {
 		if err != nil {
 			errs = append(errs, err)
+		}
+	}
+	a.mu.Lock()
+	onStop, ranStart := slices.Clone(a.onStop), a.startedFns
+	a.mu.Unlock()
+	if ranStart {
+		for i := len(onStop) - 1; i >= 0; i-- {
+			if err := onStop[i](ctx); err != nil {
+				errs = append(errs, fmt.Errorf("troupe: stop: %w", err))
+			}
 		}
 	}
 	if tr != nil && owns {

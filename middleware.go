@@ -77,3 +77,26 @@ func chainHandle(sub *Subscription, mws []Middleware) HandleFunc {
 	}
 	return f
 }
+
+// OnStart registers a function that Start runs once the broker is
+// connected and subscriptions are declared, before consuming begins, in the
+// order registered. An error stops Start, which then returns it. Components
+// that run beside the app (an outbox relay, a scheduler) start here; they
+// use ctx only for the start itself and should run their background work
+// until the matching OnStop. Call it before Start.
+func (a *App) OnStart(fn func(ctx context.Context) error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.onStart = append(a.onStart, fn)
+}
+
+// OnStop registers a function that Stop runs after the app's consumers and
+// HTTP server have stopped and before the broker connection closes, in the
+// reverse order of registration. ctx bounds it with the shutdown timeout.
+// Its error is joined into Stop's. It runs only if the app's OnStart
+// functions all ran.
+func (a *App) OnStop(fn func(ctx context.Context) error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.onStop = append(a.onStop, fn)
+}
