@@ -84,12 +84,13 @@ type App struct {
 	pubFn      PublishFunc // the publish path, set at Start
 	onStart    []func(context.Context) error
 	onStop     []func(context.Context) error
-	startedFns bool // the OnStart functions all ran
+	startedFns bool          // the OnStart functions all ran
+	stopCh     chan struct{} // closed when Stop begins
 }
 
 // New declares an app. Nothing connects until Start.
 func New(cfg Config) *App {
-	a := &App{cfg: cfg}
+	a := &App{cfg: cfg, stopCh: make(chan struct{})}
 	a.log = cfg.Logger
 	if a.log == nil {
 		a.log = slog.Default()
@@ -215,6 +216,18 @@ func (a *App) validate() (map[string]topicInfo, map[*Service]map[string]bool, er
 			for _, e := range sub.cfg.emits {
 				if ei := e.info(); ei.err == nil && !publishes[s][ei.name] {
 					add("subscription %s emits topic %q, which its service %s does not publish: add .Publishes(%s) to service %s", sub, ei.name, s.name, goIdent(ei.name), s.name)
+				}
+			}
+			if c := sub.cfg.compensate; c != nil {
+				ci := c.topic.info()
+				switch {
+				case ci.err != nil:
+					add("%w (OnFailure of %s)", ci.err, sub)
+				case !publishes[s][ci.name]:
+					add("subscription %s compensates with topic %q, which its service %s does not publish: add .Publishes(%s) to service %s", sub, ci.name, s.name, goIdent(ci.name), s.name)
+				}
+				if c.evType != sub.topic.goType {
+					add("subscription %s handles %s, but its OnFailure builds from Event[%s]: take Event[%s]", sub, sub.topic.goType, c.evType, sub.topic.goType)
 				}
 			}
 			ti, ok := known[sub.topic.name]
@@ -469,6 +482,7 @@ func (a *App) Stop(ctx context.Context) error {
 		return nil
 	}
 	a.stopped = true
+	close(a.stopCh)
 	srv, consumers, tr, owns := a.httpSrv, a.consumers, a.tr, a.ownsTr
 	a.mu.Unlock()
 

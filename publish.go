@@ -21,6 +21,7 @@ type scope struct {
 	ev          *Envelope // the triggering event, inside a handler
 	correlation string    // set by WithCorrelationID outside a handler
 	idemKey     string    // set by WithIdempotencyKey outside a handler
+	salt        string    // keeps derived ids of a compensation apart from the handler's
 
 	mu      sync.Mutex
 	counter map[string]int // per topic, for deterministic ids
@@ -205,7 +206,7 @@ func (s *scope) stamp(m *transport.Message, topic string) {
 		}
 		return
 	}
-	m.ID = uuid.NewSHA1(eventIDSpace, []byte(s.ev.ID+"\x00"+s.sub.String()+"\x00"+topic+"\x00"+strconv.Itoa(s.next(topic)))).String()
+	m.ID = uuid.NewSHA1(eventIDSpace, []byte(s.ev.ID+"\x00"+s.sub.String()+s.salt+"\x00"+topic+"\x00"+strconv.Itoa(s.next(topic)))).String()
 	m.CorrelationID = s.ev.CorrelationID
 	m.CausationID = s.ev.ID
 	m.TraceParent = s.ev.TraceParent

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
+	"runtime/debug"
 	"time"
 
 	"github.com/troupe-go/troupe/transport"
@@ -30,6 +32,16 @@ type Subscription struct {
 	topicRef AnyTopic
 	cfg      subscribeConfig
 	handler  func(ctx context.Context, d *transport.Delivery) error
+	breaker  *breaker // nil without CircuitBreaker
+}
+
+// BreakerState returns the state of the subscription's circuit breaker in
+// this process; [BreakerClosed] when it has none.
+func (s *Subscription) BreakerState() BreakerState {
+	if s.breaker == nil {
+		return BreakerClosed
+	}
+	return s.breaker.State()
 }
 
 // Name returns the subscription's name within its service.
@@ -46,9 +58,18 @@ func (s *Subscription) String() string { return s.service.name + "." + s.name }
 func (s *Subscription) Topic() string { return transport.WireType(s.topic.name, s.topic.version) }
 
 type subscribeConfig struct {
-	spec     transport.Subscription
-	deadline time.Duration
-	emits    []AnyTopic
+	spec       transport.Subscription
+	deadline   time.Duration
+	emits      []AnyTopic
+	compensate *compensation
+	breaker    *breakerConfig
+}
+
+// compensation is a subscription's declared failure event.
+type compensation struct {
+	topic   AnyTopic
+	evType  reflect.Type // the T of the Event[T] that build takes
+	publish func(ctx context.Context, ev any, cause error) error
 }
 
 // SubscriptionConfig is a subscription's tuning after defaults, as the app
@@ -81,6 +102,40 @@ func (s *Subscription) Emits() []AnyTopic { return append([]AnyTopic(nil), s.cfg
 
 // TopicOf returns the topic the subscription handles.
 func (s *Subscription) TopicOf() AnyTopic { return s.topicRef }
+
+// Compensation returns the failure topic declared with [OnFailure], or nil.
+func (s *Subscription) Compensation() AnyTopic {
+	if s.cfg.compensate == nil {
+		return nil
+	}
+	return s.cfg.compensate.topic
+}
+
+// OnFailure declares the subscription's compensation: when its handler
+// fails for good (a [Permanent] error, or an error on the last attempt),
+// troupe publishes the event build returns to failure, in the same business
+// transaction, and acknowledges the failed event instead of dead-lettering
+// it, because the failure is now the business's to handle (a refund, a
+// cancellation). The failure event's id is derived from the failed event,
+// so a redelivery does not publish it twice where the broker deduplicates.
+// If publishing it fails, the event is dead-lettered as without OnFailure.
+// Events that cannot be read (malformed, unknown version) are dead-lettered
+// without compensation: there is no value to build from.
+//
+// The declaration is data: the topology draws the failure path. The
+// service must declare failure in its Publishes, and T must be the
+// subscription's event type; both are checked at start. Default: none.
+func OnFailure[T, F any](failure *Topic[F], build func(ev Event[T], cause error) F) SubscribeOption {
+	c := &compensation{topic: failure, evType: reflect.TypeFor[T]()}
+	c.publish = func(ctx context.Context, ev any, cause error) error {
+		e, ok := ev.(Event[T])
+		if !ok {
+			return fmt.Errorf("troupe: OnFailure for %s takes Event[%s], got %T", failure.Type(), c.evType, ev)
+		}
+		return Publish(ctx, failure, build(e, cause))
+	}
+	return func(cfg *subscribeConfig) { cfg.compensate = c }
+}
 
 // DefaultDeadline bounds one attempt of a handler unless [Deadline] says
 // otherwise.
@@ -181,6 +236,9 @@ func Subscribe[T any](s *Service, t *Topic[T], name string, h Handler[T], opts .
 	sub := &Subscription{service: s, name: name, topic: t.info(), topicRef: t, cfg: cfg}
 	app := s.app
 	ref := sub.String()
+	if cfg.breaker != nil {
+		sub.breaker = newBreaker(*cfg.breaker, ref, app.log, app.stopCh)
+	}
 	sub.handler = func(ctx context.Context, d *transport.Delivery) error {
 		v, err := t.decode(d)
 		if err != nil {
@@ -191,15 +249,27 @@ func Subscribe[T any](s *Service, t *Topic[T], name string, h Handler[T], opts .
 			CorrelationID: d.CorrelationID, CausationID: d.CausationID, TraceParent: d.TraceParent,
 			Attempt: d.Attempt, Replays: d.Replays, Subscription: ref,
 		}}
+		probe := false
+		if sub.breaker != nil {
+			if probe, err = sub.breaker.enter(ctx); err != nil {
+				return err
+			}
+		}
 		hctx, cancel := context.WithTimeout(ctx, cfg.deadline)
 		defer cancel()
 		hctx = withScope(hctx, &scope{app: app, service: s, sub: sub, ev: &ev.Envelope})
 		start := time.Now()
-		err = h(hctx, ev)
+		err = callHandler(hctx, h, ev)
 		if err != nil && errors.Is(hctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
 			err = fmt.Errorf("deadline of %s exceeded: %w", cfg.deadline, err)
 		}
 		app.logHandled(ref, &ev.Envelope, time.Since(start), err, cfg.spec.Retry.MaxAttempts)
+		if sub.breaker != nil {
+			sub.breaker.done(probe, err, ctx.Err() != nil)
+		}
+		if err != nil && cfg.compensate != nil && (IsPermanent(err) || ev.Attempt >= cfg.spec.Retry.MaxAttempts) {
+			return app.compensate(ctx, sub, ev, &ev.Envelope, err)
+		}
 		return err
 	}
 	s.subs = append(s.subs, sub)
@@ -221,4 +291,33 @@ func (a *App) logHandled(sub string, ev *Envelope, took time.Duration, err error
 	}
 	a.log.Log(context.Background(), level, "handler failed", "subscription", sub, "type", ev.Type,
 		"id", ev.ID, "correlation", ev.CorrelationID, "attempt", ev.Attempt, "of", maxAttempts, "err", err)
+}
+
+// compensate publishes sub's declared failure event for ev, which failed
+// for good with cause. It returns nil (acknowledge) once the failure event
+// is stored, or an error that dead-letters ev.
+func (a *App) compensate(ctx context.Context, sub *Subscription, ev any, env *Envelope, cause error) error {
+	c := sub.cfg.compensate
+	cctx, cancel := context.WithTimeout(ctx, sub.cfg.deadline)
+	defer cancel()
+	cctx = withScope(cctx, &scope{app: a, service: sub.service, sub: sub, ev: env, salt: "compensation"})
+	if err := c.publish(cctx, ev, cause); err != nil {
+		a.log.Error("compensation failed; dead-lettering the event", "subscription", sub.String(),
+			"id", env.ID, "failure", c.topic.Type(), "err", err)
+		return Permanent(fmt.Errorf("%w (and publishing %s failed: %v)", cause, c.topic.Type(), err))
+	}
+	a.log.Warn("compensated", "subscription", sub.String(), "type", env.Type, "id", env.ID,
+		"correlation", env.CorrelationID, "failure", c.topic.Type(), "cause", cause)
+	return nil
+}
+
+// callHandler runs h, turning a panic into an error, so that what follows a
+// handler (compensation, the circuit breaker) runs after a panic too.
+func callHandler[T any](ctx context.Context, h Handler[T], ev Event[T]) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("panic: %v\n%s", r, debug.Stack())
+		}
+	}()
+	return h(ctx, ev)
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"slices"
 
 	jsonv2 "github.com/go-json-experiment/json"
 
@@ -23,6 +24,7 @@ type Topic[T any] struct {
 	name    string
 	version int
 	err     error
+	up      map[int]func([]byte) (T, error) // upcasters by older version
 }
 
 // NewTopic declares a topic. name is a letter followed by letters, digits,
@@ -74,9 +76,6 @@ func (t *Topic[T]) decode(d *transport.Delivery) (T, error) {
 	if err != nil {
 		return v, err
 	}
-	if version != t.version {
-		return v, fmt.Errorf("%w: %s, this program reads %s", ErrUnknownVersion, d.Type, t.Type())
-	}
 	if ct := d.DataContentType; ct != "" && ct != transport.ContentTypeJSON && ct != "application/json; charset=utf-8" {
 		return v, fmt.Errorf("%w: content-type %q, want %s", ErrMalformed, ct, transport.ContentTypeJSON)
 	}
@@ -86,10 +85,79 @@ func (t *Topic[T]) decode(d *transport.Delivery) (T, error) {
 	// matches names case-insensitively, as encoding/json does, and is
 	// stricter about invalid UTF-8 and duplicate names, which dead-letters
 	// such events as malformed instead of guessing.
-	if err := jsonv2.Unmarshal(d.Data, &v, jsonv2.MatchCaseInsensitiveNames(true)); err != nil {
+	if version != t.version {
+		up, ok := t.up[version]
+		if !ok {
+			return v, fmt.Errorf("%w: %s, this program reads %s%s", ErrUnknownVersion, d.Type, t.Type(), t.upcastable())
+		}
+		return up(d.Data)
+	}
+	if err := decodeJSON(d.Data, &v); err != nil {
 		return v, fmt.Errorf("%w: data of %s does not decode into %s: %v", ErrMalformed, d.Type, reflect.TypeFor[T](), err)
 	}
 	return v, nil
+}
+
+func decodeJSON(data []byte, v any) error {
+	return jsonv2.Unmarshal(data, v, jsonv2.MatchCaseInsensitiveNames(true))
+}
+
+func (t *Topic[T]) upcastable() string {
+	if len(t.up) == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" and upcasts v%v", t.Versions()[:len(t.up)])
+}
+
+// Versions returns the versions the topic reads, ascending: those with an
+// upcaster, then the current one.
+func (t *Topic[T]) Versions() []int {
+	out := make([]int, 0, len(t.up)+1)
+	for v := range t.up {
+		out = append(out, v)
+	}
+	slices.Sort(out)
+	return append(out, t.version)
+}
+
+// Upcast teaches topic t to read events of an older version: they are
+// decoded as Old and turned into the current T by f before any handler sees
+// them, so handlers deal with one type while old events are still in
+// flight, in dead letters or in history. Declare it next to the topic,
+// once per older version, before the app starts:
+//
+//	var OrderPlaced = troupe.NewTopic[OrderPlacedV2]("order_placed", 2)
+//
+//	func init() { troupe.Upcast(OrderPlaced, 1, orderPlacedFromV1) }
+//
+// f may chain older converters itself (v1 → v2 → v3). An error from f, or
+// data that does not decode as Old, dead-letters the event as malformed;
+// a version with no upcaster is dead-lettered as unknown. Publishing always
+// writes the current version. A from that is not older than the current
+// version is reported when the app starts.
+func Upcast[Old, T any](t *Topic[T], from int, f func(Old) (T, error)) {
+	if from < 1 || from >= t.version {
+		if t.err == nil {
+			t.err = fmt.Errorf("topic %q: Upcast from version %d: upcasters read older versions, 1 to %d", t.name, from, t.version-1)
+		}
+		return
+	}
+	if t.up == nil {
+		t.up = make(map[int]func([]byte) (T, error))
+	}
+	t.up[from] = func(data []byte) (T, error) {
+		var old Old
+		var zero T
+		wire := transport.WireType(t.name, from)
+		if err := decodeJSON(data, &old); err != nil {
+			return zero, fmt.Errorf("%w: data of %s does not decode into %s: %v", ErrMalformed, wire, reflect.TypeFor[Old](), err)
+		}
+		v, err := f(old)
+		if err != nil {
+			return zero, fmt.Errorf("%w: upcasting %s to v%d: %v", ErrMalformed, wire, t.version, err)
+		}
+		return v, nil
+	}
 }
 
 func (t *Topic[T]) info() topicInfo {
@@ -102,6 +170,7 @@ type AnyTopic interface {
 	Name() string
 	Version() int
 	Type() string
+	Versions() []int
 	GoType() reflect.Type
 	info() topicInfo
 }
