@@ -1,0 +1,183 @@
+// Command bench measures troupe beside Watermill and the raw broker clients,
+// on the same brokers, with the same durability, in one run, and writes the
+// results to BENCHMARKS.md. See README.md.
+//
+//	go run .            # the full run (long)
+//	go run . --quick    # a smaller run, under five minutes on two cores
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime/pprof"
+	"strings"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+)
+
+// Metrics are the numbers one run of a measurement produces, by name
+// ("publish", "consume", "p99", ...).
+type Metrics map[string]float64
+
+// Measure is one thing measured several times.
+type Measure struct {
+	Scenario string // "throughput", "flow", "scaling", "rss"
+	Broker   string // "embedded", "rabbitmq", "nats"
+	Case     string // what varies within the scenario ("1 topic", "backlog 10k")
+	Client   string // "troupe", "watermill", "raw", ...
+	Runs     int
+	Run      func(ctx context.Context) (Metrics, error)
+
+	samples map[string][]float64
+	err     error
+}
+
+// Stat returns the summary of one metric over the measure's runs.
+func (m *Measure) Stat(metric string) Stat { return Summarize(m.samples[metric]) }
+
+type options struct {
+	quick      bool
+	runs       int
+	out        string
+	only       string
+	profileDir string
+	amqpURL    string
+	natsURL    string
+}
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "rss-child" {
+		if err := rssChild(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "rss-child:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	var o options
+	flag.BoolVar(&o.quick, "quick", false, "smaller counts and fewer points: under 5 minutes on 2 cores")
+	flag.IntVar(&o.runs, "runs", 3, "runs of each measurement (median, min and max are reported)")
+	flag.StringVar(&o.out, "out", "../BENCHMARKS.md", "where to write the report")
+	flag.StringVar(&o.only, "only", "", "run only the scenarios named, comma-separated: throughput,flow,scaling,rss (the report then holds only those)")
+	flag.StringVar(&o.profileDir, "profile", "", "write a CPU profile of every troupe run into this directory")
+	flag.StringVar(&o.amqpURL, "amqp", "amqp://guest:guest@127.0.0.1:5672/", "RabbitMQ URL (skipped when unreachable)")
+	flag.StringVar(&o.natsURL, "nats", "nats://127.0.0.1:4222", "external NATS server with JetStream (skipped when unreachable)")
+	flag.Parse()
+	if o.runs < 1 {
+		o.runs = 1
+	}
+	// Brokers and libraries log to the default logger; keep the terminal for
+	// the progress bar.
+	slog.SetDefault(slog.New(slog.DiscardHandler))
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := run(ctx, o); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, o options) error {
+	started := time.Now()
+	env, err := newEnv(ctx, o)
+	if err != nil {
+		return err
+	}
+	defer env.Close()
+
+	want := func(s string) bool {
+		return o.only == "" || strings.Contains(","+o.only+",", ","+s+",")
+	}
+	var plan []*Measure
+	if want("throughput") {
+		plan = append(plan, throughputPlan(env)...)
+	}
+	if want("flow") {
+		plan = append(plan, flowPlan(env)...)
+	}
+	if want("scaling") {
+		plan = append(plan, scalingPlan(env)...)
+	}
+	if want("rss") {
+		plan = append(plan, rssPlan(env)...)
+	}
+	total := 0
+	for _, m := range plan {
+		total += m.Runs
+	}
+	bar := progressbar.NewOptions(total,
+		progressbar.OptionSetWriter(os.Stderr),
+		progressbar.OptionSetWidth(30),
+		progressbar.OptionShowCount(),
+		progressbar.OptionSetElapsedTime(true),
+		progressbar.OptionSetPredictTime(true),
+		progressbar.OptionFullWidth(),
+		progressbar.OptionClearOnFinish(),
+	)
+	for _, m := range plan {
+		m.samples = make(map[string][]float64)
+		for i := range m.Runs {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			bar.Describe(fmt.Sprintf("%s %s %s %s (%d/%d)", m.Scenario, m.Broker, m.Case, m.Client, i+1, m.Runs))
+			met, err := profiled(o, m, i, func() (Metrics, error) { return m.Run(ctx) })
+			_ = bar.Add(1)
+			if err != nil {
+				m.err = err
+				fmt.Fprintf(os.Stderr, "\n%s %s %s %s: %v\n", m.Scenario, m.Broker, m.Case, m.Client, err)
+				_ = bar.Add(m.Runs - i - 1)
+				break
+			}
+			for k, v := range met {
+				m.samples[k] = append(m.samples[k], v)
+			}
+		}
+	}
+	_ = bar.Finish()
+	report := renderReport(env, o, plan, time.Since(started))
+	if err := os.WriteFile(o.out, []byte(report), 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "wrote %s in %s\n", o.out, time.Since(started).Round(time.Second))
+	var failed []string
+	for _, m := range plan {
+		if m.err != nil {
+			failed = append(failed, m.Scenario+"/"+m.Broker+"/"+m.Case+"/"+m.Client)
+		}
+	}
+	if len(failed) > 0 {
+		return errors.New("some measurements failed (see the report): " + strings.Join(failed, ", "))
+	}
+	return nil
+}
+
+// profiled runs fn, under a CPU profile when --profile is set and the
+// measure is troupe's.
+func profiled(o options, m *Measure, run int, fn func() (Metrics, error)) (Metrics, error) {
+	if o.profileDir == "" || m.Client != "troupe" {
+		return fn()
+	}
+	if err := os.MkdirAll(o.profileDir, 0o755); err != nil {
+		return nil, err
+	}
+	name := strings.NewReplacer(" ", "_", "/", "_", ",", "").Replace(
+		fmt.Sprintf("%s-%s-%s-%d.pprof", m.Scenario, m.Broker, m.Case, run+1))
+	f, err := os.Create(filepath.Join(o.profileDir, name))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if err := pprof.StartCPUProfile(f); err != nil {
+		return nil, err
+	}
+	defer pprof.StopCPUProfile()
+	return fn()
+}
