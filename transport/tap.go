@@ -16,7 +16,12 @@ type Tapper interface {
 	Tap(ctx context.Context, topics []string, fn func(*Message)) (Tap, error)
 }
 
-// Tap is an open tap; Close stops it. Close is safe to call more than once.
+// Tap is an open tap.
 type Tap interface {
+	// Close stops the tap. It is safe to call more than once.
 	Close() error
+	// Done is closed once the tap has stopped: closed, its context ended,
+	// the transport closed, or a connection it cannot outlive was lost.
+	// Open a new tap to go on listening.
+	Done() <-chan struct{}
 }

@@ -59,6 +59,7 @@ type Transport struct {
 	mu        sync.Mutex
 	closed    bool
 	consumers map[*consumer]struct{}
+	taps      map[*tap]struct{}
 }
 
 var _ transport.Transport = (*Transport)(nil)
@@ -317,6 +318,9 @@ func (t *Transport) Close(ctx context.Context) error {
 	cs := make([]*consumer, 0, len(t.consumers))
 	for c := range t.consumers {
 		cs = append(cs, c)
+	}
+	for tp := range t.taps {
+		_ = tp.Close()
 	}
 	t.mu.Unlock()
 	var errs []error

@@ -57,6 +57,7 @@ var contractTests = []conformanceTest{
 	{"StopDrains", testStopDrains},
 	{"Isolation", testIsolation},
 	{"ClosedTransport", testClosedTransport},
+	{"Tap", testTap},
 }
 
 // Run runs every conformance test as a subtest of t. Each subtest uses its own
