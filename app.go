@@ -86,6 +86,8 @@ type App struct {
 	onStop     []func(context.Context) error
 	startedFns bool          // the OnStart functions all ran
 	stopCh     chan struct{} // closed when Stop begins
+	replyOnce  sync.Once
+	replyBox   *replyBox // request/reply taps, made on first use
 }
 
 // New declares an app. Nothing connects until Start.
@@ -513,6 +515,7 @@ func (a *App) Stop(ctx context.Context) error {
 	a.mu.Lock()
 	onStop, ranStart := slices.Clone(a.onStop), a.startedFns
 	a.mu.Unlock()
+	a.replies().close()
 	if ranStart {
 		for i := len(onStop) - 1; i >= 0; i-- {
 			if err := onStop[i](ctx); err != nil {
