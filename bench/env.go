@@ -46,7 +46,7 @@ func newEnv(ctx context.Context, o options) (*env, error) {
 		e.nEmbedded, e.nRabbit, e.nNATS = 20_000, 10_000, 20_000
 		e.flowOrders, e.flowInFlight, e.flowPaced = 5_000, 500, 3*time.Second
 		e.subsPoints, e.topicPoints = []int{1, 8, 32}, []int{1, 100, 1000}
-		e.scalingEvents = 8_000
+		e.scalingEvents = 20_000
 		e.rssBacklogs = []int{10_000, 200_000}
 	} else {
 		e.nEmbedded, e.nRabbit, e.nNATS = 1_000_000, 200_000, 200_000

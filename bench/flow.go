@@ -65,7 +65,7 @@ func flowPlan(e *env) []*Measure {
 	var out []*Measure
 	for _, load := range []string{"saturated", "paced"} {
 		for _, c := range clients {
-			cas := fmt.Sprintf("saturated, %s in flight", Num(float64(e.flowInFlight)))
+			cas := fmt.Sprintf("saturated, %s in flight", Int(e.flowInFlight))
 			if load == "paced" {
 				cas = fmt.Sprintf("paced, 1,000/s for %s", e.flowPaced)
 			}

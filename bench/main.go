@@ -37,6 +37,7 @@ type Measure struct {
 
 	samples map[string][]float64
 	err     error
+	took    time.Duration // all runs, setup and cleanup included
 }
 
 // Stat returns the summary of one metric over the measure's runs.
@@ -123,6 +124,7 @@ func run(ctx context.Context, o options) error {
 	)
 	for _, m := range plan {
 		m.samples = make(map[string][]float64)
+		began := time.Now()
 		for i := range m.Runs {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -140,6 +142,7 @@ func run(ctx context.Context, o options) error {
 				m.samples[k] = append(m.samples[k], v)
 			}
 		}
+		m.took = time.Since(began)
 	}
 	_ = bar.Finish()
 	report := renderReport(env, o, plan, time.Since(started))

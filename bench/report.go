@@ -49,6 +49,7 @@ func renderReport(e *env, o options, plan []*Measure, took time.Duration) string
 		b.WriteString("\n")
 		b.Write(notes)
 	}
+	b.WriteString(renderTimes(plan))
 	var failed []string
 	for _, m := range plan {
 		if m.err != nil {
@@ -161,8 +162,9 @@ func renderScaling(plan []*Measure) string {
 	}
 	var b strings.Builder
 	b.WriteString("## 3. Scaling (troupe, embedded broker)\n\n")
-	b.WriteString("A stored backlog handled and acked by every subscription. *Subscriptions per topic*: each\n")
-	b.WriteString("subscription gets every event, so deliveries = events × subscriptions. *Topics*: the events\n")
+	b.WriteString("Events published (8 goroutines, batches of 100) while the subscriptions consume; the clock\n")
+	b.WriteString("runs from the first publish to the last delivery handled and acked. *Subscriptions per\n")
+	b.WriteString("topic*: each gets every event, so deliveries = events × subscriptions. *Topics*: the events\n")
 	b.WriteString("spread evenly over the topics, one subscription each.\n\n")
 	t := Table{Header: []string{"shape", "events", "deliveries/s (median, min–max)>", "vs first point>"}}
 	var first = map[string]float64{}
@@ -266,4 +268,14 @@ func renderTargets(e *env, plan []*Measure) string {
 	rows := slices.Clone(t.Rows)
 	t.Rows = rows
 	return "## Targets\n\nMedians of this run against the issue's targets; not tuned to meet them.\n\n" + t.Markdown()
+}
+
+// renderTimes lists how long each measurement took, runs, setup and cleanup
+// included, to plan runs on slow machines.
+func renderTimes(plan []*Measure) string {
+	t := Table{Header: []string{"scenario", "broker", "case", "client", "runs>", "seconds>"}}
+	for _, m := range plan {
+		t.Add(m.Scenario, m.Broker, m.Case, m.Client, Int(m.Runs), fmt.Sprintf("%.1f", m.took.Seconds()))
+	}
+	return "\n<details><summary>Time taken by each measurement</summary>\n\n" + t.Markdown() + "\n</details>\n"
 }

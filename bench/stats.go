@@ -37,7 +37,9 @@ func Percentile(sorted []time.Duration, p float64) time.Duration {
 	if len(sorted) == 0 {
 		return 0
 	}
-	rank := int(math.Ceil(p / 100 * float64(len(sorted))))
+	// The epsilon keeps float error (99.9/100*1000 = 999.0000000000001)
+	// from moving the rank up by one.
+	rank := int(math.Ceil(p/100*float64(len(sorted)) - 1e-9))
 	rank = min(max(rank, 1), len(sorted))
 	return sorted[rank-1]
 }
@@ -111,6 +113,14 @@ func Num(v float64) string {
 		return "-" + string(out)
 	}
 	return string(out)
+}
+
+// Int formats an integer with thousands separators.
+func Int(v int) string {
+	if v > -100 && v < 100 {
+		return fmt.Sprint(v)
+	}
+	return Num(float64(v))
 }
 
 // Ratio formats a/b as "1.23×", or "–" when b is zero.

@@ -49,7 +49,7 @@ var (
 func throughputPlan(e *env) []*Measure {
 	var out []*Measure
 	add := func(broker, client string, n int, run func(context.Context, int) (Metrics, error)) {
-		out = append(out, &Measure{Scenario: "throughput", Broker: broker, Case: fmt.Sprintf("%s events", Num(float64(n))),
+		out = append(out, &Measure{Scenario: "throughput", Broker: broker, Case: Int(n) + " events",
 			Client: client, Runs: e.o.runs, Run: func(ctx context.Context) (Metrics, error) { return run(ctx, n) }})
 	}
 	// Embedded: one in-process server for the three clients.
