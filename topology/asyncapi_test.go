@@ -51,10 +51,11 @@ func TestAsyncAPIGolden(t *testing.T) {
 		t.Errorf("channel order-placed.v2: %+v", ch)
 	}
 	wantOps := map[string]string{
-		"billing.send.payment_done": "send",
-		"billing.charge":            "receive",
-		"mailer.send.receipt_sent":  "send",
-		"mailer.send-receipt":       "receive",
+		"billing.send.payment_done":   "send",
+		"billing.send.payment_failed": "send",
+		"billing.charge":              "receive",
+		"mailer.send.receipt_sent":    "send",
+		"mailer.send-receipt":         "receive",
 	}
 	if len(doc.Operations) != len(wantOps) {
 		t.Errorf("operations %v, want %v", doc.Operations, wantOps)

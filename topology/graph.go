@@ -22,6 +22,7 @@ package topology
 import (
 	"reflect"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/troupe-go/troupe"
@@ -82,6 +83,9 @@ type Topic struct {
 	Name string `json:"name"`
 	// Version is the version the app publishes and reads.
 	Version int `json:"version"`
+	// Versions are every version the app reads: older ones through
+	// upcasters (troupe.Upcast), then Version.
+	Versions []int `json:"versions"`
 	// Type is the wire type, "<name>.v<version>".
 	Type string `json:"type"`
 	// GoType is the Go type of the data as the program spells it
@@ -114,6 +118,9 @@ type Subscription struct {
 	// Emits are the names of the topics its handler declares it publishes
 	// (troupe.Emits), sorted.
 	Emits []string `json:"emits"`
+	// Compensation is the name of the failure topic it publishes when its
+	// handler fails for good (troupe.OnFailure); "" when none.
+	Compensation string `json:"compensation,omitempty"`
 	// Retry is how its failures are retried.
 	Retry Retry `json:"retry"`
 	// DeadLetters is the ID of its dead-letter store.
@@ -181,9 +188,9 @@ const (
 	// after the last attempt (Edge.Attempts) or at once for a permanent
 	// error.
 	DeadLetters EdgeKind = "dead-letters"
-	// Compensates is reserved for failure and compensation edges declared
-	// as data (a later version): from a subscription or topic to the topic
-	// that undoes its effect.
+	// Compensates goes from a subscription to the failure topic it
+	// publishes when its handler fails for good (troupe.OnFailure): the
+	// start of the compensation path.
 	Compensates EdgeKind = "compensates"
 )
 
@@ -224,7 +231,7 @@ func FromApp(app *troupe.App) *Graph {
 		if tp, ok := topics[t.Name()]; ok {
 			return tp
 		}
-		tp := &Topic{ID: TopicID(t.Name()), Name: t.Name(), Version: t.Version(), Type: t.Type(), Publishers: []string{}, Schema: SchemaOf(t.GoType())}
+		tp := &Topic{ID: TopicID(t.Name()), Name: t.Name(), Version: t.Version(), Type: t.Type(), Versions: t.Versions(), Publishers: []string{}, Schema: SchemaOf(t.GoType())}
 		if rt := t.GoType(); rt != nil {
 			tp.GoType, tp.GoPackage = rt.String(), pkgPath(rt)
 		}
@@ -240,6 +247,9 @@ func FromApp(app *troupe.App) *Graph {
 		edge(Edge{From: ExternalID, To: tp.ID, Kind: Publishes})
 	}
 	for _, s := range app.Services() {
+		if strings.HasPrefix(s.Name(), "troupetest-") {
+			continue // a test kit's hidden observer, not part of the design
+		}
 		svc := Service{ID: ServiceID(s.Name()), Name: s.Name(), Routes: s.Routes(), Publishes: []string{}, Subscriptions: []string{}}
 		sort.Strings(svc.Routes)
 		for _, t := range s.Topics() {
@@ -271,6 +281,11 @@ func FromApp(app *troupe.App) *Graph {
 				edge(Edge{From: sp.ID, To: tp.ID, Kind: Emits})
 			}
 			sort.Strings(sp.Emits)
+			if t := sub.Compensation(); t != nil {
+				tp := topic(t)
+				sp.Compensation = tp.Name
+				edge(Edge{From: sp.ID, To: tp.ID, Kind: Compensates})
+			}
 			edge(Edge{From: sp.ID, To: sp.DeadLetters, Kind: DeadLetters, Attempts: cfg.MaxAttempts})
 			g.Subscriptions = append(g.Subscriptions, sp)
 			g.DeadLetters = append(g.DeadLetters, DeadLetterStore{ID: sp.DeadLetters, Subscription: sp.ID})
@@ -367,7 +382,7 @@ func (g *Graph) implied() map[Edge]bool {
 	}
 	out := map[Edge]bool{}
 	for _, e := range g.Edges {
-		if e.Kind == Emits {
+		if e.Kind == Emits || e.Kind == Compensates {
 			out[Edge{From: owner[e.From], To: e.To, Kind: Publishes}] = true
 		}
 	}

@@ -32,20 +32,35 @@ type ReceiptSent struct {
 	OrderID string `json:"order_id"`
 }
 
+type PaymentFailed struct {
+	OrderID string `json:"order_id"`
+	Reason  string `json:"reason"`
+}
+
+type OrderPlacedV1 struct {
+	ID string `json:"id"`
+}
+
 // smallApp has two services, three topics (one published from outside the
 // app, with a '-' in its name), an Emits chain order-placed → charge →
-// payment_done → send-receipt → receipt_sent, and a subscription with
-// MaxAttempts(3).
+// payment_done → send-receipt → receipt_sent, a subscription with
+// MaxAttempts(3) that compensates with payment_failed, and a topic that
+// upcasts its version 1.
 func smallApp() *troupe.App {
 	orderPlaced := troupe.NewTopic[OrderPlaced]("order-placed", 2)
+	troupe.Upcast(orderPlaced, 1, func(v OrderPlacedV1) (OrderPlaced, error) { return OrderPlaced{OrderID: v.ID}, nil })
 	paymentDone := troupe.NewTopic[PaymentDone]("payment_done", 1)
+	paymentFailed := troupe.NewTopic[PaymentFailed]("payment_failed", 1)
 	receiptSent := troupe.NewTopic[ReceiptSent]("receipt_sent", 1)
 
 	app := troupe.New(troupe.Config{Name: "small"})
 	app.Topics(orderPlaced)
-	billing := app.Service("billing").Publishes(paymentDone)
+	billing := app.Service("billing").Publishes(paymentDone, paymentFailed)
 	troupe.Subscribe(billing, orderPlaced, "charge", nop[OrderPlaced],
-		troupe.Emits(paymentDone), troupe.MaxAttempts(3), troupe.Backoff(time.Second, 10*time.Second), troupe.Deadline(5*time.Second))
+		troupe.Emits(paymentDone), troupe.MaxAttempts(3), troupe.Backoff(time.Second, 10*time.Second), troupe.Deadline(5*time.Second),
+		troupe.OnFailure(paymentFailed, func(ev troupe.Event[OrderPlaced], err error) PaymentFailed {
+			return PaymentFailed{OrderID: ev.Data.OrderID, Reason: err.Error()}
+		}))
 	mailer := app.Service("mailer").Publishes(receiptSent)
 	troupe.Subscribe(mailer, paymentDone, "send-receipt", nop[PaymentDone], troupe.Emits(receiptSent))
 	mailer.HandleFunc("GET /receipts/{id}", nil)
@@ -130,16 +145,17 @@ func TestJSON(t *testing.T) {
 	sub := raw["subscriptions"].([]any)[0].(map[string]any)
 	want := map[string]any{
 		"id": "subscription:billing.charge", "service": "billing", "name": "charge", "topic": "order-placed",
-		"emits":       []any{"payment_done"},
-		"retry":       map[string]any{"maxAttempts": 3.0, "minBackoff": "1s", "maxBackoff": "10s", "deadline": "5s"},
-		"deadLetters": "dead-letters:billing.charge",
+		"emits":        []any{"payment_done"},
+		"compensation": "payment_failed",
+		"retry":        map[string]any{"maxAttempts": 3.0, "minBackoff": "1s", "maxBackoff": "10s", "deadline": "5s"},
+		"deadLetters":  "dead-letters:billing.charge",
 	}
 	if !reflect.DeepEqual(sub, want) {
 		t.Errorf("subscription billing.charge:\n got %v\nwant %v", sub, want)
 	}
 	topic := raw["topics"].([]any)[0].(map[string]any)
 	wantTopic := map[string]any{
-		"id": "topic:order-placed", "name": "order-placed", "version": 2.0, "type": "order-placed.v2",
+		"id": "topic:order-placed", "name": "order-placed", "version": 2.0, "versions": []any{1.0, 2.0}, "type": "order-placed.v2",
 		"goType": "topology_test.OrderPlaced", "goPackage": "github.com/troupe-go/troupe/topology_test",
 		"schema": map[string]any{
 			"type": "object", "properties": map[string]any{"order_id": map[string]any{"type": "string"}},
@@ -169,9 +185,11 @@ func TestEdges(t *testing.T) {
 	has("subscription:billing.charge", "service:billing", topology.HandledBy, 0)
 	has("subscription:billing.charge", "topic:payment_done", topology.Emits, 0)
 	has("subscription:billing.charge", "dead-letters:billing.charge", topology.DeadLetters, 3)
+	has("subscription:billing.charge", "topic:payment_failed", topology.Compensates, 0)
+	has("service:billing", "topic:payment_failed", topology.Publishes, 0)
 	has("subscription:mailer.send-receipt", "dead-letters:mailer.send-receipt", topology.DeadLetters, transport.DefaultMaxAttempts)
-	if len(g.Edges) != 11 {
-		t.Errorf("%d edges, want 11: %v", len(g.Edges), g.Edges)
+	if len(g.Edges) != 13 {
+		t.Errorf("%d edges, want 13: %v", len(g.Edges), g.Edges)
 	}
 }
 

@@ -106,7 +106,7 @@ func (g *Graph) Mermaid(w io.Writer) error {
 		case DeadLetters:
 			p("    %s -.->|%s| %s\n", from, attemptsLabel(e.Attempts), to)
 		case Compensates:
-			p("    %s ==>|compensates| %s\n", from, to)
+			p("    %s ==>|on failure| %s\n", from, to)
 		default:
 			p("    %s --> %s\n", from, to)
 		}
@@ -162,7 +162,7 @@ func (g *Graph) DOT(w io.Writer) error {
 		case DeadLetters:
 			p("    %s -> %s [style=dashed, color=\"#d93025\", label=%s];\n", from, to, dotQuote(attemptsLabel(e.Attempts)))
 		case Compensates:
-			p("    %s -> %s [style=bold, color=\"#d93025\", label=\"compensates\"];\n", from, to)
+			p("    %s -> %s [style=bold, color=\"#d93025\", label=\"on failure\"];\n", from, to)
 		default:
 			p("    %s -> %s;\n", from, to)
 		}
