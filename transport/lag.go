@@ -11,9 +11,10 @@ type Lagger interface {
 	// Lag returns the number of events stored for sub that it has not
 	// finished: those waiting to be delivered, and, where the broker can
 	// tell, those delivered and not yet settled (being handled, or waiting
-	// for a retry). Each transport documents what it counts. A subscription
-	// that was never declared has a lag of 0 or an error, as the transport
-	// documents; a broker that does not answer before ctx ends gives an
-	// error. Safe for concurrent use.
+	// for a retry). Each transport documents what it counts. It fails with
+	// an error wrapping [ErrNotFound] for a subscription the broker does not
+	// know (never declared), with [ErrClosed] after Close, and with the
+	// broker's error or ctx's when the broker does not answer in time. Safe
+	// for concurrent use.
 	Lag(ctx context.Context, sub SubscriptionRef) (pending int64, err error)
 }
