@@ -1,0 +1,338 @@
+package outbox
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/troupe-go/troupe"
+	"github.com/troupe-go/troupe/transport"
+)
+
+// Dialect names the SQL database an [Outbox] runs on.
+type Dialect string
+
+// The supported dialects.
+const (
+	// SQLite, through modernc.org/sqlite (driver name "sqlite"): the
+	// embedded default. See [OpenSQLite] for the connection settings it
+	// needs.
+	SQLite Dialect = "sqlite"
+	// Postgres, through github.com/jackc/pgx/v5/stdlib (driver name
+	// "pgx"). Other PostgreSQL drivers work for writing and relaying, but
+	// only pgx gives the relay LISTEN/NOTIFY; with another driver it polls.
+	Postgres Dialect = "postgres"
+)
+
+// Defaults of [Options].
+const (
+	DefaultPrefix         = "troupe"
+	DefaultPollInterval   = time.Second
+	DefaultBatchSize      = 256
+	DefaultMaxEventBytes  = transport.DefaultMaxMessageBytes
+	DefaultInboxRetention = 7 * 24 * time.Hour
+)
+
+// Errors returned by the package. Match them with errors.Is.
+var (
+	// ErrNilTx is returned by the ...Tx functions when given a nil
+	// transaction: begin one with db.BeginTx, or use the function without
+	// Tx, which runs its own.
+	ErrNilTx = errors.New("outbox: nil *sql.Tx: pass the transaction the events must commit with")
+	// ErrNoOutbox is returned when ctx leads to no outbox: the app in ctx
+	// was not given one with [Attach], and ctx is not a handler's of
+	// [Subscribe].
+	ErrNoOutbox = errors.New("outbox: no outbox for this context: call outbox.Attach(app, ob) before app.Start, and publish with a context that carries the app")
+	// ErrUnknownDialect is returned by [New] for a database it cannot
+	// recognize, or an Options.Dialect it does not support.
+	ErrUnknownDialect = errors.New("outbox: unknown SQL dialect")
+	// ErrTooLarge is returned when an encoded event exceeds
+	// Options.MaxEventBytes. Nothing is written. It is troupe.ErrTooLarge.
+	ErrTooLarge = troupe.ErrTooLarge
+	// ErrClosed is returned by the relay-side operations of a stopped
+	// outbox.
+	ErrClosed = errors.New("outbox: closed")
+)
+
+// Options configure an [Outbox]. Every field has a default.
+type Options struct {
+	// Dialect selects the SQL dialect. Default: detected from the driver
+	// of db (modernc.org/sqlite → SQLite, pgx → Postgres); New fails with
+	// ErrUnknownDialect when it cannot tell.
+	Dialect Dialect
+	// Prefix starts the names of the tables the outbox creates:
+	// <prefix>_outbox, <prefix>_inbox and <prefix>_periods (see the package
+	// documentation). Letters, digits and '_', starting with a letter, at
+	// most 40 characters. Default "troupe". Two outboxes with different
+	// prefixes in one database are independent.
+	Prefix string
+	// PollInterval is how often the relay looks for events when nothing
+	// woke it: a safety net behind LISTEN/NOTIFY (PostgreSQL) and the
+	// in-process signal (SQLite), which catch writes from other processes
+	// and from transactions committed after their signal. Default 1s.
+	PollInterval time.Duration
+	// BatchSize is how many events the relay publishes per round trip to
+	// the database and the broker. Default 256.
+	BatchSize int
+	// MaxEventBytes is the largest event data accepted by PublishTx and
+	// friends; a larger one fails with ErrTooLarge and nothing is written.
+	// Default 1 MiB, the transports' default limit.
+	MaxEventBytes int
+	// InboxRetention is how long the inbox remembers a handled event id;
+	// older records are pruned by the relay, and a copy of an event
+	// delivered after that is handled again. Default 7 days, far beyond any
+	// broker's redelivery horizon.
+	InboxRetention time.Duration
+	// Clock tells time for delayed events and schedules. Default the
+	// system clock. Tests pass a troupetest.Clock.
+	Clock Clock
+	// Logger receives the relay's and scheduler's logs. Default: the
+	// attached app's logger, else slog.Default().
+	Logger *slog.Logger
+}
+
+// Outbox stores events in a SQL database inside the caller's transactions
+// and relays them to the broker once committed. Create it with [New], give
+// it to an app with [Attach], and write with [PublishTx]. It is safe for
+// concurrent use.
+type Outbox struct {
+	db    *sql.DB
+	opts  Options
+	d     Dialect
+	t     tables
+	clock Clock
+	log   *slog.Logger
+
+	wake chan struct{} // the relay's in-process signal
+
+	mu        sync.Mutex
+	app       *troupe.App
+	schedules []*schedule
+	running   bool
+	cancel    context.CancelFunc
+	runCtx    context.Context
+	done      sync.WaitGroup
+	lock      relayLock
+}
+
+type tables struct {
+	outbox, inbox, periods string
+	channel                string // NOTIFY channel (PostgreSQL)
+	lockKey                string // advisory lock name (PostgreSQL)
+}
+
+var prefixRE = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]{0,39}$`)
+
+// New returns an outbox on db, creating its tables if they do not exist.
+// It fails with ErrUnknownDialect when the dialect is neither given nor
+// detectable, with an error naming the field for an invalid option, and
+// with the database's error when the tables cannot be created. db stays
+// the caller's: the outbox never closes it.
+func New(db *sql.DB, opts Options) (*Outbox, error) {
+	if db == nil {
+		return nil, errors.New("outbox: nil *sql.DB")
+	}
+	d := opts.Dialect
+	if d == "" {
+		d = detect(db)
+		if d == "" {
+			return nil, fmt.Errorf("%w: driver %T is not modernc.org/sqlite or pgx; set Options.Dialect to outbox.SQLite or outbox.Postgres", ErrUnknownDialect, db.Driver())
+		}
+	}
+	if d != SQLite && d != Postgres {
+		return nil, fmt.Errorf("%w %q: use outbox.SQLite or outbox.Postgres", ErrUnknownDialect, d)
+	}
+	if opts.Prefix == "" {
+		opts.Prefix = DefaultPrefix
+	}
+	if !prefixRE.MatchString(opts.Prefix) {
+		return nil, fmt.Errorf("outbox: Options.Prefix %q: use a letter followed by up to 39 letters, digits or '_'", opts.Prefix)
+	}
+	if opts.PollInterval <= 0 {
+		opts.PollInterval = DefaultPollInterval
+	}
+	if opts.BatchSize <= 0 {
+		opts.BatchSize = DefaultBatchSize
+	}
+	if opts.BatchSize > 5000 {
+		return nil, fmt.Errorf("outbox: Options.BatchSize %d: at most 5000", opts.BatchSize)
+	}
+	if opts.MaxEventBytes <= 0 {
+		opts.MaxEventBytes = DefaultMaxEventBytes
+	}
+	if opts.InboxRetention <= 0 {
+		opts.InboxRetention = DefaultInboxRetention
+	}
+	ob := &Outbox{db: db, opts: opts, d: d, clock: opts.Clock, wake: make(chan struct{}, 1)}
+	if ob.clock == nil {
+		ob.clock = systemClock{}
+	}
+	ob.log = opts.Logger
+	if ob.log == nil {
+		ob.log = slog.Default()
+	}
+	p := opts.Prefix
+	ob.t = tables{outbox: p + "_outbox", inbox: p + "_inbox", periods: p + "_periods"}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := ob.migrate(ctx); err != nil {
+		return nil, err
+	}
+	if d == Postgres {
+		var schema string
+		if err := db.QueryRowContext(ctx, "SELECT current_schema()").Scan(&schema); err != nil {
+			return nil, fmt.Errorf("outbox: read current schema: %w", err)
+		}
+		ob.t.channel = schema + "." + ob.t.outbox
+		ob.t.lockKey = "troupe-outbox-relay:" + ob.t.channel
+	}
+	return ob, nil
+}
+
+// detect tells the dialect from the driver's type.
+func detect(db *sql.DB) Dialect {
+	t := reflect.TypeOf(db.Driver())
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch pkg := t.PkgPath(); {
+	case strings.HasPrefix(pkg, "modernc.org/sqlite"):
+		return SQLite
+	case strings.HasPrefix(pkg, "github.com/jackc/pgx"), strings.HasPrefix(pkg, "github.com/lib/pq"):
+		return Postgres
+	}
+	return ""
+}
+
+// DB returns the database the outbox writes to.
+func (ob *Outbox) DB() *sql.DB { return ob.db }
+
+// Dialect returns the outbox's SQL dialect.
+func (ob *Outbox) Dialect() Dialect { return ob.d }
+
+// Tables returns the names of the tables the outbox uses: events waiting
+// to be relayed, handled event ids of the inbox, and fired schedule
+// periods.
+func (ob *Outbox) Tables() (outbox, inbox, periods string) {
+	return ob.t.outbox, ob.t.inbox, ob.t.periods
+}
+
+// attached maps an app to its outbox, for PublishTx.
+var attached sync.Map // *troupe.App → *Outbox
+
+// Attach makes ob the outbox of app: the relay and ob's schedules start
+// with app.Start (after the broker is connected) and stop with app.Stop,
+// and [PublishTx] with a context carrying app writes to ob. Call it before
+// app.Start. An outbox serves one app; attaching it to a second one
+// panics, as it is a programming mistake.
+func Attach(app *troupe.App, ob *Outbox) {
+	ob.mu.Lock()
+	if ob.app != nil && ob.app != app {
+		ob.mu.Unlock()
+		panic("outbox: Attach: this outbox is already attached to app " + ob.app.Name())
+	}
+	ob.app = app
+	if ob.opts.Logger == nil {
+		ob.log = app.Logger()
+	}
+	ob.mu.Unlock()
+	attached.Store(app, ob)
+	app.OnStart(ob.start)
+	app.OnStop(ob.stop)
+}
+
+// Wake asks the relay to look for events now. PublishTx calls it; call it
+// after committing rows written some other way (PostgreSQL relays are
+// woken by NOTIFY without it).
+func (ob *Outbox) Wake() {
+	select {
+	case ob.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Pending returns how many events wait in the outbox table, due or not,
+// not counting those the broker rejected.
+func (ob *Outbox) Pending(ctx context.Context) (int, error) {
+	var n int
+	err := ob.db.QueryRowContext(ctx, "SELECT count(*) FROM "+ob.t.outbox+" WHERE rejected IS NULL").Scan(&n)
+	return n, err
+}
+
+func (ob *Outbox) start(ctx context.Context) error {
+	ob.mu.Lock()
+	defer ob.mu.Unlock()
+	if ob.running {
+		return errors.New("outbox: already running")
+	}
+	lock, err := ob.newRelayLock(ctx)
+	if err != nil {
+		return err
+	}
+	ob.lock = lock
+	rctx, cancel := context.WithCancel(context.Background())
+	ob.cancel, ob.runCtx = cancel, rctx
+	ob.running = true
+	ob.done.Go(func() { ob.relay(rctx) })
+	if ob.d == Postgres {
+		ob.done.Go(func() { ob.listen(rctx) })
+	}
+	for _, s := range ob.schedules {
+		ob.done.Go(func() { ob.runSchedule(rctx, s) })
+	}
+	return nil
+}
+
+func (ob *Outbox) stop(ctx context.Context) error {
+	ob.mu.Lock()
+	if !ob.running {
+		ob.mu.Unlock()
+		return nil
+	}
+	ob.running = false
+	cancel, lock := ob.cancel, ob.lock
+	ob.mu.Unlock()
+	cancel()
+	done := make(chan struct{})
+	go func() { ob.done.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return fmt.Errorf("outbox: stop: %w", ctx.Err())
+	}
+	if lock != nil {
+		lock.close()
+	}
+	return nil
+}
+
+// outboxKey marks a context with the outbox of the handler it belongs to.
+type outboxKey struct{}
+
+// outboxOf finds the outbox for ctx: the handler's, else the app's.
+func outboxOf(ctx context.Context) (*Outbox, *troupe.App, error) {
+	app := troupe.FromContext(ctx)
+	if ob, ok := ctx.Value(outboxKey{}).(*Outbox); ok {
+		return ob, app, nil
+	}
+	if app == nil {
+		return nil, nil, fmt.Errorf("%w (the context carries no app: use app.Context(ctx), or a handler's or route's context)", ErrNoOutbox)
+	}
+	if v, ok := attached.Load(app); ok {
+		return v.(*Outbox), app, nil
+	}
+	return nil, app, ErrNoOutbox
+}
+
+// WithOutbox returns ctx carrying ob, so that [PublishTx] writes to ob
+// whatever app ctx carries. Handlers of [Subscribe] get such a context.
+func WithOutbox(ctx context.Context, ob *Outbox) context.Context {
+	return context.WithValue(ctx, outboxKey{}, ob)
+}
