@@ -86,6 +86,7 @@ type App struct {
 	onStop     []func(context.Context) error
 	startedFns bool          // the OnStart functions all ran
 	stopCh     chan struct{} // closed when Stop begins
+	client     bool // StartClient: connect, run nothing
 	replyOnce  sync.Once
 	replyBox   *replyBox // request/reply taps, made on first use
 }
@@ -280,6 +281,32 @@ func goIdent(name string) string {
 	return b.String()
 }
 
+// StartClient starts the app as a client of its broker, for operator
+// tools and commands (see [RegisterCommand]): it validates the declaration,
+// connects and declares the subscriptions as Start does, but runs no
+// service (nothing is consumed, no HTTP is served, no OnStart function
+// runs). Publish, Request, DeadLetters, Replay and Discard work; Stop
+// disconnects. broker and dataDir, when not empty, replace Config.Broker
+// and Config.DataDir. The embedded broker keeps its files for one process
+// at a time: reach a running embedded app through its listener
+// (embedded:?listen=ADDR, then nats://ADDR here).
+func (a *App) StartClient(ctx context.Context, broker, dataDir string) error {
+	a.mu.Lock()
+	if a.started {
+		a.mu.Unlock()
+		return errors.New("troupe: app already started")
+	}
+	a.client = true
+	if broker != "" {
+		a.cfg.Broker = broker
+	}
+	if dataDir != "" {
+		a.cfg.DataDir = dataDir
+	}
+	a.mu.Unlock()
+	return a.Start(ctx)
+}
+
 // Start validates the declaration, connects to the broker, declares every
 // subscription of the app (also those of services that run elsewhere, so
 // their events are kept), starts consuming for the services this process
@@ -300,7 +327,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 	}
 	running := make(map[string]bool)
 	for _, s := range a.services {
-		running[s.name] = len(a.cfg.Services) == 0 || slices.Contains(a.cfg.Services, s.name)
+		running[s.name] = !a.client && (len(a.cfg.Services) == 0 || slices.Contains(a.cfg.Services, s.name))
 	}
 	a.mu.Lock()
 	a.known, a.publishes, a.running = known, publishes, running
@@ -339,6 +366,9 @@ func (a *App) Start(ctx context.Context) (err error) {
 	}
 	a.mu.Lock()
 	onStart := slices.Clone(a.onStart)
+	if a.client {
+		onStart = nil // a client runs nothing beside the app
+	}
 	a.mu.Unlock()
 	for _, fn := range onStart {
 		if err := fn(ctx); err != nil {
@@ -361,6 +391,10 @@ func (a *App) Start(ctx context.Context) (err error) {
 			a.consumers = append(a.consumers, c)
 			a.mu.Unlock()
 		}
+	}
+	if a.client {
+		a.log.Debug("troupe app connected as a client", "app", a.cfg.Name, "broker", redactURL(a.brokerURL()))
+		return nil
 	}
 	if err := a.startHTTP(); err != nil {
 		return err

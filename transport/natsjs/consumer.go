@@ -149,7 +149,7 @@ func (c *consumer) Stop(ctx context.Context) error {
 		// Acks are sent without waiting for a reply; make sure the server has
 		// them before saying the consumer stopped.
 		if !c.t.nc.IsClosed() {
-			if err := c.t.nc.FlushWithContext(ctx); err != nil && c.stopErr == nil && !errors.Is(err, nats.ErrConnectionClosed) {
+			if err := flush(ctx, c.t.nc); err != nil && c.stopErr == nil && !errors.Is(err, nats.ErrConnectionClosed) {
 				c.stopErr = fmt.Errorf("natsjs: stop %s: flush acks: %w", c.sub.String(), err)
 			}
 		}
@@ -164,3 +164,17 @@ func (c *consumer) Stop(ctx context.Context) error {
 
 // Done implements [transport.Consumer].
 func (c *consumer) Done() <-chan struct{} { return c.done }
+
+// flush waits for the server to have everything sent so far, within ctx or,
+// when ctx has no deadline (nats.go requires one), within flushTimeout.
+func flush(ctx context.Context, nc *nats.Conn) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, flushTimeout)
+		defer cancel()
+	}
+	return nc.FlushWithContext(ctx)
+}
+
+// flushTimeout bounds a flush whose context has no deadline.
+const flushTimeout = 10 * time.Second

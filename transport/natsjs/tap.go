@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sync"
-	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -14,10 +13,6 @@ import (
 // tapBuffer bounds the messages a tap holds before the client drops them
 // as a slow consumer.
 const tapBuffer = 8192
-
-// tapFlushTimeout bounds the round trip that makes sure the server knows
-// of a new tap.
-const tapFlushTimeout = 10 * time.Second
 
 // Tap implements [transport.Tapper] with core NATS subscriptions on the
 // events subjects: JetStream stores each event and the server also hands
@@ -47,10 +42,7 @@ func (t *Transport) Tap(ctx context.Context, topics []string, fn func(*transport
 	}
 	// The server must know of the subscriptions before Tap returns, or an
 	// event published right after could pass unseen.
-	fctx, cancel := context.WithTimeout(ctx, tapFlushTimeout)
-	err := t.nc.FlushWithContext(fctx)
-	cancel()
-	if err != nil {
+	if err := flush(ctx, t.nc); err != nil {
 		tp.unsubscribe()
 		return nil, fmt.Errorf("natsjs: tap: %w", err)
 	}
