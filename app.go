@@ -86,7 +86,7 @@ type App struct {
 	onStop     []func(context.Context) error
 	startedFns bool          // the OnStart functions all ran
 	stopCh     chan struct{} // closed when Stop begins
-	client     bool // StartClient: connect, run nothing
+	client     bool          // StartClient: connect, run nothing
 	replyOnce  sync.Once
 	replyBox   *replyBox // request/reply taps, made on first use
 }
