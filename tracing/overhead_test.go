@@ -108,4 +108,4 @@ func overheadApp(b *testing.B, install func(*troupe.App)) (*troupe.App, <-chan s
 type discard struct{}
 
 func (discard) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
-func (discard) Shutdown(context.Context) error                           { return nil }
+func (discard) Shutdown(context.Context) error                             { return nil }
