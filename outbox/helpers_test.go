@@ -9,7 +9,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -153,13 +152,19 @@ type broker string
 func eachBroker(t *testing.T, f func(t *testing.T, b broker)) {
 	t.Run("embedded", func(t *testing.T) { f(t, "embedded") })
 	t.Run("rabbitmq", func(t *testing.T) {
-		conn, err := amqp.Dial(amqpURL())
-		if err != nil {
-			need(t, fmt.Sprintf("no RabbitMQ at %s (%v); start rabbitmq-server or set TROUPE_TEST_AMQP", redact(amqpURL()), err))
-		}
-		conn.Close()
+		needRabbit(t)
 		f(t, "rabbitmq")
 	})
+}
+
+// needRabbit skips the test when RabbitMQ is not running, except in CI.
+func needRabbit(t testing.TB) {
+	t.Helper()
+	conn, err := amqp.Dial(amqpURL())
+	if err != nil {
+		need(t, fmt.Sprintf("no RabbitMQ at %s (%v); start rabbitmq-server or set TROUPE_TEST_AMQP", redact(amqpURL()), err))
+	}
+	conn.Close()
 }
 
 // newApp returns an app with a unique name on broker b, with test
@@ -292,4 +297,14 @@ func waitPending(t testing.TB, ob *outbox.Outbox, want int) {
 	}
 }
 
-func quoteList(ss []string) string { return "'" + strings.Join(ss, "','") + "'" }
+// eventually polls cond until it holds, for up to 30s.
+func eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited 30s for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -44,7 +45,11 @@ func (ob *Outbox) relay(ctx context.Context) {
 				return
 			}
 			backoff = min(max(2*backoff, minRelayBackoff), maxRelayBackoff)
-			ob.log.Warn("outbox relay: publishing failed; the events stay in the outbox and are tried again",
+			level := slog.LevelWarn
+			if errors.Is(err, transport.ErrClosed) {
+				level = slog.LevelDebug // the app is stopping; so is the relay
+			}
+			ob.log.Log(ctx, level, "outbox relay: publishing failed; the events stay in the outbox and are tried again",
 				"table", ob.t.outbox, "retry_in", backoff, "err", err)
 			if !sleep(ctx, backoff) {
 				return

@@ -55,7 +55,7 @@ func TestCommitPublishesRollbackPublishesNothing(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if _, err := tx.Exec("INSERT INTO orders (id) VALUES ('"+order+"')"); err != nil {
+				if _, err := tx.Exec("INSERT INTO orders (id) VALUES ('" + order + "')"); err != nil {
 					t.Fatal(err)
 				}
 				var notes []Note
@@ -241,7 +241,7 @@ func TestOrderingKeyFollowsCommitOrder(t *testing.T) {
 						}
 					}
 					var n int
-					if err := tx.QueryRow("UPDATE seq SET n = n + 1 WHERE k = '"+k+"' RETURNING n").Scan(&n); err != nil {
+					if err := tx.QueryRow("UPDATE seq SET n = n + 1 WHERE k = '" + k + "' RETURNING n").Scan(&n); err != nil {
 						t.Error(err)
 						tx.Rollback()
 						return
