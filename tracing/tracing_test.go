@@ -35,8 +35,13 @@ var (
 // shop builds an app of three services: orders publishes order_placed,
 // payment.charge handles it (failing the first attempt at each event) and
 // publishes payment_succeeded, which shipping.ship handles.
-func shop(t *testing.T, name string) *troupe.App {
-	app := troupe.New(troupetest.Config(t, troupe.Config{Name: name}))
+func shop(t *testing.T, name string, cfg ...troupe.Config) *troupe.App {
+	var c troupe.Config
+	if len(cfg) > 0 {
+		c = cfg[0]
+	}
+	c.Name = name
+	app := troupe.New(troupetest.Config(t, c))
 	app.Service("orders").Publishes(placed)
 	payment := app.Service("payment").Publishes(paid)
 	shipping := app.Service("shipping")
