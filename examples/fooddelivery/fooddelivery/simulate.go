@@ -1,0 +1,388 @@
+package fooddelivery
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/troupe-go/troupe/examples/fooddelivery/order"
+	"github.com/troupe-go/troupe/examples/fooddelivery/payment"
+)
+
+// Simulation says how [Simulate] drives a running app.
+type Simulation struct {
+	// BaseURL is where the order service serves HTTP ("http://127.0.0.1:8080").
+	// Required.
+	BaseURL string
+	// LedgerURL is where the payment service serves GET /ledger. Default
+	// BaseURL; "off" leaves the money out of the report.
+	LedgerURL string
+	// Orders is how many orders to place. Required, at least 1.
+	Orders int
+	// Concurrency is how many POSTs are in flight at once. Default 16.
+	Concurrency int
+	// Rate caps the orders placed per second. Default 0: as fast as the
+	// app takes them.
+	Rate float64
+	// Timeout bounds the wait for every order to reach a terminal state
+	// after the last one is placed. Default 2 minutes.
+	Timeout time.Duration
+	// Progress, when not nil, gets a line about once a second.
+	Progress io.Writer
+	// Client sends the requests. Default: a client with a 10s timeout.
+	Client *http.Client
+}
+
+// Report is what came of a simulation, read back from the app's own
+// routes: the order service's read model and the payment service's ledger.
+type Report struct {
+	Placed    int `json:"placed"`
+	Assigned  int `json:"assigned"`  // confirmed, and a courier assigned
+	Refunded  int `json:"refunded"`  // cancelled, and the charge reversed
+	Cancelled int `json:"cancelled"` // cancelled, refund not yet seen
+	// Stuck counts orders without a terminal state (Cancelled included).
+	Stuck     int `json:"stuck"`
+	Conflicts int `json:"conflicts"`
+	// ConfirmedCents is the value of the orders the restaurants confirmed,
+	// from the read model.
+	ConfirmedCents int64 `json:"confirmed_cents"`
+	// Ledger is the change of the payment service's books during the run;
+	// nil when LedgerURL is "off" or unreachable.
+	Ledger *payment.Books `json:"ledger,omitempty"`
+	// Took is from the first POST until every order was terminal or the
+	// wait gave up.
+	Took time.Duration `json:"took"`
+	// IDs are the ids of the orders placed, in the order placed.
+	IDs []string `json:"-"`
+}
+
+// Balanced reports whether the money reconciles: every cent charged was
+// either confirmed or reversed, and no order was charged or refunded twice.
+func (r Report) Balanced() bool {
+	return r.Ledger != nil && r.Ledger.ChargedCents == r.ConfirmedCents+r.Ledger.RefundedCents &&
+		r.Ledger.OrdersChargedTwice == 0 && r.Ledger.OrdersRefundedTwice == 0
+}
+
+// OK reports whether every order ended in exactly one terminal state and
+// the money reconciles.
+func (r Report) OK() bool {
+	return r.Stuck == 0 && r.Conflicts == 0 && r.Assigned+r.Refunded == r.Placed && r.Balanced()
+}
+
+// WriteTable writes the reconciliation table.
+func (r Report) WriteTable(w io.Writer) {
+	row := func(label string, v any, note string) { fmt.Fprintf(w, "  %-34s %16v  %s\n", label, v, note) }
+	fmt.Fprintf(w, "reconciliation after %s\n", r.Took.Round(time.Millisecond))
+	row("orders placed", r.Placed, "")
+	row("confirmed (courier assigned)", r.Assigned, "")
+	row("cancelled (compensated: refunded)", r.Refunded, "")
+	row("stuck (no terminal state)", r.Stuck, stuckNote(r))
+	row("both outcomes (conflict)", r.Conflicts, "")
+	if r.Ledger == nil {
+		row("money", "n/a", "(the payment service's ledger was not reachable)")
+		return
+	}
+	l := r.Ledger
+	row("charged", order.FormatCents(l.ChargedCents), fmt.Sprintf("%d charges, %d orders charged twice", l.Charges, l.OrdersChargedTwice))
+	row("confirmed", order.FormatCents(r.ConfirmedCents), "")
+	row("reversed", order.FormatCents(l.RefundedCents), fmt.Sprintf("%d refunds, %d orders refunded twice", l.Refunds, l.OrdersRefundedTwice))
+	verdict := "yes"
+	if !r.Balanced() {
+		verdict = fmt.Sprintf("NO: off by %s", order.FormatCents(l.ChargedCents-r.ConfirmedCents-l.RefundedCents))
+	}
+	row("charged = confirmed + reversed", verdict, "")
+	row("redeliveries that moved no money", l.Redeliveries, fmt.Sprintf("(%d simulated crashes after moving money)", l.SimulatedCrashes))
+}
+
+func stuckNote(r Report) string {
+	if r.Cancelled > 0 {
+		return fmt.Sprintf("(%d cancelled, refund pending)", r.Cancelled)
+	}
+	return ""
+}
+
+// menus are the simulated restaurants and their dishes, in euro cents.
+var menus = map[string][]order.Item{
+	"napoli":     {{Name: "margherita", PriceCents: 950}, {Name: "diavola", PriceCents: 1150}, {Name: "tiramisu", PriceCents: 600}},
+	"sakura":     {{Name: "ramen", PriceCents: 1400}, {Name: "gyoza", PriceCents: 650}, {Name: "mochi", PriceCents: 450}},
+	"taqueria":   {{Name: "tacos", PriceCents: 890}, {Name: "burrito", PriceCents: 1090}, {Name: "churros", PriceCents: 500}},
+	"green-bowl": {{Name: "falafel bowl", PriceCents: 1250}, {Name: "lemonade", PriceCents: 350}},
+}
+
+var customers = []string{"ada", "alan", "barbara", "edsger", "frances", "grace", "john", "katherine", "radia", "tim"}
+
+// randomOrder returns the JSON body of a plausible order.
+func randomOrder(rng *rand.Rand) []byte {
+	names := []string{"napoli", "sakura", "taqueria", "green-bowl"}
+	r := names[rng.IntN(len(names))]
+	menu := menus[r]
+	var items []order.Item
+	for _, i := range rng.Perm(len(menu))[:1+rng.IntN(len(menu))] {
+		it := menu[i]
+		it.Qty = 1 + rng.IntN(3)
+		items = append(items, it)
+	}
+	b, _ := json.Marshal(map[string]any{"customer": customers[rng.IntN(len(customers))], "restaurant": r, "items": items})
+	return b
+}
+
+// Simulate places s.Orders generated orders through the order service's
+// HTTP API, waits until each has reached a terminal state (or s.Timeout
+// passes), and reports what the app's own routes say became of them and of
+// the money. It fails when the app cannot be reached or refuses an order;
+// a run that ends with stuck orders or unbalanced money is not an error:
+// the report says so (see [Report.OK]).
+func Simulate(ctx context.Context, s Simulation) (Report, error) {
+	if s.BaseURL == "" || s.Orders < 1 {
+		return Report{}, errors.New("simulate: need the order service's base URL and at least 1 order")
+	}
+	if s.LedgerURL == "" {
+		s.LedgerURL = s.BaseURL
+	}
+	if s.Concurrency < 1 {
+		s.Concurrency = 16
+	}
+	if s.Timeout <= 0 {
+		s.Timeout = 2 * time.Minute
+	}
+	if s.Client == nil {
+		s.Client = &http.Client{Timeout: 10 * time.Second}
+	}
+	c := simClient{s: s}
+	var before *payment.Books
+	if s.LedgerURL != "off" {
+		b, err := c.books()
+		if err == nil {
+			before = &b
+		} else if s.Progress != nil {
+			fmt.Fprintf(s.Progress, "simulate: no ledger at %s (%v); the report leaves the money out\n", s.LedgerURL, err)
+		}
+	}
+
+	start := time.Now()
+	ids := make([]string, s.Orders)
+	var (
+		next, placed atomic.Int64
+		errOnce      sync.Once
+		placeErr     error
+		wg           sync.WaitGroup
+	)
+	var tick <-chan time.Time
+	if s.Rate > 0 {
+		t := time.NewTicker(time.Duration(float64(time.Second) / s.Rate))
+		defer t.Stop()
+		tick = t.C
+	}
+	pctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	for w := range s.Concurrency {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(start.UnixNano()), uint64(w)))
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= s.Orders || pctx.Err() != nil {
+					return
+				}
+				if tick != nil {
+					select {
+					case <-tick:
+					case <-pctx.Done():
+						return
+					}
+				}
+				id, err := c.place(pctx, randomOrder(rng))
+				if err != nil {
+					errOnce.Do(func() { placeErr = fmt.Errorf("simulate: order %d: %w", i+1, err); cancel() })
+					return
+				}
+				ids[i] = id
+				placed.Add(1)
+			}
+		})
+	}
+	// Progress while placing.
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	progress := time.NewTicker(time.Second)
+	defer progress.Stop()
+placing:
+	for {
+		select {
+		case <-done:
+			break placing
+		case <-progress.C:
+			c.progress(placed.Load())
+		}
+	}
+	if placeErr != nil {
+		return Report{}, placeErr
+	}
+	if err := ctx.Err(); err != nil {
+		return Report{}, err
+	}
+
+	// Wait for every order to reach a terminal state.
+	deadline := time.Now().Add(s.Timeout)
+	var r Report
+	for {
+		var err error
+		r, err = c.report(ids)
+		if err == nil && r.Stuck == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			if err != nil {
+				return r, err
+			}
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return r, ctx.Err()
+		case <-progress.C:
+			c.progress(int64(s.Orders))
+		case <-time.After(100 * time.Millisecond): // poll interval
+		}
+	}
+	r.Took = time.Since(start)
+	if before != nil {
+		if after, err := c.books(); err == nil {
+			d := diffBooks(after, *before)
+			r.Ledger = &d
+		}
+	}
+	return r, nil
+}
+
+type simClient struct {
+	s    Simulation
+	last string
+}
+
+func (c *simClient) place(ctx context.Context, body []byte) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, "POST", c.s.BaseURL+"/orders", strings.NewReader(string(body)))
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.s.Client.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return "", err
+	}
+	var a order.Accepted
+	if resp.StatusCode != http.StatusAccepted || json.Unmarshal(b, &a) != nil || a.ID == "" {
+		return "", fmt.Errorf("POST /orders: %s: %s", resp.Status, strings.TrimSpace(string(b)))
+	}
+	return a.ID, nil
+}
+
+func (c *simClient) get(url string, v any) error {
+	resp, err := c.s.Client.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s: %s", url, resp.Status, strings.TrimSpace(string(b)))
+	}
+	return json.Unmarshal(b, v)
+}
+
+func (c *simClient) books() (payment.Books, error) {
+	var b payment.Books
+	err := c.get(c.s.LedgerURL+"/ledger", &b)
+	return b, err
+}
+
+// listLimit is the most orders GET /orders lists; a simulation of more
+// reads the totals instead of each order.
+const listLimit = 10_000
+
+// report reads what became of the orders ids.
+func (c *simClient) report(ids []string) (Report, error) {
+	r := Report{Placed: len(ids), IDs: ids}
+	if len(ids) > listLimit {
+		// Too many to list: count from the totals, which include orders
+		// placed by others while the simulation ran.
+		var l order.List
+		if err := c.get(c.s.BaseURL+"/orders?limit=1", &l); err != nil {
+			return r, err
+		}
+		r.Assigned, r.Refunded, r.Cancelled = l.ByStatus[order.StatusAssigned], l.ByStatus[order.StatusRefunded], l.ByStatus[order.StatusCancelled]
+		r.Stuck, r.Conflicts, r.ConfirmedCents = l.Stuck, l.Conflicts, l.ConfirmedCents
+		return r, nil
+	}
+	var l order.List
+	if err := c.get(fmt.Sprintf("%s/orders?limit=%d", c.s.BaseURL, listLimit), &l); err != nil {
+		return r, err
+	}
+	byID := make(map[string]order.Summary, len(l.Orders))
+	for _, o := range l.Orders {
+		byID[o.ID] = o
+	}
+	for _, id := range ids {
+		o, ok := byID[id]
+		switch {
+		case !ok:
+			r.Stuck++
+		case o.Status == order.StatusAssigned:
+			r.Assigned++
+			r.ConfirmedCents += o.TotalCents
+		case o.Status == order.StatusRefunded:
+			r.Refunded++
+		default:
+			r.Stuck++
+			if o.Status == order.StatusCancelled {
+				r.Cancelled++
+			}
+			if o.Status == order.StatusConfirmed {
+				r.ConfirmedCents += o.TotalCents
+			}
+		}
+	}
+	r.Conflicts = l.Conflicts
+	return r, nil
+}
+
+func (c *simClient) progress(placed int64) {
+	if c.s.Progress == nil {
+		return
+	}
+	var l order.List
+	line := fmt.Sprintf("simulate: placed %d/%d", placed, c.s.Orders)
+	if err := c.get(c.s.BaseURL+"/orders?limit=1", &l); err == nil {
+		line += fmt.Sprintf(" · assigned %d · refunded %d · in flight %d", l.ByStatus[order.StatusAssigned], l.ByStatus[order.StatusRefunded], l.Stuck)
+	}
+	if line != c.last {
+		fmt.Fprintln(c.s.Progress, line)
+		c.last = line
+	}
+}
+
+func diffBooks(a, b payment.Books) payment.Books {
+	return payment.Books{
+		Charges: a.Charges - b.Charges, ChargedCents: a.ChargedCents - b.ChargedCents,
+		Refunds: a.Refunds - b.Refunds, RefundedCents: a.RefundedCents - b.RefundedCents,
+		NetCents:           a.NetCents - b.NetCents,
+		OrdersChargedTwice: a.OrdersChargedTwice, OrdersRefundedTwice: a.OrdersRefundedTwice,
+		Redeliveries: a.Redeliveries - b.Redeliveries, OtherEvents: a.OtherEvents - b.OtherEvents,
+		RefundsRefused: a.RefundsRefused - b.RefundsRefused, SimulatedCrashes: a.SimulatedCrashes - b.SimulatedCrashes,
+	}
+}

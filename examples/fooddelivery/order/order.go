@@ -1,0 +1,87 @@
+// Package order is the order service of the food-delivery example: it takes
+// orders over HTTP, publishes [Placed] for each, and keeps a read model of
+// every order (its status and the timeline of its business transaction)
+// built from the events of the other services.
+//
+// Routes:
+//
+//	POST /orders       place an order: {"customer":"ada","restaurant":"napoli","items":[{"name":"margherita","qty":2,"price_cents":950}]}
+//	GET  /orders/{id}  an order, its status and its timeline
+//	GET  /orders       totals by status and money, and the newest orders (?status=S&limit=N)
+//	GET  /             the routes to try
+package order
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path"
+
+	"github.com/troupe-go/troupe"
+	"github.com/troupe-go/troupe/examples/fooddelivery/internal/api"
+)
+
+// ServiceName is the order service's name in the app and on --services.
+const ServiceName = "order"
+
+// Step tells the order service that the events of one topic move an order
+// to a status. Make one with [Track] and pass it to [Register].
+type Step struct {
+	subscribe func(svc *troupe.Service, rm *readModel)
+}
+
+// Track returns the [Step] that moves an order to status to when an event
+// of t arrives. It panics if to is not one of the Status constants: that is
+// a mistake in the program, not in its input.
+//
+// The steps are passed in rather than imported because the other services
+// import this package for [Placed]; importing theirs here would be a cycle.
+func Track[T StepEvent](t *troupe.Topic[T], to Status) Step {
+	if _, ok := rank[to]; !ok {
+		panic(fmt.Sprintf("order.Track(%s): unknown status %q", t.Name(), to))
+	}
+	return Step{subscribe: func(svc *troupe.Service, rm *readModel) { follow(svc, rm, t, to, nil) }}
+}
+
+// follow subscribes svc to t and applies each event to the read model.
+// details, when not nil, returns what the event says about the order itself.
+func follow[T StepEvent](svc *troupe.Service, rm *readModel, t *troupe.Topic[T], to Status, details func(T) *PlacedV1) {
+	troupe.Subscribe(svc, t, "track-"+t.Name(), func(_ context.Context, ev troupe.Event[T]) error {
+		var placed *PlacedV1
+		if details != nil {
+			placed = details(ev.Data)
+		}
+		rm.apply(ev.Data.OrderRef(), TimelineEvent{
+			Type: ev.Type, Service: path.Base(ev.Source), Time: ev.Time, Attempt: ev.Data.ProducedOnAttempt(),
+			ID: ev.ID, CausationID: ev.CausationID, CorrelationID: ev.CorrelationID,
+			Status: to, Summary: ev.Data.Summary(),
+		}, placed, ev.Attempt)
+		return nil
+	})
+}
+
+// Register declares the order service on app: it publishes [Placed], serves
+// the routes listed in the package doc, and follows its own topic and the
+// given steps to keep each order's status and timeline. log gets one line
+// per order placed; nil means slog.Default().
+func Register(app *troupe.App, log *slog.Logger, steps ...Step) *troupe.Service {
+	if log == nil {
+		log = slog.Default()
+	}
+	rm := newReadModel()
+	svc := app.Service(ServiceName).Publishes(Placed)
+	// The service hears its own event too: Publish does not return the id
+	// it gave the event, and the timeline wants it.
+	follow(svc, rm, Placed, StatusPlaced, func(p PlacedV1) *PlacedV1 { return &p })
+	for _, s := range steps {
+		s.subscribe(svc, rm)
+	}
+	h := &handlers{log: log, rm: rm, keys: &keyStore{keys: make(map[string]*keyEntry)}}
+	svc.HandleFunc("POST /orders", h.place)
+	svc.HandleFunc("GET /orders", h.list)
+	svc.HandleFunc("GET /orders/{id}", h.get)
+	svc.HandleFunc("/orders", api.Fallback("/orders", "GET", "POST"))
+	svc.HandleFunc("/orders/", api.Fallback("/orders/{id}", "GET"))
+	svc.HandleFunc("/", h.index)
+	return svc
+}
