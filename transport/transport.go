@@ -172,6 +172,18 @@ type Subscription struct {
 	// MaxMessageBytes is the largest message body the consumer accepts; a
 	// larger one is dead-lettered with reason [ReasonOversized]. Default 1 MiB.
 	MaxMessageBytes int
+	// Ordered asks for the events of each ordering key (the [PartitionKey]
+	// extension) to be handled one at a time, in the order the broker
+	// stored them, even with several consumers; events of different keys
+	// are handled in parallel, up to Concurrency, and events without a key
+	// are not ordered. To keep that order, one consumer of the subscription
+	// is active at a time (the others stand by and take over when it stops
+	// or dies), and a failed attempt is retried in place: the transport
+	// holds the event, renews its lease and calls the handler again after
+	// the backoff, while later events of its key wait. An event
+	// dead-lettered after its last attempt lets the next one of its key
+	// through. Replayed dead letters are not ordered. Default false.
+	Ordered bool
 }
 
 // RetryPolicy says how a failed delivery is retried: attempt n (1-based) that

@@ -52,8 +52,15 @@ func (c *consumer) handle(m *nats.Msg) {
 	}
 
 	herr := c.call(d)
-
 	out := transport.Decide(herr, attempt, c.sub.Retry, rand.Float64())
+	// An ordered subscription retries in place, so the events behind this
+	// one with its key wait for it.
+	for c.sub.Ordered && out.Action == transport.ActRetry && c.waitRetry(out.Delay) {
+		attempt++
+		d.Attempt = attempt
+		herr = c.call(d)
+		out = transport.Decide(herr, attempt, c.sub.Retry, rand.Float64())
+	}
 	switch out.Action {
 	case transport.ActAck:
 		c.settle(m, "ack", m.Ack())
@@ -127,6 +134,7 @@ func (c *consumer) deadLetter(m *nats.Msg, d *transport.Delivery, reason transpo
 func (c *consumer) Stop(ctx context.Context) error {
 	c.once.Do(func() {
 		c.stopping.Store(true)
+		close(c.stopped)
 		for _, p := range c.pullers {
 			_ = p.sub.Drain()
 		}
@@ -152,6 +160,9 @@ func (c *consumer) Stop(ctx context.Context) error {
 			if err := flush(ctx, c.t.nc); err != nil && c.stopErr == nil && !errors.Is(err, nats.ErrConnectionClosed) {
 				c.stopErr = fmt.Errorf("natsjs: stop %s: flush acks: %w", c.sub.String(), err)
 			}
+		}
+		if c.gate != nil {
+			c.gate.close() // after the flush: the next consumer starts where this one settled
 		}
 		c.t.mu.Lock()
 		delete(c.t.consumers, c)

@@ -38,6 +38,9 @@ type consumer struct {
 	stopping atomic.Bool           // read per message by the workers, without c.mu
 	held     map[*nats.Msg]*puller // arrived, not yet settled
 
+	gate    *gate         // ordered subscriptions: whether this consumer may pull
+	stopped chan struct{} // closed when Stop begins
+
 	workers sync.WaitGroup
 	done    chan struct{}
 	stopErr error
@@ -90,7 +93,7 @@ func (t *Transport) Consume(ctx context.Context, sub transport.Subscription, h t
 	if _, _, err := t.declare(ctx, sub); err != nil {
 		return nil, err
 	}
-	c := &consumer{t: t, sub: sub, h: h, held: make(map[*nats.Msg]*puller), done: make(chan struct{})}
+	c := &consumer{t: t, sub: sub, h: h, held: make(map[*nats.Msg]*puller), done: make(chan struct{}), stopped: make(chan struct{})}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	name := consumerName(sub.SubscriptionRef)
 	specs := []struct {
@@ -125,9 +128,22 @@ func (t *Transport) Consume(ctx context.Context, sub transport.Subscription, h t
 		// must not make the client drop messages as a slow consumer.
 		_ = p.sub.SetPendingLimits(-1, -1)
 	}
-	for range sub.Concurrency {
+	if sub.Ordered {
 		c.workers.Add(1)
-		go c.worker()
+		go c.dispatch()
+		var err error
+		if c.gate, err = t.openGate(ctx, c); err != nil {
+			for _, p := range c.pullers {
+				_ = p.sub.Unsubscribe()
+			}
+			close(c.work)
+			return nil, err
+		}
+	} else {
+		for range sub.Concurrency {
+			c.workers.Add(1)
+			go c.worker()
+		}
 	}
 	c.mu.Lock()
 	for _, p := range c.pullers {
@@ -146,7 +162,7 @@ func (t *Transport) Consume(ctx context.Context, sub transport.Subscription, h t
 // requests are worth their round trip. c.mu must be held.
 func (p *puller) ask() {
 	c := p.c
-	if c.stopping.Load() || time.Now().Before(p.pauseTil) {
+	if c.stopping.Load() || time.Now().Before(p.pauseTil) || !c.gate.open() {
 		return
 	}
 	free := p.limit - p.asked - p.held
@@ -294,12 +310,18 @@ func (c *consumer) tend() {
 func (c *consumer) worker() {
 	defer c.workers.Done()
 	for m := range c.work {
-		if c.stopping.Load() {
-			// Not started: hand it back now rather than after its lease.
-			_ = m.Nak()
-		} else {
-			c.handle(m)
-		}
-		c.release(m)
+		c.process(m)
 	}
+}
+
+// process handles m, or hands it back when the consumer is stopping, and
+// gives its room back.
+func (c *consumer) process(m *nats.Msg) {
+	if c.stopping.Load() {
+		// Not started: hand it back now rather than after its lease.
+		_ = m.Nak()
+	} else {
+		c.handle(m)
+	}
+	c.release(m)
 }

@@ -92,9 +92,14 @@ func (t *Transport) Consume(ctx context.Context, sub transport.Subscription, h t
 	}
 	t.consumers[c] = struct{}{}
 	t.mu.Unlock()
-	for range sub.Concurrency {
+	if sub.Ordered {
 		c.workers.Add(1)
-		go c.worker()
+		go c.dispatch()
+	} else {
+		for range sub.Concurrency {
+			c.workers.Add(1)
+			go c.worker()
+		}
 	}
 	go c.run(ch, deliveries)
 	return c, nil
@@ -214,16 +219,50 @@ func (c *consumer) linkStopped() bool {
 func (c *consumer) worker() {
 	defer c.workers.Done()
 	for d := range c.work {
-		switch {
-		case d.ch.IsClosed():
-			// The broker took it back when the channel closed.
-		case c.isStopping():
-			c.mu.Lock()
-			c.notStarted = append(c.notStarted, d)
-			c.mu.Unlock()
-		default:
-			c.handle(d)
-		}
+		c.process(d)
+	}
+}
+
+// dispatch feeds an ordered subscription's deliveries, in the order the
+// queue sent them, to a sequencer keyed by their ordering key.
+func (c *consumer) dispatch() {
+	defer c.workers.Done()
+	seq := transport.NewSequencer(c.sub.Concurrency)
+	for d := range c.work {
+		key, _ := headerString(d.Headers["ce-"+transport.PartitionKey])
+		seq.Submit(key, func() { c.process(d) })
+	}
+	seq.Wait()
+}
+
+// process handles d, or keeps it to hand back when the consumer is
+// stopping.
+func (c *consumer) process(d delivery) {
+	switch {
+	case d.ch.IsClosed():
+		// The broker took it back when the channel closed.
+	case c.isStopping():
+		c.mu.Lock()
+		c.notStarted = append(c.notStarted, d)
+		c.mu.Unlock()
+	default:
+		c.handle(d)
+	}
+}
+
+// waitRetry waits d before an in-place retry of an ordered subscription;
+// false when the consumer is stopping, and the retry goes through the
+// broker instead.
+func (c *consumer) waitRetry(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return !c.isStopping()
+	case <-c.stopping:
+		return false
+	case <-c.ctx.Done():
+		return false
 	}
 }
 
@@ -323,6 +362,17 @@ func (c *consumer) handle(d delivery) {
 		return
 	}
 	out := transport.Decide(herr, attempt, c.sub.Retry, mrand.Float64())
+	// An ordered subscription retries in place, so the events behind this
+	// one with its key wait for it.
+	for c.sub.Ordered && out.Action == transport.ActRetry && !d.ch.IsClosed() && c.waitRetry(out.Delay) {
+		attempt++
+		del.Attempt = attempt
+		herr = c.call(del)
+		out = transport.Decide(herr, attempt, c.sub.Retry, mrand.Float64())
+	}
+	if d.ch.IsClosed() {
+		return // as above: the broker redelivers it
+	}
 	switch out.Action {
 	case transport.ActAck:
 		c.settle("ack", d.Ack(false))

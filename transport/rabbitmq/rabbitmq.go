@@ -279,6 +279,11 @@ func (t *Transport) declareSub(ch *amqp.Channel, s transport.Subscription) error
 	args := t.queueArgs()
 	args["x-dead-letter-exchange"] = ""
 	args["x-dead-letter-routing-key"] = dlq
+	if s.Ordered {
+		// One consumer at a time gets the queue, in order; the others
+		// stand by.
+		args["x-single-active-consumer"] = true
+	}
 	if err := t.declareQueue(ch, q, args); err != nil {
 		return err
 	}
@@ -305,7 +310,7 @@ func (t *Transport) declareQueue(ch *amqp.Channel, name string, args amqp.Table)
 	if _, err := ch.QueueDeclare(name, true, false, false, false, args); err != nil {
 		var ae *amqp.Error
 		if errors.As(err, &ae) && ae.Code == amqp.PreconditionFailed {
-			return fmt.Errorf("rabbitmq: declare queue %s: %w (it exists with other settings: was it declared with another QueueType or by another tool? delete it or match its settings)", name, err)
+			return fmt.Errorf("rabbitmq: declare queue %s: %w (it exists with other settings: was it declared with another QueueType, unordered, or by another tool? delete it or match its settings)", name, err)
 		}
 		return fmt.Errorf("rabbitmq: declare queue %s: %w", name, err)
 	}

@@ -24,6 +24,9 @@ type Harness struct {
 	// kill -9: no ack, no nak, no drain. Handlers still running may go on but
 	// can settle nothing.
 	Kill func(t testing.TB, tr transport.Transport)
+	// NoOrdering says the transport does not implement
+	// Subscription.Ordered; the suite then skips its ordering test.
+	NoOrdering bool
 }
 
 // conformanceTest is one subtest of the suite.
@@ -58,6 +61,7 @@ var contractTests = []conformanceTest{
 	{"Isolation", testIsolation},
 	{"ClosedTransport", testClosedTransport},
 	{"Tap", testTap},
+	{"Ordered", testOrdered},
 }
 
 // Run runs every conformance test as a subtest of t. Each subtest uses its own
