@@ -358,6 +358,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 	var specs []transport.Subscription
 	for _, s := range a.services {
 		for _, sub := range s.subs {
+			sub.cfg.spec.Ordered = sub.topicRef.Ordered()
 			specs = append(specs, sub.cfg.spec)
 		}
 	}

@@ -60,7 +60,7 @@ func (s BreakerState) String() string {
 // breaker is one subscription's circuit breaker in this process.
 type breaker struct {
 	cfg  breakerConfig
-	log  *slog.Logger
+	app  *App // for its logger, which App.Main may set after Subscribe
 	name string
 	stop <-chan struct{} // closed when the app stops
 
@@ -73,9 +73,11 @@ type breaker struct {
 	changed  chan struct{} // closed and replaced at each state change
 }
 
-func newBreaker(cfg breakerConfig, name string, log *slog.Logger, stop <-chan struct{}) *breaker {
-	return &breaker{cfg: cfg, name: name, log: log, stop: stop, cooldown: cfg.cooldown, changed: make(chan struct{})}
+func newBreaker(cfg breakerConfig, name string, app *App, stop <-chan struct{}) *breaker {
+	return &breaker{cfg: cfg, name: name, app: app, stop: stop, cooldown: cfg.cooldown, changed: make(chan struct{})}
 }
+
+func (b *breaker) log() *slog.Logger { return b.app.Logger() }
 
 // State returns the breaker's current state.
 func (b *breaker) State() BreakerState {
@@ -158,7 +160,7 @@ func (b *breaker) done(probe bool, err error, aborted bool) {
 		}
 		b.cooldown, b.fails = b.cfg.cooldown, 0
 		b.setLocked(BreakerClosed)
-		b.log.Info("circuit breaker closed", "subscription", b.name)
+		b.log().Info("circuit breaker closed", "subscription", b.name)
 		return
 	}
 	if !failed {
@@ -178,7 +180,7 @@ func (b *breaker) openLocked(err error) {
 	b.until = time.Now().Add(b.cooldown)
 	b.fails = 0
 	b.setLocked(BreakerOpen)
-	b.log.Warn("circuit breaker open: events wait", "subscription", b.name, "for", b.cooldown, "err", err)
+	b.log().Warn("circuit breaker open: events wait", "subscription", b.name, "for", b.cooldown, "err", err)
 }
 
 func (b *breaker) setLocked(s BreakerState) {

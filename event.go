@@ -35,4 +35,7 @@ type Envelope struct {
 	Replays int
 	// Subscription is the "service.name" of the subscription handling it.
 	Subscription string
+	// OrderingKey is the event's ordering key ([OrderBy]); "" when its
+	// topic has none.
+	OrderingKey string
 }

@@ -154,6 +154,11 @@ func encode[T any](ctx context.Context, t *Topic[T], vs []T) (*App, []*transport
 			Type: t.Type(), Source: s.source(), Time: now,
 			DataContentType: transport.ContentTypeJSON, Data: data,
 		}
+		if t.key != nil {
+			if k := t.key(v); k != "" {
+				m.Extensions = map[string]string{transport.PartitionKey: k}
+			}
+		}
 		s.stamp(m, t.name)
 		msgs[i] = m
 	}

@@ -84,6 +84,8 @@ type SubscriptionConfig struct {
 	Prefetch               int
 	MaxMessageBytes        int
 	StartAtBeginning       bool
+	// Ordered reports that the topic has an ordering key ([OrderBy]).
+	Ordered bool
 }
 
 // Config returns the subscription's tuning with every default filled in.
@@ -93,6 +95,7 @@ func (s *Subscription) Config() SubscriptionConfig {
 		MaxAttempts: sp.Retry.MaxAttempts, MinBackoff: sp.Retry.MinBackoff, MaxBackoff: sp.Retry.MaxBackoff,
 		Jitter: sp.Retry.Jitter, Deadline: s.cfg.deadline, Lease: sp.Lease, Concurrency: sp.Concurrency,
 		Prefetch: sp.Prefetch, MaxMessageBytes: sp.MaxMessageBytes, StartAtBeginning: sp.StartAtBeginning,
+		Ordered: s.topicRef.Ordered(),
 	}
 }
 
@@ -237,7 +240,7 @@ func Subscribe[T any](s *Service, t *Topic[T], name string, h Handler[T], opts .
 	app := s.app
 	ref := sub.String()
 	if cfg.breaker != nil {
-		sub.breaker = newBreaker(*cfg.breaker, ref, app.log, app.stopCh)
+		sub.breaker = newBreaker(*cfg.breaker, ref, app, app.stopCh)
 	}
 	sub.handler = func(ctx context.Context, d *transport.Delivery) error {
 		v, err := t.decode(d)
@@ -248,6 +251,7 @@ func Subscribe[T any](s *Service, t *Topic[T], name string, h Handler[T], opts .
 			ID: d.ID, Type: d.Type, Source: d.Source, Time: d.Time,
 			CorrelationID: d.CorrelationID, CausationID: d.CausationID, TraceParent: d.TraceParent,
 			Attempt: d.Attempt, Replays: d.Replays, Subscription: ref,
+			OrderingKey: d.Extensions[transport.PartitionKey],
 		}}
 		probe := false
 		if sub.breaker != nil {

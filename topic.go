@@ -25,6 +25,7 @@ type Topic[T any] struct {
 	version int
 	err     error
 	up      map[int]func([]byte) (T, error) // upcasters by older version
+	key     func(T) string                  // ordering key, set by OrderBy
 }
 
 // NewTopic declares a topic. name is a letter followed by letters, digits,
@@ -120,6 +121,32 @@ func (t *Topic[T]) Versions() []int {
 	return append(out, t.version)
 }
 
+// Ordered reports whether the topic has an ordering key ([OrderBy]).
+func (t *Topic[T]) Ordered() bool { return t.key != nil }
+
+// OrderBy gives topic t an ordering key: every subscription to t handles
+// the events of one key (an order id, an account id) one at a time and in
+// the order they were published, even with several processes running the
+// service, while events of different keys run in parallel. Events whose key
+// is "" are not ordered. Declare it next to the topic, before the app
+// starts:
+//
+//	var OrderStatus = troupe.NewTopic[OrderStatusV1]("order_status", 1)
+//
+//	func init() { troupe.OrderBy(OrderStatus, func(e OrderStatusV1) string { return e.OrderID }) }
+//
+// The key travels as the CloudEvents partitionkey attribute. Order has a
+// price, which is why it is not the default: one process of the service is
+// active for the subscription at a time (the others stand by and take over
+// within a couple of leases if it dies), and a failing event is retried in
+// place, holding up the later events of its key until it succeeds or is
+// dead-lettered. Handlers of ordered subscriptions should still be
+// idempotent: after a crash, the events the dead process held are
+// delivered again, in order.
+func OrderBy[T any](t *Topic[T], key func(T) string) {
+	t.key = key
+}
+
 // Upcast teaches topic t to read events of an older version: they are
 // decoded as Old and turned into the current T by f before any handler sees
 // them, so handlers deal with one type while old events are still in
@@ -171,6 +198,7 @@ type AnyTopic interface {
 	Version() int
 	Type() string
 	Versions() []int
+	Ordered() bool
 	GoType() reflect.Type
 	info() topicInfo
 }
