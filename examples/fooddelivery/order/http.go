@@ -86,7 +86,7 @@ func (h *handlers) place(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := r.Context()
 	if key != "" {
-		ev.OrderID = keyedOrderID(ev.Customer, key)
+		ev.OrderID = IDForKey(ev.Customer, key)
 		claim, err := h.keys.claim(ev.Customer+"\x00"+key, ev)
 		switch {
 		case err != nil:
@@ -318,10 +318,10 @@ func newOrderID() string {
 	return hex.EncodeToString(b)
 }
 
-// keyedOrderID derives the order id from the customer and their
-// Idempotency-Key, so a retried request names the same order even after a
-// restart of the order service.
-func keyedOrderID(customer, key string) string {
+// IDForKey returns the id POST /orders gives an order that customer sends
+// with Idempotency-Key key. It is derived from both, so a retried request
+// names the same order even after the order service restarts.
+func IDForKey(customer, key string) string {
 	sum := sha256.Sum256([]byte(customer + "\x00" + key))
 	return hex.EncodeToString(sum[:6])
 }
