@@ -168,17 +168,18 @@ func (ob *Outbox) write(ctx context.Context, tx *sql.Tx, msgs []*transport.Messa
 			args = append(args, m.ID, m.Type, m.Source, m.Time.UnixNano(), m.CorrelationID, m.CausationID,
 				m.TraceParent, m.DataContentType, ext, data, okey, due, nil)
 		}
+		if ob.d == Postgres && start+insertChunk >= len(msgs) {
+			// The last insert also notifies the relays, saving a round
+			// trip. The notification is delivered when tx commits, and not
+			// at all if it rolls back; those of one tx are merged.
+			args = append(args, ob.t.channel)
+			q = "WITH ins AS (" + q + " RETURNING 1) SELECT pg_notify(" + ob.ph(len(args)) + ", '')"
+		}
 		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
 			return fmt.Errorf("outbox: write %d events: %w", len(chunk), err)
 		}
 	}
-	if ob.d == Postgres {
-		// Delivered to listening relays when tx commits, and not at all
-		// if it rolls back; repeated notifications of one tx are merged.
-		if _, err := tx.ExecContext(ctx, "SELECT pg_notify($1, '')", ob.t.channel); err != nil {
-			return fmt.Errorf("outbox: notify: %w", err)
-		}
-	} else {
+	if ob.d == SQLite {
 		ob.Wake()
 	}
 	return nil
