@@ -215,3 +215,43 @@ func ExampleCircuitBreaker() {
 	// Output:
 	// charged order-1 after 4 calls
 }
+
+type AccountEntry struct {
+	Account string `json:"account"`
+	Amount  int    `json:"amount"`
+}
+
+// Entries of one account must be applied in the order they were posted;
+// entries of different accounts need not wait for each other.
+func ExampleOrderBy() {
+	entries := troupe.NewTopic[AccountEntry]("entry_posted", 1)
+	troupe.OrderBy(entries, func(e AccountEntry) string { return e.Account })
+
+	app, stop := exampleApp("ledger")
+	defer stop()
+	app.Service("bank").Publishes(entries)
+	balances := map[string][]int{}
+	done := make(chan struct{})
+	n := 0
+	troupe.Subscribe(app.Service("ledger"), entries, "apply", func(ctx context.Context, ev troupe.Event[AccountEntry]) error {
+		// Calls for one account never overlap; this map is shared by
+		// accounts, so lock it when Concurrency > 1.
+		balances[ev.OrderingKey] = append(balances[ev.OrderingKey], ev.Data.Amount)
+		if n++; n == 4 {
+			close(done)
+		}
+		return nil
+	}, troupe.Concurrency(1))
+	ctx := context.Background()
+	if err := app.Start(ctx); err != nil {
+		fmt.Println(err)
+		return
+	}
+	_ = troupe.PublishBatch(app.Context(ctx), entries, []AccountEntry{
+		{"alice", 100}, {"bob", 5}, {"alice", -30}, {"alice", -20},
+	})
+	<-done
+	fmt.Println("alice", balances["alice"], "bob", balances["bob"])
+	// Output:
+	// alice [100 -30 -20] bob [5]
+}

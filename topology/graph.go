@@ -86,6 +86,9 @@ type Topic struct {
 	// Versions are every version the app reads: older ones through
 	// upcasters (troupe.Upcast), then Version.
 	Versions []int `json:"versions"`
+	// Ordered reports an ordering key (troupe.OrderBy): each key's events
+	// are handled in publish order.
+	Ordered bool `json:"ordered,omitempty"`
 	// Type is the wire type, "<name>.v<version>".
 	Type string `json:"type"`
 	// GoType is the Go type of the data as the program spells it
@@ -231,7 +234,7 @@ func FromApp(app *troupe.App) *Graph {
 		if tp, ok := topics[t.Name()]; ok {
 			return tp
 		}
-		tp := &Topic{ID: TopicID(t.Name()), Name: t.Name(), Version: t.Version(), Type: t.Type(), Versions: t.Versions(), Publishers: []string{}, Schema: SchemaOf(t.GoType())}
+		tp := &Topic{ID: TopicID(t.Name()), Name: t.Name(), Version: t.Version(), Type: t.Type(), Versions: t.Versions(), Ordered: t.Ordered(), Publishers: []string{}, Schema: SchemaOf(t.GoType())}
 		if rt := t.GoType(); rt != nil {
 			tp.GoType, tp.GoPackage = rt.String(), pkgPath(rt)
 		}
