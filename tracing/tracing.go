@@ -192,18 +192,20 @@ func (t *tracer) publish(next troupe.PublishFunc) troupe.PublishFunc {
 					semconv.MessagingDestinationName(m.Type),
 				))
 			if span.IsRecording() {
-				span.SetAttributes(
+				var buf [7]attribute.KeyValue // one SetAttributes call: the span's slice grows once
+				attrs := append(buf[:0],
 					semconv.MessagingOperationName("send"),
 					semconv.MessagingMessageID(m.ID),
 					semconv.MessagingMessageConversationID(m.CorrelationID),
 					semconv.MessagingMessageBodySize(len(m.Data)),
 				)
 				if m.CausationID != "" {
-					span.SetAttributes(AttrCausationID.String(m.CausationID))
+					attrs = append(attrs, AttrCausationID.String(m.CausationID))
 				}
 				if len(msgs) > 1 {
-					span.SetAttributes(semconv.MessagingBatchMessageCount(len(msgs)))
+					attrs = append(attrs, semconv.MessagingBatchMessageCount(len(msgs)))
 				}
+				span.SetAttributes(attrs...)
 			}
 			if span.SpanContext().IsValid() {
 				t.prop.Inject(sctx, messageCarrier{m})
@@ -249,7 +251,8 @@ func (t *tracer) handle(sub *troupe.Subscription, next troupe.HandleFunc) troupe
 			))
 		recording := span.IsRecording()
 		if recording {
-			span.SetAttributes(
+			var buf [10]attribute.KeyValue
+			attrs := append(buf[:0],
 				semconv.MessagingOperationName("process"),
 				semconv.MessagingDestinationSubscriptionName(group),
 				semconv.MessagingMessageID(d.ID),
@@ -259,11 +262,12 @@ func (t *tracer) handle(sub *troupe.Subscription, next troupe.HandleFunc) troupe
 				AttrMaxAttempts.Int(policy.MaxAttempts),
 			)
 			if d.CausationID != "" {
-				span.SetAttributes(AttrCausationID.String(d.CausationID))
+				attrs = append(attrs, AttrCausationID.String(d.CausationID))
 			}
 			if d.Replays > 0 {
-				span.SetAttributes(AttrReplays.Int(d.Replays))
+				attrs = append(attrs, AttrReplays.Int(d.Replays))
 			}
+			span.SetAttributes(attrs...)
 		}
 		err := next(hctx, d)
 		if recording {
@@ -275,9 +279,10 @@ func (t *tracer) handle(sub *troupe.Subscription, next troupe.HandleFunc) troupe
 				}
 				span.RecordError(err)
 				span.SetStatus(codes.Error, err.Error())
-				span.SetAttributes(semconv.ErrorType(err))
+				span.SetAttributes(AttrOutcome.String(outcome), semconv.ErrorType(err))
+			} else {
+				span.SetAttributes(AttrOutcome.String(outcome))
 			}
-			span.SetAttributes(AttrOutcome.String(outcome))
 		}
 		span.End()
 		return err
