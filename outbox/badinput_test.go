@@ -100,6 +100,43 @@ func TestPublishTxRejectsBadInput(t *testing.T) {
 	})
 }
 
+// An event the broker refuses for good is set aside, and the events
+// behind it are published.
+func TestRefusedEventDoesNotBlockTheRest(t *testing.T) {
+	eachDB(t, func(t *testing.T, d database) {
+		rec := troupetest.NewRecorder() // refuses data over 1 MiB, as brokers do by default
+		app := troupe.New(troupetest.Config(t, troupe.Config{Name: "refused", Transport: rec}))
+		app.Service("orders").Publishes(noteTopic)
+		ob := newOutbox(t, d, outbox.Options{MaxEventBytes: 2 << 20})
+		outbox.Attach(app, ob)
+		troupetest.Start(t, app)
+		ctx := app.Context(t.Context())
+		tx, err := ob.DB().Begin()
+		if err != nil {
+			t.Fatal(err)
+		}
+		huge := Note{N: 2, Key: strings.Repeat("x", 3<<19)}
+		if err := outbox.PublishTx(ctx, tx, noteTopic, Note{N: 1}, huge, Note{N: 3}); err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		waitPending(t, ob, 0)
+		notes := troupetest.Events(t, rec.Published(), noteTopic)
+		if len(notes) != 2 || notes[0].Data.N != 1 || notes[1].Data.N != 3 {
+			t.Errorf("published %d events, want 1 and 3 in order", len(notes))
+		}
+		rejected, err := ob.Rejected(ctx, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rejected) != 1 || rejected[0].Type != noteTopic.Type() || !strings.Contains(rejected[0].Reason, "too large") {
+			t.Errorf("rejected: %+v, want the huge event with its reason", rejected)
+		}
+	})
+}
+
 // A dialect that the driver cannot be detected for is reported with the fix.
 func TestUnknownDriver(t *testing.T) {
 	db := sql.OpenDB(nullConnector{})

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -351,4 +352,37 @@ func (ob *Outbox) listenOnce(ctx context.Context) error {
 			ob.Wake()
 		}
 	})
+}
+
+// RejectedEvent is an event the broker refused for good (too large for it,
+// or malformed), which the relay set aside so that the events behind it go
+// on. It stays in the outbox table, with rejected set to Reason, until an
+// operator deletes it.
+type RejectedEvent struct {
+	ID     string // the event id
+	Type   string // the wire type
+	Reason string // the broker's error
+}
+
+// Rejected lists up to limit rejected events (limit <= 0: all), oldest
+// first.
+func (ob *Outbox) Rejected(ctx context.Context, limit int) ([]RejectedEvent, error) {
+	q := "SELECT event_id, type, rejected FROM " + ob.t.outbox + " WHERE rejected IS NOT NULL ORDER BY id"
+	if limit > 0 {
+		q += " LIMIT " + strconv.Itoa(limit)
+	}
+	rs, err := ob.db.QueryContext(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("outbox: rejected events: %w", err)
+	}
+	defer rs.Close()
+	var out []RejectedEvent
+	for rs.Next() {
+		var r RejectedEvent
+		if err := rs.Scan(&r.ID, &r.Type, &r.Reason); err != nil {
+			return nil, fmt.Errorf("outbox: rejected events: %w", err)
+		}
+		out = append(out, r)
+	}
+	return out, rs.Err()
 }
