@@ -1,0 +1,61 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Journaler is implemented by transports that can keep a journal for the
+// namespace: a log of small records, each filed under the correlation id of
+// a business transaction, kept on the broker for a bounded time and size so
+// that every process of the app writes to it and any process reads it back.
+// The journal package writes its records through it; the records are opaque
+// here.
+type Journaler interface {
+	// DeclareJournal creates the namespace's journal with cfg's limits, or
+	// checks or updates an existing one. A transport that cannot change the
+	// limits of an existing journal says so in its error.
+	DeclareJournal(ctx context.Context, cfg JournalConfig) error
+
+	// AppendJournal stores recs, in order, and returns once the broker
+	// confirmed all of them. It fails with an error wrapping [ErrNoJournal]
+	// when the journal does not exist (was never declared, or was deleted).
+	AppendJournal(ctx context.Context, recs ...JournalRecord) error
+
+	// ReadJournal calls fn with each record of one correlation id that was
+	// stored when ReadJournal began, oldest first, and returns once it has
+	// seen them all, or with fn's first error. It fails with an error
+	// wrapping [ErrNoJournal] when the journal does not exist.
+	ReadJournal(ctx context.Context, correlation string, fn func(JournalRecord) error) error
+
+	// FollowJournal calls fn for each record stored from since on (the zero
+	// time: from the moment FollowJournal returns), for one correlation id
+	// or, with "", for all, until ctx ends or the returned tap is closed. fn
+	// runs on one goroutine, in storage order. Records stored a little
+	// before since may be passed too: compare times when that matters.
+	FollowJournal(ctx context.Context, correlation string, since time.Time, fn func(JournalRecord)) (Tap, error)
+}
+
+// JournalConfig bounds a journal.
+type JournalConfig struct {
+	// MaxAge is how long a record is kept at least. Required (> 0).
+	MaxAge time.Duration
+	// MaxBytes caps the journal's size; the oldest records go first. 0
+	// means no cap beyond MaxAge.
+	MaxBytes int64
+}
+
+// JournalRecord is one record of a journal.
+type JournalRecord struct {
+	// Correlation is the correlation id the record is filed under.
+	Correlation string
+	// Data is the record, encoded by whoever wrote it.
+	Data []byte
+	// Stored is when the broker stored the record; set on read, ignored on
+	// append.
+	Stored time.Time
+}
+
+// ErrNoJournal marks a journal that does not exist on the broker.
+var ErrNoJournal = errors.New("no journal")

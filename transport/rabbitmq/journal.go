@@ -1,0 +1,253 @@
+package rabbitmq
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/troupe-go/troupe/transport"
+)
+
+// The journal is one stream queue, "<ns>.journal" (RabbitMQ 3.9 and
+// later): an append-only log that the broker trims by age and size, and
+// that any number of readers can read from any offset without taking
+// anything from each other. Stream queues cannot be filtered on the broker
+// before RabbitMQ 3.13, so a reader of one business transaction reads the
+// journal from its first offset and keeps the records of its correlation
+// id, which the transport passes in a header. To know where "now" is, a
+// reader first appends a marker record of its own and reads up to it.
+//
+// A queue name with two dot-separated words never collides with the
+// transport's other queues, which have three or more.
+
+var _ transport.Journaler = (*Transport)(nil)
+
+const (
+	// hdrJournalCorrelation carries a journal record's correlation id.
+	hdrJournalCorrelation = "troupe-correlation"
+	// hdrJournalMarker marks a reader's end-of-journal record.
+	hdrJournalMarker = "troupe-journal-marker"
+	// journalPrefetch bounds the records a reader holds unacknowledged.
+	journalPrefetch = 1000
+)
+
+func (t *Transport) journalQueue() string { return t.cfg.Namespace + ".journal" }
+
+// DeclareJournal implements [transport.Journaler] with a stream queue:
+// x-max-age from MaxAge (whole seconds, rounded up), x-max-length-bytes
+// from MaxBytes, and segments of a sixteenth of MaxBytes (1 to 64 MiB;
+// 16 MiB without MaxBytes), because RabbitMQ trims a stream a whole
+// segment at a time. RabbitMQ cannot change the arguments of an existing
+// queue: when the journal exists with other limits, DeclareJournal logs a
+// warning and keeps it as it is (change it with a policy, or delete the
+// queue to declare it anew).
+func (t *Transport) DeclareJournal(ctx context.Context, cfg transport.JournalConfig) error {
+	if t.isClosed() {
+		return fmt.Errorf("rabbitmq: journal: %w", transport.ErrClosed)
+	}
+	if cfg.MaxAge <= 0 {
+		return errors.New("rabbitmq: journal: MaxAge must be positive")
+	}
+	ch, err := t.pub.channel(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = ch.Close() }()
+	_, err = ch.QueueDeclare(t.journalQueue(), true, false, false, false, journalArgs(cfg))
+	var ae *amqp.Error
+	if errors.As(err, &ae) && ae.Code == amqp.PreconditionFailed {
+		if ch, err = t.pub.channel(ctx); err != nil {
+			return err
+		}
+		if _, err = ch.QueueDeclarePassive(t.journalQueue(), true, false, false, false, nil); err == nil {
+			t.log.Warn("troupe: the journal queue exists with other settings; keeping them (RabbitMQ cannot change a queue's arguments: use a policy, or delete the queue)",
+				"queue", t.journalQueue(), "want_max_age", cfg.MaxAge, "want_max_bytes", cfg.MaxBytes, "broker_says", ae.Reason)
+			return nil
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("rabbitmq: declare journal queue %s: %w (stream queues need RabbitMQ 3.9 or later)", t.journalQueue(), err)
+	}
+	return nil
+}
+
+// journalArgs are the stream queue arguments for cfg.
+func journalArgs(cfg transport.JournalConfig) amqp.Table {
+	secs := int64((cfg.MaxAge + time.Second - 1) / time.Second)
+	segment := int64(16 << 20)
+	args := amqp.Table{
+		"x-queue-type": "stream",
+		"x-max-age":    fmt.Sprintf("%ds", secs),
+	}
+	if cfg.MaxBytes > 0 {
+		args["x-max-length-bytes"] = cfg.MaxBytes
+		segment = min(max(cfg.MaxBytes/16, 1<<20), 64<<20)
+	}
+	args["x-stream-max-segment-size-bytes"] = segment
+	return args
+}
+
+// AppendJournal implements [transport.Journaler]: one persistent message
+// per record, published to the stream through the default exchange,
+// pipelined and confirmed together. The mandatory flag tells a missing
+// queue apart from a stored record.
+func (t *Transport) AppendJournal(ctx context.Context, recs ...transport.JournalRecord) error {
+	if t.isClosed() {
+		return fmt.Errorf("rabbitmq: journal: %w", transport.ErrClosed)
+	}
+	now := time.Now()
+	out := make([]outgoing, len(recs))
+	for i, r := range recs {
+		out[i] = outgoing{key: t.journalQueue(), mandatory: true, msg: amqp.Publishing{
+			Headers:      amqp.Table{hdrJournalCorrelation: r.Correlation},
+			ContentType:  "application/json",
+			DeliveryMode: amqp.Persistent,
+			Timestamp:    now,
+			Body:         r.Data,
+		}}
+	}
+	return t.appendJournal(ctx, out)
+}
+
+func (t *Transport) appendJournal(ctx context.Context, out []outgoing) error {
+	returned, err := t.send(ctx, out)
+	if err != nil {
+		return fmt.Errorf("rabbitmq: journal: %w", err)
+	}
+	if len(returned) > 0 {
+		return fmt.Errorf("rabbitmq: journal: %w: queue %s is missing (%s)", transport.ErrNoJournal, t.journalQueue(), returned[0].ReplyText)
+	}
+	return nil
+}
+
+// ReadJournal implements [transport.Journaler]. It costs a read of the
+// whole journal, which RabbitMQ streams serve from disk quickly; see the
+// comment at the top of this file.
+func (t *Transport) ReadJournal(ctx context.Context, correlation string, fn func(transport.JournalRecord) error) error {
+	if t.isClosed() {
+		return fmt.Errorf("rabbitmq: journal: %w", transport.ErrClosed)
+	}
+	marker := uuid.NewString()
+	if err := t.appendJournal(ctx, []outgoing{{key: t.journalQueue(), mandatory: true, msg: amqp.Publishing{
+		Headers: amqp.Table{hdrJournalMarker: marker}, DeliveryMode: amqp.Persistent, Timestamp: time.Now(),
+	}}}); err != nil {
+		return err
+	}
+	ch, deliveries, err := t.consumeJournal(ctx, "first")
+	if err != nil {
+		return err
+	}
+	defer func() { _ = ch.Close() }()
+	n := 0
+	for {
+		select {
+		case d, ok := <-deliveries:
+			if !ok {
+				return fmt.Errorf("rabbitmq: journal: read: the channel closed before the end of the journal")
+			}
+			if n++; n%(journalPrefetch/4) == 0 {
+				_ = d.Ack(true)
+			}
+			if m, _ := headerString(d.Headers[hdrJournalMarker]); m == marker {
+				return nil
+			}
+			if c, _ := headerString(d.Headers[hdrJournalCorrelation]); c == correlation {
+				if err := fn(transport.JournalRecord{Correlation: c, Data: d.Body, Stored: d.Timestamp}); err != nil {
+					return err
+				}
+			}
+		case <-ctx.Done():
+			return fmt.Errorf("rabbitmq: journal: read: %w", ctx.Err())
+		}
+	}
+}
+
+// consumeJournal opens a channel on the consume connection and consumes
+// the journal from offset: "first", "next", or a time.Time.
+func (t *Transport) consumeJournal(ctx context.Context, offset any) (*amqp.Channel, <-chan amqp.Delivery, error) {
+	ch, err := t.con.channel(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	fail := func(step string, err error) (*amqp.Channel, <-chan amqp.Delivery, error) {
+		_ = ch.Close()
+		var ae *amqp.Error
+		if errors.As(err, &ae) && ae.Code == amqp.NotFound {
+			return nil, nil, fmt.Errorf("rabbitmq: journal: %w: queue %s does not exist", transport.ErrNoJournal, t.journalQueue())
+		}
+		return nil, nil, fmt.Errorf("rabbitmq: journal: %s: %w", step, err)
+	}
+	// Stream queues require a prefetch limit of their consumers.
+	if err := ch.Qos(journalPrefetch, 0, false); err != nil {
+		return fail("set prefetch", err)
+	}
+	deliveries, err := ch.ConsumeWithContext(ctx, t.journalQueue(), "", false, false, false, false,
+		amqp.Table{"x-stream-offset": offset})
+	if err != nil {
+		return fail("consume", err)
+	}
+	return ch, deliveries, nil
+}
+
+// FollowJournal implements [transport.Journaler] with a stream consumer
+// from the next offset, or from since. A lost connection ends the tap
+// (Done is closed); follow again from the last record's time to go on.
+func (t *Transport) FollowJournal(ctx context.Context, correlation string, since time.Time, fn func(transport.JournalRecord)) (transport.Tap, error) {
+	if t.isClosed() {
+		return nil, fmt.Errorf("rabbitmq: journal: %w", transport.ErrClosed)
+	}
+	var offset any = "next"
+	if !since.IsZero() {
+		// Stream timestamps have whole seconds: start a second early.
+		offset = since.Add(-time.Second)
+	}
+	ch, deliveries, err := t.consumeJournal(ctx, offset)
+	if err != nil {
+		return nil, err
+	}
+	tp := &journalTap{ch: ch, done: make(chan struct{})}
+	go func() {
+		defer close(tp.done)
+		defer tp.Close()
+		n := 0
+		for {
+			select {
+			case d, ok := <-deliveries:
+				if !ok {
+					return
+				}
+				if n++; n%(journalPrefetch/4) == 0 {
+					_ = d.Ack(true)
+				}
+				c, ok := headerString(d.Headers[hdrJournalCorrelation])
+				if !ok || correlation != "" && c != correlation {
+					continue
+				}
+				fn(transport.JournalRecord{Correlation: c, Data: d.Body, Stored: d.Timestamp})
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return tp, nil
+}
+
+type journalTap struct {
+	ch   *amqp.Channel
+	once sync.Once
+	done chan struct{}
+}
+
+// Close implements [transport.Tap].
+func (tp *journalTap) Close() error {
+	tp.once.Do(func() { _ = tp.ch.Close() })
+	return nil
+}
+
+// Done implements [transport.Tap].
+func (tp *journalTap) Done() <-chan struct{} { return tp.done }
