@@ -63,7 +63,7 @@ type Summary struct {
 // Totals sums the read model: orders by status and money by outcome, as
 // the order service learnt them from events.
 type Totals struct {
-	Orders   int            `json:"orders"`
+	Count    int            `json:"count"`
 	ByStatus map[Status]int `json:"by_status"`
 	// Terminal counts orders in a terminal status; Stuck the others.
 	Terminal  int `json:"terminal"`
@@ -198,7 +198,7 @@ func (m *readModel) list(status Status, limit int) (Totals, []Summary) {
 	t := Totals{ByStatus: make(map[Status]int), Duplicates: m.dups, Redeliveries: m.redel}
 	var match []*entry
 	for _, e := range m.orders {
-		t.Orders++
+		t.Count++
 		t.ByStatus[e.Status]++
 		t.PlacedCents += e.TotalCents
 		switch {
