@@ -157,3 +157,44 @@ func TestPublishErrors(t *testing.T) {
 	}
 	_ = fmt.Sprint
 }
+
+// A logger taken from the app before App.Main's log flags took effect still
+// writes the way the flags say.
+func TestLoggerTakenEarlyFollowsTheFlags(t *testing.T) {
+	app := troupe.New(troupe.Config{Name: "early", DataDir: t.TempDir()})
+	app.Service("idle")
+	early := app.Logger().With("component", "early")
+	var stderr syncBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- app.RunCommand(ctx, []string{"--log-format", "json", "--http", "off"}, &stderr) }()
+	deadline := time.Now().Add(30 * time.Second)
+	for app.Transport() == nil && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	early.Info("hello from a component")
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if out := stderr.String(); !strings.Contains(out, `"msg":"hello from a component","component":"early"`) {
+		t.Errorf("the early logger did not write JSON through the app's logger:\n%s", out)
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

@@ -368,7 +368,7 @@ func runMultiProcess(t *testing.T, bin string, b mpBroker, url string) {
 	warnings := 0
 	for _, p := range procs {
 		for line := range strings.Lines(p.out.String()) {
-			if strings.Contains(line, " WARN ") || strings.Contains(line, " ERROR ") {
+			if strings.Contains(line, "WARN") || strings.Contains(line, "ERROR") {
 				if warnings++; warnings <= 5 {
 					t.Logf("process %s: %s", p.services, strings.TrimSpace(line))
 				}

@@ -47,10 +47,10 @@ var initialStock = map[string]int{
 }
 
 // Register declares the inventory service on app. log receives one line per
-// reservation; nil means slog.Default().
+// reservation; nil means the app's logger.
 func Register(app *troupe.App, log *slog.Logger) {
 	if log == nil {
-		log = slog.Default()
+		log = app.Logger()
 	}
 	w := &warehouse{log: log, stock: make(map[string]int), reserved: make(map[string]bool)}
 	for sku, n := range initialStock {

@@ -35,10 +35,10 @@ func (e CustomerNotifiedV1) OrderRef() string { return e.OrderID }
 func (e CustomerNotifiedV1) Summary() string { return e.Channel + " to " + e.Customer }
 
 // Register declares the notification service on app. log receives one line
-// per message sent; nil means slog.Default().
+// per message sent; nil means the app's logger.
 func Register(app *troupe.App, log *slog.Logger) {
 	if log == nil {
-		log = slog.Default()
+		log = app.Logger()
 	}
 	n := &notifier{log: log}
 	svc := app.Service("notification").Publishes(CustomerNotified)

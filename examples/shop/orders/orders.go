@@ -71,10 +71,10 @@ func timelineEvent(env troupe.Envelope, to Status, summary string) TimelineEvent
 // Register declares the orders service on app: it publishes [Placed],
 // serves the routes listed in the package doc, and follows its own topic and
 // the given steps to keep each order's status and timeline. log receives one
-// line per order placed; nil means slog.Default().
+// line per order placed; nil means the app's logger.
 func Register(app *troupe.App, log *slog.Logger, steps ...Step) {
 	if log == nil {
-		log = slog.Default()
+		log = app.Logger()
 	}
 	rm := newReadModel()
 	svc := app.Service("orders").Publishes(Placed)

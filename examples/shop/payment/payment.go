@@ -38,10 +38,10 @@ func (e SucceededV1) OrderRef() string { return e.OrderID }
 func (e SucceededV1) Summary() string { return fmt.Sprintf("charged %s (%s)", e.Amount, e.ChargeID) }
 
 // Register declares the payment service on app. log receives one line per
-// charge; nil means slog.Default().
+// charge; nil means the app's logger.
 func Register(app *troupe.App, log *slog.Logger) {
 	if log == nil {
-		log = slog.Default()
+		log = app.Logger()
 	}
 	p := &processor{log: log, charges: make(map[string]string)}
 	svc := app.Service("payment").Publishes(Succeeded)

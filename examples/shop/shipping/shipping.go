@@ -41,10 +41,10 @@ func (e ArrangedV1) Summary() string {
 const carrier = "ParcelCo"
 
 // Register declares the shipping service on app. log receives one line per
-// shipment; nil means slog.Default().
+// shipment; nil means the app's logger.
 func Register(app *troupe.App, log *slog.Logger) {
 	if log == nil {
-		log = slog.Default()
+		log = app.Logger()
 	}
 	d := &desk{log: log, tracking: make(map[string]string)}
 	svc := app.Service("shipping").Publishes(Arranged)
