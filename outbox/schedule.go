@@ -42,8 +42,8 @@ const (
 //
 // each optionally followed by "in <IANA time zone>", such as
 // "daily at 08:00 in Europe/Paris". Times of day are in that zone, UTC by
-// default; a time that a daylight-saving jump skips fires when the clock
-// jumps past it. "every" periods are aligned on multiples of the duration
+// default; a time of day that a daylight-saving change skips fires an hour
+// later that day. "every" periods are aligned on multiples of the duration
 // since the zero time, so all instances agree on them. Keywords are case
 // insensitive. It fails with an error that shows the accepted forms.
 func ParseSpec(s string) (Spec, error) {
