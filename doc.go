@@ -59,11 +59,40 @@
 // and the broker drops the copies. [WithCorrelationID] starts a transaction
 // under an id of your choosing, such as an order id.
 //
+// # Failure paths, versions and order
+//
+// [OnFailure] declares a subscription's compensation: when its handler fails
+// for good, troupe publishes the declared failure event in the same
+// business transaction (a refund, a cancellation) and settles the event;
+// the topology draws that path. [CircuitBreaker] pauses a subscription
+// whose dependency is down, holding its events instead of burning their
+// attempts. [Upcast] lets a topic read older versions of its events as the
+// current type; an unknown version is dead-lettered with a reason.
+// [OrderBy] gives a topic an ordering key: each key's events are handled in
+// publish order, one at a time, even with several processes, while keys run
+// in parallel.
+//
+// # Answering the caller
+//
+// [Request] publishes an event and waits for the first event of its
+// transaction on the given outcome topics, so an HTTP handler can answer
+// with the result of a choreography; it listens on the broker, so the
+// service that answers may run in another process.
+//
+// # Around the core
+//
+// Package outbox commits events with the service's own database
+// transaction and gives handlers an inbox so their effects happen once;
+// it also holds delayed events and schedules. Packages tracing, metrics and
+// journal observe every publish and handling through [Middleware]; package
+// topology draws the declaration; package ops adds operator commands
+// (tail, trace, dlq); package troupetest tests handlers and whole apps.
+//
 // # Wire format
 //
 // Events are CloudEvents 1.0 in binary content mode: attributes in ce-
 // headers (ce-id, ce-type "<topic>.v<N>", ce-source, ce-time,
-// ce-correlationid, ce-causationid), traceparent, content-type
+// ce-correlationid, ce-causationid, ce-partitionkey), traceparent, content-type
 // application/json, and the JSON data as the body. Any NATS client in any
 // language can publish and read them.
 //
