@@ -40,7 +40,8 @@ func TestCrashChild(t *testing.T) {
 	if dir == "" {
 		t.Skip("run by TestKillNineDuringRelayAndBeforeAck")
 	}
-	killAt, _ := strconv.Atoi(os.Getenv("TROUPE_OUTBOX_KILL_AT")) // 0: never
+	killAt, _ := strconv.Atoi(os.Getenv("TROUPE_OUTBOX_KILL_AT"))           // 0: never
+	killRelayed, _ := strconv.Atoi(os.Getenv("TROUPE_OUTBOX_KILL_RELAYED")) // 0: never
 	logf, err := os.OpenFile(filepath.Join(dir, "child.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
 		t.Fatal(err)
@@ -63,7 +64,28 @@ func TestCrashChild(t *testing.T) {
 		_, err := tx.ExecContext(ctx, "INSERT INTO effects (n) VALUES ("+placeholder(ob)+")", ev.Data.N)
 		return err
 	}, troupe.Concurrency(4), troupe.Lease(2*time.Second))
-	app.Use(troupe.Middleware{Name: "crash", Handle: func(sub *troupe.Subscription, next troupe.HandleFunc) troupe.HandleFunc {
+	app.Use(troupe.Middleware{Name: "crash", Publish: func(next troupe.PublishFunc) troupe.PublishFunc {
+		return func(ctx context.Context, msgs []*transport.Message) error {
+			err := next(ctx, msgs)
+			if err != nil {
+				return err
+			}
+			kill := false
+			for _, m := range msgs {
+				var n Note
+				_ = json.Unmarshal(m.Data, &n)
+				record("relayed %d", n.N)
+				kill = kill || n.N == killRelayed
+			}
+			if kill {
+				// The broker has confirmed the batch; the relay has not
+				// deleted its rows.
+				record("killing relay")
+				_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+			}
+			return nil
+		}
+	}, Handle: func(sub *troupe.Subscription, next troupe.HandleFunc) troupe.HandleFunc {
 		return func(ctx context.Context, d *transport.Delivery) error {
 			var n Note
 			_ = json.Unmarshal(d.Data, &n)
@@ -137,107 +159,150 @@ func TestKillNineDuringRelayAndBeforeAck(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts processes")
 	}
-	eachDB(t, func(t *testing.T, d database) {
-		dir := t.TempDir()
-		db := d.open(t)
-		var env []string
-		if d.kind == outbox.Postgres {
-			env = append(env, "TROUPE_OUTBOX_PG="+pgDSNOf(t, db))
-		} else {
-			db.Close()
-			var err error
-			if db, err = outbox.OpenSQLite(filepath.Join(dir, "app.db")); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { db.Close() })
-		}
-		for _, q := range []string{"CREATE TABLE orders (n int PRIMARY KEY)", "CREATE TABLE effects (n int NOT NULL)"} {
-			if _, err := db.Exec(q); err != nil {
-				t.Fatal(err)
-			}
-		}
-		ob, err := outbox.New(db, outbox.Options{}) // the parent only reads its tables
-		if err != nil {
-			t.Fatal(err)
-		}
-		start := func(extra ...string) *exec.Cmd {
-			cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
-			cmd.Env = append(os.Environ(), append(append([]string{"TROUPE_OUTBOX_CRASH_DIR=" + dir}, env...), extra...)...)
-			cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			return cmd
-		}
-		const killAt = 120
-		first := start("TROUPE_OUTBOX_PRODUCE=1", "TROUPE_OUTBOX_KILL_AT="+strconv.Itoa(killAt))
-		err = first.Wait()
-		if ws, ok := first.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
-			t.Fatalf("the first process was meant to die by SIGKILL after handling event %d; it ended with %v", killAt, err)
-		}
-		logPath := filepath.Join(dir, "child.log")
-		before := readCrashLog(t, logPath)
-		committed := countRows(t, db, "SELECT count(*) FROM orders")
-		pending, err := ob.Pending(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("killed after committing event %d: %d orders committed of %d, %d events waiting in the outbox, %d applied",
-			killAt, committed, crashOrders, pending, countRows(t, db, "SELECT count(*) FROM effects"))
-		if before.produced && pending == 0 {
-			t.Fatal("the producer had finished and the outbox was empty at the kill: the relay was not interrupted, the test proves nothing")
-		}
-		if countRows(t, db, "SELECT count(*) FROM effects WHERE n = "+strconv.Itoa(killAt)) != 1 {
-			t.Fatalf("event %d's effect was not committed before the kill", killAt)
-		}
+	const victim = 120
+	for _, sc := range []struct {
+		name string
+		env  string
+		// killed checks the state the kill left, and says what it was.
+		killed func(t *testing.T, db *sql.DB, l crashLog) string
+		// recovered tells whether the restarted process redid the victim's
+		// interrupted step.
+		recovered func(l crashLog) bool
+	}{
+		{
+			name: "between-commit-and-ack",
+			env:  "TROUPE_OUTBOX_KILL_AT=" + strconv.Itoa(victim),
+			killed: func(t *testing.T, db *sql.DB, l crashLog) string {
+				if countRows(t, db, "SELECT count(*) FROM effects WHERE n = "+strconv.Itoa(victim)) != 1 {
+					t.Fatalf("event %d's effect was not committed before the kill", victim)
+				}
+				return fmt.Sprintf("killed after the inbox committed event %d, before its ack", victim)
+			},
+			recovered: func(l crashLog) bool { return l.delivered[victim] >= 2 },
+		},
+		{
+			name: "between-publish-and-delete",
+			env:  "TROUPE_OUTBOX_KILL_RELAYED=" + strconv.Itoa(victim),
+			killed: func(t *testing.T, db *sql.DB, l crashLog) string {
+				if l.relayed[victim] != 1 {
+					t.Fatalf("event %d was relayed %d times before the kill, want 1", victim, l.relayed[victim])
+				}
+				return fmt.Sprintf("killed after the broker confirmed the relay's batch with event %d, before the relay deleted it", victim)
+			},
+			// The batch's rows survived and were published again.
+			recovered: func(l crashLog) bool { return l.relayed[victim] >= 2 },
+		},
+	} {
+		t.Run(sc.name, func(t *testing.T) {
+			eachDB(t, func(t *testing.T, d database) {
+				crashAndRecover(t, d, sc.env, sc.killed, sc.recovered)
+			})
+		})
+	}
+}
 
-		second := start()
-		defer func() {
-			_ = second.Process.Signal(syscall.SIGTERM)
-			_ = second.Wait()
-		}()
-		deadline := time.Now().Add(60 * time.Second)
-		for {
-			applied := countRows(t, db, "SELECT count(DISTINCT n) FROM effects")
-			p, err := ob.Pending(context.Background())
-			if err != nil {
-				t.Fatal(err)
-			}
-			after := readCrashLog(t, logPath)
-			if applied == committed && p == 0 && after.delivered[killAt] >= 2 {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("after the restart: %d of %d orders applied, %d events pending, event %d delivered %d times",
-					applied, committed, p, killAt, after.delivered[killAt])
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		rows, err := db.Query("SELECT n, count(*) FROM effects GROUP BY n HAVING count(*) > 1")
-		if err != nil {
+func crashAndRecover(t *testing.T, d database, killEnv string, killed func(*testing.T, *sql.DB, crashLog) string, recovered func(crashLog) bool) {
+	dir := t.TempDir()
+	db := d.open(t)
+	var env []string
+	if d.kind == outbox.Postgres {
+		env = append(env, "TROUPE_OUTBOX_PG="+pgDSNOf(t, db))
+	} else {
+		db.Close()
+		var err error
+		if db, err = outbox.OpenSQLite(filepath.Join(dir, "app.db")); err != nil {
 			t.Fatal(err)
 		}
-		defer rows.Close()
-		for rows.Next() {
-			var n, c int
-			if err := rows.Scan(&n, &c); err != nil {
-				t.Fatal(err)
-			}
-			t.Errorf("order %d applied %d times", n, c)
+		t.Cleanup(func() { db.Close() })
+	}
+	for _, q := range []string{"CREATE TABLE orders (n int PRIMARY KEY)", "CREATE TABLE effects (n int NOT NULL)"} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
 		}
-		if n := countRows(t, db, "SELECT count(*) FROM effects e WHERE NOT EXISTS (SELECT 1 FROM orders o WHERE o.n = e.n)"); n != 0 {
-			t.Errorf("%d effects of orders that never committed", n)
+	}
+	ob, err := outbox.New(db, outbox.Options{}) // the parent only reads its tables
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := func(extra ...string) *exec.Cmd {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
+		cmd.Env = append(os.Environ(), append(append([]string{"TROUPE_OUTBOX_CRASH_DIR=" + dir}, env...), extra...)...)
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		return cmd
+	}
+	first := start("TROUPE_OUTBOX_PRODUCE=1", killEnv)
+	err = first.Wait()
+	if ws, ok := first.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+		t.Fatalf("the first process was meant to die by SIGKILL (%s); it ended with %v", killEnv, err)
+	}
+	logPath := filepath.Join(dir, "child.log")
+	before := readCrashLog(t, logPath)
+	what := killed(t, db, before)
+	committed := countRows(t, db, "SELECT count(*) FROM orders")
+	pending, err := ob.Pending(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%s: %d orders committed of %d, %d events waiting in the outbox, %d applied",
+		what, committed, crashOrders, pending, countRows(t, db, "SELECT count(*) FROM effects"))
+	if before.produced && pending == 0 {
+		t.Fatal("the producer had finished and the outbox was empty at the kill: the relay was not interrupted, the test proves nothing")
+	}
+
+	second := start()
+	defer func() {
+		_ = second.Process.Signal(syscall.SIGTERM)
+		_ = second.Wait()
+	}()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		applied := countRows(t, db, "SELECT count(DISTINCT n) FROM effects")
+		p, err := ob.Pending(context.Background())
+		if err != nil {
+			t.Fatal(err)
 		}
 		after := readCrashLog(t, logPath)
-		redelivered := 0
-		for _, c := range after.delivered {
-			if c > 1 {
-				redelivered++
-			}
+		if applied == committed && p == 0 && recovered(after) {
+			break
 		}
-		t.Logf("after the restart: %d orders applied once each; %d events delivered more than once (event %d %d times), all skipped by the inbox",
-			committed, redelivered, killAt, after.delivered[killAt])
-	})
+		if time.Now().After(deadline) {
+			t.Fatalf("after the restart: %d of %d orders applied, %d events pending, victim recovered: %v",
+				applied, committed, p, recovered(after))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	rows, err := db.Query("SELECT n, count(*) FROM effects GROUP BY n HAVING count(*) > 1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var n, c int
+		if err := rows.Scan(&n, &c); err != nil {
+			t.Fatal(err)
+		}
+		t.Errorf("order %d applied %d times", n, c)
+	}
+	if n := countRows(t, db, "SELECT count(*) FROM effects e WHERE NOT EXISTS (SELECT 1 FROM orders o WHERE o.n = e.n)"); n != 0 {
+		t.Errorf("%d effects of orders that never committed", n)
+	}
+	after := readCrashLog(t, logPath)
+	redelivered, republished := 0, 0
+	for _, c := range after.delivered {
+		if c > 1 {
+			redelivered++
+		}
+	}
+	for _, c := range after.relayed {
+		if c > 1 {
+			republished++
+		}
+	}
+	t.Logf("after the restart: %d orders applied once each; %d events published more than once, %d delivered more than once, all skipped by the inbox",
+		committed, republished, redelivered)
 }
 
 // pgDSNOf returns a DSN for the test's schema, for the child.
@@ -255,12 +320,13 @@ func pgDSNOf(t testing.TB, db *sql.DB) string {
 
 type crashLog struct {
 	produced  bool
-	delivered map[int]int
+	delivered map[int]int // by order: deliveries to the consumer
+	relayed   map[int]int // by order: publishes confirmed to the relay
 }
 
 func readCrashLog(t testing.TB, path string) crashLog {
 	t.Helper()
-	l := crashLog{delivered: map[int]int{}}
+	l := crashLog{delivered: map[int]int{}, relayed: map[int]int{}}
 	f, err := os.Open(path)
 	if os.IsNotExist(err) {
 		return l
@@ -283,6 +349,8 @@ func readCrashLog(t testing.TB, path string) crashLog {
 			if len(fields) == 3 {
 				l.delivered[n]++
 			}
+		case "relayed":
+			l.relayed[n]++
 		}
 	}
 	return l
