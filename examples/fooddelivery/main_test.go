@@ -1,0 +1,342 @@
+//go:build unix
+
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// syncBuffer collects a program's output while it runs.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// freeAddr returns a loopback address no one listened on a moment ago.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// binDir holds the program built for the tests; TestMain removes it.
+var binDir string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "fooddelivery-test")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binDir = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+var (
+	buildOnce sync.Once
+	builtBin  string
+	buildErr  error
+)
+
+// buildProgram builds the program once per test binary.
+func buildProgram(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds and runs the program")
+	}
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go command in PATH")
+	}
+	buildOnce.Do(func() {
+		builtBin = filepath.Join(binDir, "fooddelivery")
+		if out, err := exec.Command(goTool, "build", "-o", builtBin, ".").CombinedOutput(); err != nil {
+			buildErr = errors.New(string(out))
+		}
+	})
+	if buildErr != nil {
+		t.Fatalf("go build: %v", buildErr)
+	}
+	return builtBin
+}
+
+// process is one running copy of the program.
+type process struct {
+	name    string
+	cmd     *exec.Cmd
+	out     *syncBuffer
+	exited  chan struct{}
+	waitErr error // set before exited closes
+}
+
+func start(t *testing.T, bin string, env []string, args ...string) *process {
+	t.Helper()
+	p := &process{name: strings.Join(args, " "), out: &syncBuffer{}, exited: make(chan struct{})}
+	p.cmd = exec.Command(bin, args...)
+	p.cmd.Env = append(p.cmd.Environ(), env...)
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		p.waitErr = p.cmd.Wait()
+		close(p.exited)
+	}()
+	t.Cleanup(func() {
+		if !p.hasExited() {
+			_ = p.cmd.Process.Kill()
+			<-p.exited
+		}
+	})
+	return p
+}
+
+func (p *process) hasExited() bool {
+	select {
+	case <-p.exited:
+		return true
+	default:
+		return false
+	}
+}
+
+// stop sends SIGTERM and expects a clean exit.
+func (p *process) stop(t *testing.T) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Error(err)
+		return
+	}
+	select {
+	case <-p.exited:
+		if p.waitErr != nil {
+			t.Errorf("%s: exited with %v after SIGTERM, want status 0\n%s", p.name, p.waitErr, tail(p.out.String(), 20))
+		}
+	case <-time.After(30 * time.Second):
+		t.Errorf("%s: did not exit within 30s of SIGTERM\n%s", p.name, tail(p.out.String(), 20))
+	}
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+var httpClient = &http.Client{Timeout: 10 * time.Second}
+
+func getJSON(url string, v any) error {
+	resp, err := httpClient.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return errors.New(resp.Status + ": " + string(b))
+	}
+	return json.Unmarshal(b, v)
+}
+
+// waitFor polls ready every 20ms until it reports true; it fails the test
+// when one of procs exits or limit passes.
+func waitFor(t *testing.T, what string, limit time.Duration, ready func() bool, procs ...*process) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !ready() {
+		for _, p := range procs {
+			if p.hasExited() {
+				t.Fatalf("%s exited (%v) while waiting for %s:\n%s", p.name, p.waitErr, what, tail(p.out.String(), 30))
+			}
+		}
+		if time.Now().After(deadline) {
+			var sb strings.Builder
+			for _, p := range procs {
+				sb.WriteString("\n--- " + p.name + ":\n" + tail(p.out.String(), 30))
+			}
+			t.Fatalf("timed out after %s waiting for %s%s", limit, what, sb.String())
+		}
+		time.Sleep(20 * time.Millisecond) // poll interval
+	}
+}
+
+// TestBinary runs the program as a user would: start, see the URLs to try,
+// place an order over HTTP, see it assigned, stop with SIGTERM.
+func TestBinary(t *testing.T) {
+	bin := buildProgram(t)
+	addr := freeAddr(t)
+	p := start(t, bin, nil, "--http", addr, "--data", t.TempDir())
+	base := "http://" + addr
+	waitFor(t, "the URLs to try", 30*time.Second, func() bool {
+		return strings.Contains(p.out.String(), "food delivery is running at "+base)
+	}, p)
+
+	resp, err := httpClient.Post(base+"/orders", "application/json", strings.NewReader(
+		`{"customer":"ada","restaurant":"napoli","items":[{"name":"margherita","qty":2,"price_cents":950}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var placed struct{ ID string }
+	err = json.NewDecoder(resp.Body).Decode(&placed)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusAccepted || placed.ID == "" {
+		t.Fatalf("POST /orders: %d, id %q, %v", resp.StatusCode, placed.ID, err)
+	}
+	waitFor(t, "the order to be assigned", 30*time.Second, func() bool {
+		var o struct{ Status string }
+		return getJSON(base+"/orders/"+placed.ID, &o) == nil && o.Status == "assigned"
+	}, p)
+	for _, line := range []string{
+		"order: placing order " + placed.ID,
+		"payment: charged order " + placed.ID + " 19.00 EUR to ada",
+		"restaurant: napoli confirmed order " + placed.ID,
+		"delivery partner",
+		"loyalty: 19 points to ada for order " + placed.ID,
+		"notification: emailed ada about order " + placed.ID + ": confirmed",
+	} {
+		if line == "delivery partner" {
+			line = "delivery-partner: "
+		}
+		if !strings.Contains(p.out.String(), line) {
+			t.Errorf("the log lacks %q", line)
+		}
+	}
+	httpClient.CloseIdleConnections()
+	p.stop(t)
+}
+
+// TestSimulateFlag runs --simulate as the README shows it and reads its
+// reconciliation table.
+func TestSimulateFlag(t *testing.T) {
+	bin := buildProgram(t)
+	p := start(t, bin, nil, "--http", "127.0.0.1:0", "--data", t.TempDir(), "--log-level", "error",
+		"--simulate", "200", "--restaurant-failure-rate", "0.3", "--payment-crash-rate=0.05")
+	select {
+	case <-p.exited:
+	case <-time.After(90 * time.Second):
+		t.Fatalf("--simulate 200 did not end within 90s:\n%s", tail(p.out.String(), 30))
+	}
+	out := p.out.String()
+	if p.waitErr != nil {
+		t.Fatalf("--simulate exited with %v:\n%s", p.waitErr, out)
+	}
+	for _, want := range []string{"simulate: placing 200 orders", "orders placed", "stuck (no terminal state)", "charged = confirmed + reversed"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	fields := func(label string) []string {
+		for line := range strings.Lines(out) {
+			if rest, ok := strings.CutPrefix(strings.TrimSpace(line), label); ok {
+				return strings.Fields(rest)
+			}
+		}
+		return nil
+	}
+	if f := fields("orders placed"); len(f) == 0 || f[0] != "200" {
+		t.Errorf("orders placed: %v, want 200", f)
+	}
+	if f := fields("stuck (no terminal state)"); len(f) == 0 || f[0] != "0" {
+		t.Errorf("stuck: %v, want 0", f)
+	}
+	if f := fields("charged = confirmed + reversed"); len(f) == 0 || f[0] != "yes" {
+		t.Errorf("money check: %v, want yes", f)
+	}
+	if f := fields("cancelled (compensated: refunded)"); len(f) == 0 || f[0] == "0" {
+		t.Errorf("cancelled: %v, want some at a failure rate of 0.3", f)
+	}
+	t.Logf("--simulate 200 --restaurant-failure-rate 0.3 --payment-crash-rate=0.05:\n%s", out[strings.Index(out, "reconciliation"):])
+}
+
+func TestBadFlags(t *testing.T) {
+	bin := buildProgram(t)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--restaurant-failure-rate", "2"}, "use a share from 0 to 1"},
+		{[]string{"--restaurant-failure-rate=lots"}, "invalid value"},
+		{[]string{"--payment-crash-rate", "-0.1"}, "--payment-crash-rate"},
+		{[]string{"--simulate", "-5"}, "at least 1"},
+		{[]string{"--simulate-rate", "-1"}, "orders per second"},
+		{[]string{"--services", "kitchen"}, `no such service`},
+		{[]string{"graph", "--format", "png"}, "unknown format"},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			args := tc.args
+			if args[0] != "graph" {
+				args = append(args, "--data", t.TempDir(), "--http", "off")
+			}
+			cmd := exec.Command(bin, args...)
+			out, err := cmd.CombinedOutput()
+			var exit *exec.ExitError
+			if !errors.As(err, &exit) || exit.ExitCode() == 0 {
+				t.Fatalf("exit %v, want a failure status; output:\n%s", err, out)
+			}
+			if !strings.Contains(string(out), tc.want) {
+				t.Errorf("output lacks %q:\n%s", tc.want, out)
+			}
+		})
+	}
+}
+
+// TestGraph checks that the topology command draws both paths: every
+// emitted event and the compensation.
+func TestGraph(t *testing.T) {
+	bin := buildProgram(t)
+	out, err := exec.Command(bin, "graph", "--format", "mermaid").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"sub_payment_dcharge -->|emits| topic_payment__success",
+		"sub_restaurant_dconfirm -->|emits| topic_restaurant__confirmed__order",
+		"sub_delivery_hpartner_dassign -->|emits| topic_delivery__partner__assigned",
+		"sub_payment_dreverse -->|emits| topic_payment__reversed",
+		"sub_restaurant_dconfirm ==>|on failure| topic_restaurant__order__confirmation__failed",
+		"topic_restaurant__confirmed__order --> sub_loyalty_dadd_hpoints",
+		"topic_restaurant__order__confirmation__failed --> sub_payment_dreverse",
+		"topic_payment__reversed --> sub_notification_dtell_hrefunded",
+	} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("the graph lacks %q", want)
+		}
+	}
+}
