@@ -33,7 +33,12 @@ type TxHandler[T any] func(ctx context.Context, tx *sql.Tx, ev troupe.Event[T]) 
 // The record is kept for Options.InboxRetention (default 7 days). Errors
 // from beginning or committing the transaction are returned like the
 // handler's, so the broker retries. opts are troupe's subscription options.
+//
+// A nil ob or h panics: it is a programming mistake, caught at declaration.
 func Subscribe[T any](s *troupe.Service, t *troupe.Topic[T], name string, ob *Outbox, h TxHandler[T], opts ...troupe.SubscribeOption) *troupe.Subscription {
+	if ob == nil || h == nil {
+		panic("outbox: Subscribe " + name + ": nil outbox or handler")
+	}
 	return troupe.Subscribe(s, t, name, func(ctx context.Context, ev troupe.Event[T]) error {
 		return ob.handleOnce(ctx, ev.Subscription, ev.ID, func(ctx context.Context, tx *sql.Tx) error {
 			return h(ctx, tx, ev)

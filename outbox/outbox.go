@@ -56,9 +56,6 @@ var (
 	// ErrTooLarge is returned when an encoded event exceeds
 	// Options.MaxEventBytes. Nothing is written. It is troupe.ErrTooLarge.
 	ErrTooLarge = troupe.ErrTooLarge
-	// ErrClosed is returned by the relay-side operations of a stopped
-	// outbox.
-	ErrClosed = errors.New("outbox: closed")
 )
 
 // Options configure an [Outbox]. Every field has a default.
@@ -102,6 +99,12 @@ type Options struct {
 // and relays them to the broker once committed. Create it with [New], give
 // it to an app with [Attach], and write with [PublishTx]. It is safe for
 // concurrent use.
+//
+// While the app runs, the outbox uses db's pool: one connection at a time
+// for the relay and, on PostgreSQL with pgx, one more held for LISTEN. Leave
+// db.SetMaxOpenConns at its default (no limit) or set it above the number of
+// concurrent writers and handlers plus two, or the relay waits for a
+// connection behind them.
 type Outbox struct {
 	db    *sql.DB
 	opts  Options
