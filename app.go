@@ -64,20 +64,20 @@ type App struct {
 	services []*Service
 	topics   []AnyTopic // declared with App.Topics
 
-	mu        sync.Mutex
-	started   bool
-	stopped   bool
-	tr        transport.Transport
-	ownsTr    bool
-	consumers []transport.Consumer
-	httpSrv   *http.Server
-	httpAddr  string
-	httpDone  chan error
-	known     map[string]topicInfo         // topic name → declaration
-	publishes map[*Service]map[string]bool // service → topics it declared
-	newConns  map[net.Conn]struct{}        // HTTP connections without a request yet
-	warned    sync.Map                     // "service/topic" → warned once
-	running   map[string]bool              // services running in this process
+	mu         sync.Mutex
+	started    bool
+	stopped    bool
+	tr         transport.Transport
+	ownsTr     bool
+	consumers  []transport.Consumer
+	httpSrv    *http.Server
+	httpAddr   string
+	httpDone   chan error
+	known      map[string]topicInfo         // topic name → declaration
+	publishes  map[*Service]map[string]bool // service → topics it declared
+	newConns   map[net.Conn]struct{}        // HTTP connections without a request yet
+	undeclared sync.Map                     // "service.sub/topic" → UndeclaredEmit seen at run time
+	running    map[string]bool              // services running in this process
 
 	middleware []Middleware
 	routes     []route     // the app's own HTTP routes
@@ -590,8 +590,9 @@ func (a *App) httpDoneChan() <-chan error {
 	return a.httpDone // nil when no server: blocks forever in select
 }
 
-// checkPublish rejects a topic the app does not know and warns once when a
-// service publishes a topic it did not declare.
+// checkPublish rejects a topic the app does not know or the publishing
+// service does not declare, and records (and logs once) a topic a handler
+// publishes without declaring it with Emits.
 func (a *App) checkPublish(s *scope, t topicInfo) error {
 	a.mu.Lock()
 	known, publishes, started := a.known, a.publishes, a.started
@@ -606,21 +607,41 @@ func (a *App) checkPublish(s *scope, t topicInfo) error {
 	if ti.goType != t.goType || ti.version != t.version {
 		return fmt.Errorf("publish %s: %w: the app declares %s as %s", transport.WireType(t.name, t.version), ErrUndeclaredTopic, transport.WireType(ti.name, ti.version), ti.goType)
 	}
-	if s.sub != nil && len(s.sub.cfg.emits) > 0 && !slices.ContainsFunc(s.sub.cfg.emits, func(e AnyTopic) bool { return e.Name() == t.name }) {
+	if s.service != nil && !publishes[s.service][t.name] {
+		return fmt.Errorf("publish %s: %w: service %s does not declare it: add .Publishes(%s) to service %s",
+			transport.WireType(t.name, t.version), ErrUndeclaredTopic, s.service.name, goIdent(t.name), s.service.name)
+	}
+	if s.sub != nil && s.salt == "" && !slices.ContainsFunc(s.sub.cfg.emits, func(e AnyTopic) bool { return e.Name() == t.name }) {
 		key := s.sub.String() + "/" + t.name
-		if _, dup := a.warned.LoadOrStore(key, true); !dup {
-			a.log.Warn("handler publishes a topic its subscription does not declare; add it to troupe.Emits so the topology shows it",
+		if _, dup := a.undeclared.LoadOrStore(key, UndeclaredEmit{Subscription: s.sub.String(), Topic: t.name}); !dup {
+			a.log.Warn("handler publishes a topic its subscription does not declare; add it to troupe.Emits so the topology shows the edge",
 				"subscription", s.sub.String(), "topic", t.name)
 		}
 	}
-	if s.service != nil && !publishes[s.service][t.name] {
-		key := s.service.name + "/" + t.name
-		if _, dup := a.warned.LoadOrStore(key, true); !dup {
-			a.log.Warn("service publishes a topic it does not declare; add it to Publishes so the topology shows it",
-				"service", s.service.name, "topic", t.name)
-		}
-	}
 	return nil
+}
+
+// UndeclaredEmit is a topic a subscription's handler published without
+// declaring it with [Emits]: an edge of the choreography that only shows
+// at run time.
+type UndeclaredEmit struct {
+	Subscription string // "service.name"
+	Topic        string // topic name
+}
+
+// UndeclaredEmits returns the undeclared edges this process has seen so
+// far, sorted; see [UndeclaredEmit]. The topology and the dashboard draw
+// them apart from the declared ones.
+func (a *App) UndeclaredEmits() []UndeclaredEmit {
+	var out []UndeclaredEmit
+	a.undeclared.Range(func(_, v any) bool {
+		out = append(out, v.(UndeclaredEmit))
+		return true
+	})
+	slices.SortFunc(out, func(x, y UndeclaredEmit) int {
+		return strings.Compare(x.Subscription+"/"+x.Topic, y.Subscription+"/"+y.Topic)
+	})
+	return out
 }
 
 func (a *App) publish(ctx context.Context, msgs []*transport.Message) error {

@@ -195,6 +195,11 @@ const (
 	// publishes when its handler fails for good (troupe.OnFailure): the
 	// start of the compensation path.
 	Compensates EdgeKind = "compensates"
+	// Undeclared goes from a subscription to a topic its handler was seen
+	// publishing at run time without declaring it with troupe.Emits: a
+	// path of the choreography the declaration does not show. Only a graph
+	// of a running app has them (troupe.App.UndeclaredEmits).
+	Undeclared EdgeKind = "undeclared"
 )
 
 // Edge is a directed edge between two nodes, named by their IDs.
@@ -244,6 +249,11 @@ func FromApp(app *troupe.App) *Graph {
 	edges := map[Edge]bool{}
 	edge := func(e Edge) { edges[e] = true }
 
+	for _, u := range app.UndeclaredEmits() {
+		if t := topicByName(app, u.Topic); t != nil {
+			edge(Edge{From: SubscriptionID(u.Subscription), To: topic(t).ID, Kind: Undeclared})
+		}
+	}
 	for _, t := range app.ExternalTopics() {
 		tp := topic(t)
 		tp.External = true
@@ -347,12 +357,30 @@ func FromApp(app *troupe.App) *Graph {
 
 // kindOrder ranks edge kinds in the order events flow along them.
 func kindOrder(k EdgeKind) int {
-	for i, o := range []EdgeKind{Publishes, Delivers, HandledBy, Emits, DeadLetters, Compensates} {
+	for i, o := range []EdgeKind{Publishes, Delivers, HandledBy, Emits, Undeclared, DeadLetters, Compensates} {
 		if k == o {
 			return i
 		}
 	}
 	return 99
+}
+
+// topicByName finds a topic the app declares (published by a service or
+// from outside).
+func topicByName(app *troupe.App, name string) troupe.AnyTopic {
+	for _, t := range app.ExternalTopics() {
+		if t.Name() == name {
+			return t
+		}
+	}
+	for _, s := range app.Services() {
+		for _, t := range s.Topics() {
+			if t.Name() == name {
+				return t
+			}
+		}
+	}
+	return nil
 }
 
 func appendUnique(s []string, v string) []string {

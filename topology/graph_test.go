@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/troupe-go/troupe"
 	"github.com/troupe-go/troupe/topology"
 	"github.com/troupe-go/troupe/transport"
+	"github.com/troupe-go/troupe/troupetest"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
@@ -237,5 +239,38 @@ func TestCommand(t *testing.T) {
 		if err == nil || out.Len() != 0 || errOut.String() != tc.want {
 			t.Errorf("%v: err %v, stdout %q, stderr %q; want stderr %q", tc.args, err, out.String(), errOut.String(), tc.want)
 		}
+	}
+}
+
+// A running app's graph draws what a handler was seen publishing without
+// declaring it.
+func TestUndeclaredEdgesOfARunningApp(t *testing.T) {
+	placed := troupe.NewTopic[OrderPlaced]("order_placed", 1)
+	paid := troupe.NewTopic[PaymentDone]("payment_done", 1)
+	app := troupe.New(troupetest.Config(t, troupe.Config{Name: "undeclared"}))
+	app.Topics(placed)
+	billing := app.Service("billing").Publishes(paid)
+	troupe.Subscribe(billing, placed, "charge", func(ctx context.Context, ev troupe.Event[OrderPlaced]) error {
+		return troupe.Publish(ctx, paid, PaymentDone{OrderID: ev.Data.OrderID}) // no troupe.Emits
+	})
+	seen := troupetest.Observe(t, app, paid)
+	troupetest.Start(t, app)
+	if err := troupe.Publish(troupe.WithCorrelationID(app.Context(context.Background()), "o-1"), placed, OrderPlaced{OrderID: "1"}); err != nil {
+		t.Fatal(err)
+	}
+	seen.WaitCorrelation(t, "o-1")
+	g := topology.FromApp(app)
+	want := topology.Edge{From: "subscription:billing.charge", To: "topic:payment_done", Kind: topology.Undeclared}
+	if !slices.Contains(g.Edges, want) {
+		t.Errorf("no undeclared edge %v in %v", want, g.Edges)
+	}
+	for _, s := range g.Services {
+		if strings.HasPrefix(s.Name, "troupetest-") {
+			t.Errorf("graph draws the test kit's service %s", s.Name)
+		}
+	}
+	var b strings.Builder
+	if err := g.Mermaid(&b); err != nil || !strings.Contains(b.String(), "-.->|undeclared|") {
+		t.Errorf("mermaid lacks the undeclared edge (%v):\n%s", err, b.String())
 	}
 }

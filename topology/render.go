@@ -107,6 +107,8 @@ func (g *Graph) Mermaid(w io.Writer) error {
 			p("    %s -.->|%s| %s\n", from, attemptsLabel(e.Attempts), to)
 		case Compensates:
 			p("    %s ==>|on failure| %s\n", from, to)
+		case Undeclared:
+			p("    %s -.->|undeclared| %s\n", from, to)
 		default:
 			p("    %s --> %s\n", from, to)
 		}
@@ -163,6 +165,8 @@ func (g *Graph) DOT(w io.Writer) error {
 			p("    %s -> %s [style=dashed, color=\"#d93025\", label=%s];\n", from, to, dotQuote(attemptsLabel(e.Attempts)))
 		case Compensates:
 			p("    %s -> %s [style=bold, color=\"#d93025\", label=\"on failure\"];\n", from, to)
+		case Undeclared:
+			p("    %s -> %s [style=dotted, color=\"#f9ab00\", label=\"undeclared\"];\n", from, to)
 		default:
 			p("    %s -> %s;\n", from, to)
 		}
