@@ -271,3 +271,36 @@ func scrapeUntil(t *testing.T, app *troupe.App, cond func(families) bool) famili
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestPublishErrors: events whose publish fails are counted apart from
+// the published ones; a transport without Lagger has no lag series.
+func TestPublishErrors(t *testing.T) {
+	rec := troupetest.NewRecorder()
+	app := troupe.New(troupetest.Config(t, troupe.Config{Name: "metricspub", Transport: rec, HTTPAddr: "127.0.0.1:0"}))
+	app.Service("orders").Publishes(orderPlaced)
+	if err := metrics.Install(app); err != nil {
+		t.Fatal(err)
+	}
+	troupetest.Start(t, app)
+	ctx := app.Context(t.Context())
+	if err := troupe.PublishBatch(ctx, orderPlaced, []order{{ID: "1"}, {ID: "2"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := rec.Close(t.Context()); err != nil { // the broker goes away under the app
+		t.Fatal(err)
+	}
+	if err := troupe.PublishBatch(ctx, orderPlaced, []order{{ID: "3"}, {ID: "4"}, {ID: "5"}}); err == nil {
+		t.Fatal("publish on a closed transport succeeded")
+	}
+	f := scrape(t, app)
+	edge := map[string]string{"app": "metricspub", "service": "", "topic": "order_placed.v1"}
+	if got := f.value("troupe_events_published_total", edge); got != 2 {
+		t.Errorf("published %v, want 2", got)
+	}
+	if got := f.value("troupe_publish_errors_total", edge); got != 3 {
+		t.Errorf("publish errors %v, want 3", got)
+	}
+	if _, ok := f["troupe_consumer_lag"]; ok {
+		t.Error("lag series on a transport without Lagger")
+	}
+}

@@ -153,6 +153,7 @@ func (discard) Shutdown(context.Context) error                             { ret
 type loopback struct {
 	mu       sync.Mutex
 	handlers map[string][]transport.Handler // by topic name
+	fail     error                          // returned by Publish when set, as a broker that refused
 }
 
 func newLoopback() *loopback { return &loopback{handlers: make(map[string][]transport.Handler)} }
@@ -160,6 +161,9 @@ func newLoopback() *loopback { return &loopback{handlers: make(map[string][]tran
 func (l *loopback) Declare(context.Context, ...transport.Subscription) error { return nil }
 
 func (l *loopback) Publish(ctx context.Context, msgs ...*transport.Message) error {
+	if l.fail != nil {
+		return l.fail
+	}
 	for _, m := range msgs {
 		topic, _, err := m.Topic()
 		if err != nil {

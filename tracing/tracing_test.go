@@ -303,3 +303,24 @@ func hasEvent(s sdktrace.ReadOnlySpan, name string) bool {
 	}
 	return false
 }
+
+// TestPublishError: a publish the broker refuses ends its producer span
+// with status Error and the error recorded.
+func TestPublishError(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	lb := newLoopback()
+	app := troupe.New(troupetest.Config(t, troupe.Config{Name: "tracepuberr", Transport: lb}))
+	app.Service("orders").Publishes(placed)
+	tracing.Install(app, tp, tracing.WithSystem("loopback"))
+	troupetest.Start(t, app)
+	lb.fail = errors.New("broker said no")
+	if err := troupe.Publish(app.Context(t.Context()), placed, orderPlaced{ID: "1"}); err == nil {
+		t.Fatal("publish succeeded")
+	}
+	send := only(t, rec.Ended(), "send order_placed.v1")
+	if send.Status().Code != codes.Error || !strings.Contains(send.Status().Description, "broker said no") || !hasEvent(send, "exception") {
+		t.Errorf("span status %+v, events %v", send.Status(), send.Events())
+	}
+	hasAttrs(t, send, map[string]any{"messaging.system": "loopback"})
+}
