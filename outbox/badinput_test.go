@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"errors"
+	"log/slog"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -159,4 +161,35 @@ type nullDriver struct{}
 
 func (nullDriver) Open(string) (driver.Conn, error) {
 	return nil, errors.New("the null driver never connects")
+}
+
+// A SQLite pool without a busy timeout works but is warned about, with
+// the fix; one from OpenSQLite is not.
+func TestWarnsAboutSQLiteWithoutBusyTimeout(t *testing.T) {
+	dir := t.TempDir()
+	var logs strings.Builder
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	bare, err := sql.Open("sqlite", filepath.Join(dir, "bare.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bare.Close()
+	if _, err := outbox.New(bare, outbox.Options{Logger: log}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), "busy_timeout") || !strings.Contains(logs.String(), "OpenSQLite") {
+		t.Errorf("no warning naming busy_timeout and OpenSQLite; logs: %s", logs.String())
+	}
+	logs.Reset()
+	good, err := outbox.OpenSQLite(filepath.Join(dir, "good.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer good.Close()
+	if _, err := outbox.New(good, outbox.Options{Logger: log}); err != nil {
+		t.Fatal(err)
+	}
+	if logs.Len() != 0 {
+		t.Errorf("warned about a pool from OpenSQLite: %s", logs.String())
+	}
 }

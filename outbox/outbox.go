@@ -188,6 +188,14 @@ func New(db *sql.DB, opts Options) (*Outbox, error) {
 	if err := ob.migrate(ctx); err != nil {
 		return nil, err
 	}
+	if d == SQLite {
+		// Without a busy timeout, concurrent writers (handlers, the relay)
+		// fail at once with SQLITE_BUSY instead of waiting their turn.
+		var ms int
+		if err := db.QueryRowContext(ctx, "PRAGMA busy_timeout").Scan(&ms); err == nil && ms == 0 {
+			ob.log.Warn("outbox: this SQLite connection has no busy_timeout, so concurrent writers fail with SQLITE_BUSY; open the database with outbox.OpenSQLite, or add _pragma=busy_timeout(10000) and _txlock=immediate to its DSN")
+		}
+	}
 	if d == Postgres {
 		var schema string
 		if err := db.QueryRowContext(ctx, "SELECT current_schema()").Scan(&schema); err != nil {
