@@ -55,6 +55,9 @@ func newEnv(ctx context.Context, o options) (*env, error) {
 		e.scalingEvents = 100_000
 		e.rssBacklogs = []int{10_000, 1_000_000}
 	}
+	if o.events > 0 {
+		e.nEmbedded, e.nRabbit, e.nNATS = o.events, o.events, o.events
+	}
 	dir, err := os.MkdirTemp("", "troupe-bench-")
 	if err != nil {
 		return nil, err

@@ -51,6 +51,8 @@ type options struct {
 	profileDir string
 	amqpURL    string
 	natsURL    string
+	events     int
+	brokers    string
 }
 
 func main() {
@@ -69,6 +71,8 @@ func main() {
 	flag.StringVar(&o.profileDir, "profile", "", "write a CPU profile of every troupe run into this directory")
 	flag.StringVar(&o.amqpURL, "amqp", "amqp://guest:guest@127.0.0.1:5672/", "RabbitMQ URL (skipped when unreachable)")
 	flag.StringVar(&o.natsURL, "nats", "nats://127.0.0.1:4222", "external NATS server with JetStream (skipped when unreachable)")
+	flag.IntVar(&o.events, "events", 0, "events per throughput run on every broker, instead of the mode's counts")
+	flag.StringVar(&o.brokers, "brokers", "embedded,rabbitmq,nats", "brokers of the throughput scenario, comma-separated")
 	flag.Parse()
 	if o.runs < 1 {
 		o.runs = 1

@@ -105,8 +105,8 @@ func scalingRun(ctx context.Context, e *env, nTopics, nSubs, n int) (Metrics, er
 	if err := <-errc; err != nil {
 		return nil, err
 	}
-	if err := waitDone(ctx, done, 10*time.Minute); err != nil {
-		return nil, fmt.Errorf("%w (%d of %d deliveries)", err, handled.Load(), total)
+	if err := waitProgress(ctx, done, handled.Load, time.Minute); err != nil {
+		return nil, fmt.Errorf("%w (of %d deliveries)", err, total)
 	}
 	return Metrics{"rate": float64(total) / time.Since(start).Seconds(), "events": float64(n)}, nil
 }

@@ -49,6 +49,9 @@ var (
 func throughputPlan(e *env) []*Measure {
 	var out []*Measure
 	add := func(broker, client string, n int, run func(context.Context, int) (Metrics, error)) {
+		if !strings.Contains(","+e.o.brokers+",", ","+broker+",") {
+			return
+		}
 		out = append(out, &Measure{Scenario: "throughput", Broker: broker, Case: Int(n) + " events",
 			Client: client, Runs: e.o.runs, Run: func(ctx context.Context) (Metrics, error) { return run(ctx, n) }})
 	}
@@ -171,8 +174,8 @@ func troupeThroughput(ctx context.Context, e *env, broker string, n int) (Metric
 	defer stopApp(sink)
 	start = time.Now()
 	close(gate)
-	if err := waitDone(ctx, done, 10*time.Minute); err != nil {
-		return nil, fmt.Errorf("consume: %w (%d of %d handled)", err, handled.Load(), n)
+	if err := waitProgress(ctx, done, handled.Load, time.Minute); err != nil {
+		return nil, fmt.Errorf("consume: %w (of %d)", err, n)
 	}
 	return Metrics{"publish": pubRate, "consume": float64(n) / time.Since(start).Seconds()}, nil
 }
@@ -231,6 +234,29 @@ func waitDone(ctx context.Context, done <-chan struct{}, limit time.Duration) er
 	}
 }
 
+// waitProgress waits for done, and fails when count has not moved for
+// stall: a consumer that stopped receiving shows up as an error with its
+// count instead of a run that never ends.
+func waitProgress(ctx context.Context, done <-chan struct{}, count func() int64, stall time.Duration) error {
+	last, lastMove := count(), time.Now()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-done:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+			if c := count(); c != last {
+				last, lastMove = c, time.Now()
+			} else if time.Since(lastMove) > stall {
+				return fmt.Errorf("stalled for %s after %d deliveries", stall, c)
+			}
+		}
+	}
+}
+
 // rawNATSThroughput publishes n bare payloads with async publish (up to
 // 16,384 unconfirmed) to a file-backed stream with a dedup window like
 // troupe's, then consumes them with a durable pull consumer, explicit acks.
@@ -282,8 +308,8 @@ func rawNATSThroughput(ctx context.Context, dial func() (*nats.Conn, error), n i
 		return nil, err
 	}
 	defer cc.Stop()
-	if err := waitDone(ctx, done, 10*time.Minute); err != nil {
-		return nil, err
+	if err := waitProgress(ctx, done, got.Load, time.Minute); err != nil {
+		return nil, fmt.Errorf("consume: %w (of %d)", err, n)
 	}
 	return Metrics{"publish": pubRate, "consume": float64(n) / time.Since(start).Seconds()}, nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -201,12 +202,12 @@ func watermillThroughput(ctx context.Context, n int, publish func(k int) error,
 			}
 		})
 	}
-	err = waitDone(ctx, done, 10*time.Minute)
+	err = waitProgress(ctx, done, got.Load, time.Minute)
 	rate := float64(n) / time.Since(start).Seconds()
 	cancel()
 	wg.Wait()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("consume: %w (of %d)", err, n)
 	}
 	return Metrics{"publish": pubRate, "consume": rate}, nil
 }
