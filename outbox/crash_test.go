@@ -57,7 +57,9 @@ func TestCrashChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	app := troupe.New(troupe.Config{Name: "obcrash", DataDir: filepath.Join(dir, "broker"), HTTPAddr: "off",
+	// The app's name and broker: the embedded one in dir by default.
+	name, brokerURL := os.Getenv("TROUPE_OUTBOX_APP"), os.Getenv("TROUPE_OUTBOX_BROKER")
+	app := troupe.New(troupe.Config{Name: name, Broker: brokerURL, DataDir: filepath.Join(dir, "broker"), HTTPAddr: "off",
 		Logger: slog.New(slog.DiscardHandler)})
 	app.Service("orders").Publishes(noteTopic)
 	outbox.Subscribe(app.Service("ledger"), noteTopic, "apply", ob, func(ctx context.Context, tx *sql.Tx, ev troupe.Event[Note]) error {
@@ -194,17 +196,26 @@ func TestKillNineDuringRelayAndBeforeAck(t *testing.T) {
 		},
 	} {
 		t.Run(sc.name, func(t *testing.T) {
-			eachDB(t, func(t *testing.T, d database) {
-				crashAndRecover(t, d, sc.env, sc.killed, sc.recovered)
+			eachBroker(t, func(t *testing.T, b broker) {
+				eachDB(t, func(t *testing.T, d database) {
+					crashAndRecover(t, b, d, sc.env, sc.killed, sc.recovered)
+				})
 			})
 		})
 	}
 }
 
-func crashAndRecover(t *testing.T, d database, killEnv string, killed func(*testing.T, *sql.DB, crashLog) string, recovered func(crashLog) bool) {
+func crashAndRecover(t *testing.T, b broker, d database, killEnv string, killed func(*testing.T, *sql.DB, crashLog) string, recovered func(crashLog) bool) {
 	dir := t.TempDir()
 	db := d.open(t)
-	var env []string
+	name := "obcrash-" + randHex(4)
+	env := []string{"TROUPE_OUTBOX_APP=" + name}
+	if b == "rabbitmq" {
+		env = append(env, "TROUPE_OUTBOX_BROKER="+amqpURL())
+		t.Cleanup(func() { deleteRabbitQueues(t, name, []string{"ledger.apply"}) })
+	} else {
+		env = append(env, "TROUPE_OUTBOX_BROKER=embedded:")
+	}
 	if d.kind == outbox.Postgres {
 		env = append(env, "TROUPE_OUTBOX_PG="+pgDSNOf(t, db))
 	} else {

@@ -185,6 +185,18 @@ func newApp(t testing.TB, b broker, dataDir string) *troupe.App {
 }
 
 func deleteRabbitNamespace(t testing.TB, app *troupe.App) {
+	var subs []string
+	for _, s := range app.Services() {
+		for _, sub := range s.Subscriptions() {
+			subs = append(subs, sub.String())
+		}
+	}
+	deleteRabbitQueues(t, app.Name(), subs)
+}
+
+// deleteRabbitQueues deletes the queues of subscriptions subs
+// ("service.name") of namespace ns, and its exchange.
+func deleteRabbitQueues(t testing.TB, ns string, subs []string) {
 	conn, err := amqp.Dial(amqpURL())
 	if err != nil {
 		t.Logf("cleanup: %v", err)
@@ -197,19 +209,16 @@ func deleteRabbitNamespace(t testing.TB, app *troupe.App) {
 		return
 	}
 	defer ch.Close()
-	ns := app.Name()
-	for _, s := range app.Services() {
-		for _, sub := range s.Subscriptions() {
-			q := ns + "." + sub.String()
-			queues := []string{q, q + ".dlq"}
-			for _, d := range rabbitmq.DefaultRetryDelays {
-				queues = append(queues, fmt.Sprintf("%s.retry.%dms", q, d.Milliseconds()))
-			}
-			for _, q := range queues {
-				if _, err := ch.QueueDelete(q, false, false, false); err != nil {
-					t.Logf("cleanup: delete queue %s: %v", q, err)
-					return
-				}
+	for _, sub := range subs {
+		q := ns + "." + sub
+		queues := []string{q, q + ".dlq"}
+		for _, d := range rabbitmq.DefaultRetryDelays {
+			queues = append(queues, fmt.Sprintf("%s.retry.%dms", q, d.Milliseconds()))
+		}
+		for _, q := range queues {
+			if _, err := ch.QueueDelete(q, false, false, false); err != nil {
+				t.Logf("cleanup: delete queue %s: %v", q, err)
+				return
 			}
 		}
 	}
