@@ -146,9 +146,16 @@ func waitHTTP(ctx context.Context, app *troupe.App) string {
 	}
 }
 
-// announce prints the URLs to try once the app serves HTTP.
+// announce prints the URLs to try once the app serves HTTP. A process
+// without routes (--http off, a command such as graph) never serves: it
+// gives up after a minute.
 func announce(app *troupe.App, w io.Writer) {
-	addr := waitHTTP(context.Background(), app)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	addr := waitHTTP(ctx, app)
+	if addr == "" {
+		return
+	}
 	base := "http://" + addr
 	fmt.Fprintf(w, `
 food delivery is running at %[1]s — try:
