@@ -14,7 +14,11 @@ import (
 )
 
 func TestCircuitBreakerPausesAndProbes(t *testing.T) {
-	app := troupe.New(troupetest.Config(t, troupe.Config{Name: "breaker"}))
+	onBrokers(t, testBreakerPausesAndProbes)
+}
+
+func testBreakerPausesAndProbes(t *testing.T, newApp func(troupe.Config) *troupe.App) {
+	app := newApp(troupe.Config{Name: "breaker"})
 	app.Service("orders").Publishes(testOrderPlaced)
 	svc := app.Service("payment")
 	var (

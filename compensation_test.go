@@ -23,8 +23,8 @@ var testConfirmFailed = troupe.NewTopic[confirmFailed]("confirm_failed", 1)
 // compensatingApp declares orders → restaurant.confirm, which fails with
 // fail and compensates with confirm_failed; a sentinel order ("sentinel")
 // always succeeds.
-func compensatingApp(t *testing.T, fail error, opts ...troupe.SubscribeOption) (*troupe.App, *troupetest.Observer[confirmFailed], *atomic.Int32, chan string) {
-	app := troupe.New(troupetest.Config(t, troupe.Config{Name: "comp"}))
+func compensatingApp(t *testing.T, newApp func(troupe.Config) *troupe.App, fail error, opts ...troupe.SubscribeOption) (*troupe.App, *troupetest.Observer[confirmFailed], *atomic.Int32, chan string) {
+	app := newApp(troupe.Config{Name: "comp"})
 	app.Service("orders").Publishes(testOrderPlaced)
 	restaurant := app.Service("restaurant").Publishes(testConfirmFailed)
 	var calls atomic.Int32
@@ -46,7 +46,11 @@ func compensatingApp(t *testing.T, fail error, opts ...troupe.SubscribeOption) (
 }
 
 func TestOnFailureCompensatesAfterTheLastAttempt(t *testing.T) {
-	app, failed, calls, handled := compensatingApp(t, errors.New("kitchen closed"),
+	onBrokers(t, testCompensatesAfterTheLastAttempt)
+}
+
+func testCompensatesAfterTheLastAttempt(t *testing.T, newApp func(troupe.Config) *troupe.App) {
+	app, failed, calls, handled := compensatingApp(t, newApp, errors.New("kitchen closed"),
 		troupe.MaxAttempts(3), troupe.Backoff(5*time.Millisecond, 5*time.Millisecond))
 	ctx := troupe.WithCorrelationID(app.Context(context.Background()), "order-9")
 	if err := troupe.Publish(ctx, testOrderPlaced, orderPlaced{OrderID: "9"}); err != nil {
@@ -56,7 +60,7 @@ func TestOnFailureCompensatesAfterTheLastAttempt(t *testing.T) {
 	if ev.Data.OrderID != "9" || ev.Data.Attempt != 3 || !strings.Contains(ev.Data.Reason, "kitchen closed") {
 		t.Errorf("failure event %+v, want order 9 after attempt 3 with the cause", ev.Data)
 	}
-	if ev.CausationID == "" || ev.Source != "/comp/restaurant" {
+	if ev.CausationID == "" || ev.Source != "/"+app.Name()+"/restaurant" {
 		t.Errorf("failure event envelope %+v: want the failed event as cause, published by restaurant", ev.Envelope)
 	}
 	if n := calls.Load(); n != 3 {
@@ -82,7 +86,11 @@ func TestOnFailureCompensatesAfterTheLastAttempt(t *testing.T) {
 }
 
 func TestOnFailureCompensatesAPermanentErrorAtOnce(t *testing.T) {
-	app, failed, calls, _ := compensatingApp(t, troupe.Permanent(errors.New("dish unknown")))
+	onBrokers(t, testCompensatesAPermanentErrorAtOnce)
+}
+
+func testCompensatesAPermanentErrorAtOnce(t *testing.T, newApp func(troupe.Config) *troupe.App) {
+	app, failed, calls, _ := compensatingApp(t, newApp, troupe.Permanent(errors.New("dish unknown")))
 	if err := troupe.Publish(troupe.WithCorrelationID(app.Context(context.Background()), "order-3"), testOrderPlaced, orderPlaced{OrderID: "3"}); err != nil {
 		t.Fatal(err)
 	}

@@ -21,9 +21,13 @@ type statusChanged struct {
 // holding up the later steps of its order but not the other orders; the
 // handler sees the key in its envelope.
 func TestOrderByKeepsEachKeysOrder(t *testing.T) {
+	onBrokers(t, testOrderBy)
+}
+
+func testOrderBy(t *testing.T, newApp func(troupe.Config) *troupe.App) {
 	status := troupe.NewTopic[statusChanged]("status_changed", 1)
 	troupe.OrderBy(status, func(s statusChanged) string { return s.OrderID })
-	app := troupe.New(troupetest.Config(t, troupe.Config{Name: "ordering"}))
+	app := newApp(troupe.Config{Name: "ordering"})
 	app.Service("orders").Publishes(status)
 	const orders, steps = 4, 15
 	var (

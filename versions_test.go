@@ -31,12 +31,16 @@ func upcastUser(old userRegisteredV1) (userRegisteredV2, error) {
 }
 
 func TestUpcastersTurnOldVersionsIntoTheCurrentOne(t *testing.T) {
+	onBrokers(t, testUpcasters)
+}
+
+func testUpcasters(t *testing.T, newApp func(troupe.Config) *troupe.App) {
 	users := troupe.NewTopic[userRegisteredV2]("user_registered", 2)
 	troupe.Upcast(users, 1, upcastUser)
 	if got := users.Versions(); len(got) != 2 || got[0] != 1 || got[1] != 2 {
 		t.Fatalf("Versions() = %v, want [1 2]", got)
 	}
-	app := troupe.New(troupetest.Config(t, troupe.Config{Name: "versions"}))
+	app := newApp(troupe.Config{Name: "versions"})
 	app.Service("users").Publishes(users)
 	seen := make(chan troupe.Event[userRegisteredV2], 4)
 	troupe.Subscribe(app.Service("mailer"), users, "welcome", func(_ context.Context, ev troupe.Event[userRegisteredV2]) error {

@@ -1,19 +1,8 @@
 package rabbitmq
 
-import "slices"
-
 // DeclaredQueues returns every queue tr declared, sorted, so that tests on a
 // shared broker can delete what they made.
-func DeclaredQueues(tr *Transport) []string {
-	tr.mu.Lock()
-	defer tr.mu.Unlock()
-	out := make([]string, 0, len(tr.queues))
-	for q := range tr.queues {
-		out = append(out, q)
-	}
-	slices.Sort(out)
-	return out
-}
+func DeclaredQueues(tr *Transport) []string { return tr.Queues() }
 
 // ExchangeName returns the namespace's exchange.
 func ExchangeName(tr *Transport) string { return tr.n.exchange() }

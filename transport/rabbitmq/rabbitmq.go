@@ -125,6 +125,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -549,4 +550,19 @@ func redact(raw string) string {
 		return "(unparsable URL)"
 	}
 	return u.Redacted()
+}
+
+// Queues returns the queues this transport has declared (subscriptions,
+// their dead-letter and retry queues), sorted. Tools that tear a namespace
+// down delete them, and the exchange "troupe.<namespace>", once the apps
+// using them have stopped.
+func (t *Transport) Queues() []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]string, 0, len(t.queues))
+	for q := range t.queues {
+		out = append(out, q)
+	}
+	slices.Sort(out)
+	return out
 }
