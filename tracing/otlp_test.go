@@ -217,3 +217,55 @@ func names(spans []*tracepb.Span) []string {
 	}
 	return out
 }
+
+// TestCollectorDown: with a collector that does not take spans (one that
+// answers 503, which the exporter retries for a minute, and one that is not
+// there at all), events are published and handled all the same, and Stop
+// gives up exporting after tracing.ShutdownTimeout instead of waiting out
+// the exporter's retries.
+func TestCollectorDown(t *testing.T) {
+	for _, down := range []string{"unavailable", "absent"} {
+		t.Run(down, func(t *testing.T) { collectorDown(t, down) })
+	}
+}
+
+func collectorDown(t *testing.T, down string) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "busy", http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(srv.Close)
+	if down == "absent" {
+		srv.Close() // nothing listens there any more
+	}
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", srv.URL)
+
+	app := troupe.New(troupetest.Config(t, troupe.Config{Name: "tracedown"}))
+	app.Service("orders").Publishes(placed)
+	handled := make(chan struct{}, 1)
+	troupe.Subscribe(app.Service("billing"), placed, "charge",
+		func(context.Context, troupe.Event[orderPlaced]) error {
+			handled <- struct{}{}
+			return nil
+		})
+	if _, err := tracing.InstallFromEnv(t.Context(), app); err != nil {
+		t.Fatal(err)
+	}
+	if err := app.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := troupe.Publish(app.Context(t.Context()), placed, orderPlaced{ID: "1"}); err != nil {
+		t.Fatalf("publish with the collector down: %v", err)
+	}
+	select {
+	case <-handled:
+	case <-time.After(troupetest.DefaultTimeout):
+		t.Fatal("event not handled with the collector down")
+	}
+	// The exporter retries for a minute: a Stop that waited for it would
+	// end with this context's deadline, and fail.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := app.Stop(ctx); err != nil {
+		t.Errorf("Stop: %v; a collector that is down should cost spans, not a failed stop", err)
+	}
+}

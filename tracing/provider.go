@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/sdk/resource"
@@ -76,11 +77,17 @@ func NewProvider(ctx context.Context, serviceName string, opts ...sdktrace.Trace
 	}, opts...)...), nil
 }
 
+// ShutdownTimeout bounds how long the stop of an app set up with
+// [InstallFromEnv] waits to export its last spans.
+const ShutdownTimeout = 5 * time.Second
+
 // InstallFromEnv builds a provider with [NewProvider] (service name: the
 // app's name), installs the middleware with [Install], and shuts the
 // provider down when the app stops, after its handlers have finished, so
-// the last spans are exported within the app's shutdown timeout. It
-// returns the provider, for instrumenting other code with the same one
+// the last spans are exported. That export waits at most [ShutdownTimeout]
+// (or the app's shutdown timeout, if shorter); spans it could not send by
+// then, a collector being down for example, are dropped with a warning in
+// the app's log, and Stop does not fail for them. It returns the provider, for instrumenting other code with the same one
 // (otel.SetTracerProvider is left to the caller). It fails as NewProvider
 // does. If the app never starts, or fails to start, shut the provider down
 // yourself.
@@ -90,6 +97,13 @@ func InstallFromEnv(ctx context.Context, app *troupe.App, opts ...Option) (*sdkt
 		return nil, err
 	}
 	Install(app, tp, opts...)
-	app.OnStop(tp.Shutdown)
+	app.OnStop(func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, ShutdownTimeout)
+		defer cancel()
+		if err := tp.Shutdown(ctx); err != nil {
+			app.Logger().Warn("tracing: the last spans were not exported", "err", err)
+		}
+		return nil
+	})
 	return tp, nil
 }
