@@ -36,6 +36,7 @@ const (
 	DefaultPrefix         = "troupe"
 	DefaultPollInterval   = time.Second
 	DefaultBatchSize      = 256
+	DefaultPublishTimeout = 30 * time.Second
 	DefaultMaxEventBytes  = transport.DefaultMaxMessageBytes
 	DefaultInboxRetention = 7 * 24 * time.Hour
 )
@@ -78,6 +79,11 @@ type Options struct {
 	// BatchSize is how many events the relay publishes per round trip to
 	// the database and the broker. Default 256.
 	BatchSize int
+	// PublishTimeout bounds one batch's publish to the broker; a batch
+	// that times out stays in the table and is tried again. On PostgreSQL
+	// the relay's transaction, and so its lock, lasts at most about this
+	// long. Default 30s.
+	PublishTimeout time.Duration
 	// MaxEventBytes is the largest event data accepted by PublishTx and
 	// friends; a larger one fails with ErrTooLarge and nothing is written.
 	// Default 1 MiB, the transports' default limit.
@@ -166,6 +172,9 @@ func New(db *sql.DB, opts Options) (*Outbox, error) {
 	}
 	if opts.BatchSize > 5000 {
 		return nil, fmt.Errorf("outbox: Options.BatchSize %d: at most 5000", opts.BatchSize)
+	}
+	if opts.PublishTimeout <= 0 {
+		opts.PublishTimeout = DefaultPublishTimeout
 	}
 	if opts.MaxEventBytes <= 0 {
 		opts.MaxEventBytes = DefaultMaxEventBytes

@@ -229,6 +229,8 @@ func (ob *Outbox) publish(ctx context.Context, rows []row) (published []int64, r
 	for i, r := range rows {
 		msgs[i] = r.msg
 	}
+	ctx, cancel := context.WithTimeout(ctx, ob.opts.PublishTimeout)
+	defer cancel()
 	err = ob.app.PublishMessages(ctx, msgs...)
 	if err == nil {
 		published = make([]int64, len(rows))
