@@ -82,7 +82,12 @@ type site struct {
 // server and the local RabbitMQ; absent external brokers skip, except in
 // CI.
 func onBrokers(t *testing.T, f func(t *testing.T, s *site)) {
-	for _, b := range []string{"embedded", "nats", "rabbitmq"} {
+	onBrokersOf(t, []string{"embedded", "nats", "rabbitmq"}, f)
+}
+
+// onBrokersOf is onBrokers on some of them.
+func onBrokersOf(t *testing.T, brokers []string, f func(t *testing.T, s *site)) {
+	for _, b := range brokers {
 		t.Run(b, func(t *testing.T) {
 			s := &site{name: uniqueName("ops"), shipped: make(chan string, 16)}
 			cfg := troupe.Config{Name: s.name}
