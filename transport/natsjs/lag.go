@@ -17,8 +17,9 @@ var _ transport.Lagger = (*Transport)(nil)
 // messages not yet delivered (NumPending) and those delivered and not yet
 // acknowledged (NumAckPending), which include the ones being handled, the
 // ones held in a consumer's prefetch buffer and the ones waiting for a
-// retry after a nak with delay. It costs two consumer-info requests to the
-// server. It fails with an error wrapping [transport.ErrNotFound] for a
+// retry after a nak with delay. The server updates these counts a moment
+// after it confirms a publish, so an event just published may not be
+// counted yet. It costs two consumer-info requests to the server. It fails with an error wrapping [transport.ErrNotFound] for a
 // subscription that was never declared, and with [transport.ErrClosed]
 // after Close.
 func (t *Transport) Lag(ctx context.Context, sub transport.SubscriptionRef) (int64, error) {

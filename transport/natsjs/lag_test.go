@@ -169,3 +169,44 @@ func lagWaitFor(t *testing.T, what string, cond func() bool) {
 	}
 	t.Fatalf("timed out waiting for %s", what)
 }
+
+// Lag tells how many events a subscription has not finished: here, three
+// published before anyone consumes.
+func ExampleTransport_Lag() {
+	dir, _ := os.MkdirTemp("", "natsjs-lag")
+	defer os.RemoveAll(dir)
+	srv, err := natsjs.StartEmbedded(natsjs.EmbeddedConfig{DataDir: dir})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer srv.Shutdown()
+	ctx := context.Background()
+	tr, err := srv.Connect(ctx, natsjs.Config{Namespace: "shop"})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer tr.Close(ctx)
+
+	sub := transport.Subscription{SubscriptionRef: transport.SubscriptionRef{Service: "billing", Name: "charge"}, Topic: "orders"}
+	if err := tr.Declare(ctx, sub); err != nil {
+		fmt.Println(err)
+		return
+	}
+	for i := range 3 {
+		m := &transport.Message{ID: fmt.Sprint("order-", i), Type: "orders.v1", Source: "/shop", Time: time.Now(), Data: []byte(`{}`)}
+		if err := tr.Publish(ctx, m); err != nil {
+			fmt.Println(err)
+			return
+		}
+	}
+	// The server counts a moment after it confirmed the publish.
+	n, err := tr.Lag(ctx, sub.SubscriptionRef)
+	for deadline := time.Now().Add(10 * time.Second); err == nil && n < 3 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+		n, err = tr.Lag(ctx, sub.SubscriptionRef)
+	}
+	fmt.Println(n, err)
+	// Output: 3 <nil>
+}
