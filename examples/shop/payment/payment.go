@@ -6,7 +6,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"sync"
 
@@ -37,13 +39,25 @@ func (e SucceededV1) OrderRef() string { return e.OrderID }
 // Summary describes the payment, as "charged 24.00 EUR (ch_1a2b3c4d5e6f)".
 func (e SucceededV1) Summary() string { return fmt.Sprintf("charged %s (%s)", e.Amount, e.ChargeID) }
 
+// Option tunes the payment service.
+type Option func(*processor)
+
+// FailRate makes the payment provider fail a fraction (0 to 1) of charge
+// attempts with a transient error, to watch troupe retry them with backoff:
+// each attempt of each order fails or not by a hash of the order id and the
+// attempt, so a run can be repeated. Default 0.
+func FailRate(f float64) Option { return func(p *processor) { p.failRate = f } }
+
 // Register declares the payment service on app. log receives one line per
 // charge; nil means the app's logger.
-func Register(app *troupe.App, log *slog.Logger) {
+func Register(app *troupe.App, log *slog.Logger, opts ...Option) {
 	if log == nil {
 		log = app.Logger()
 	}
 	p := &processor{log: log, charges: make(map[string]string)}
+	for _, o := range opts {
+		o(p)
+	}
 	svc := app.Service("payment").Publishes(Succeeded)
 	troupe.Subscribe(svc, orders.Placed, "charge", p.charge, troupe.Emits(Succeeded))
 }
@@ -51,7 +65,8 @@ func Register(app *troupe.App, log *slog.Logger) {
 // processor stands in for a payment provider. It remembers the charge of
 // each order, so that an order_placed delivered twice is charged once.
 type processor struct {
-	log *slog.Logger
+	log      *slog.Logger
+	failRate float64
 
 	mu      sync.Mutex
 	charges map[string]string // order id → charge id
@@ -60,6 +75,10 @@ type processor struct {
 // charge is the handler of orders.Placed.
 func (p *processor) charge(ctx context.Context, ev troupe.Event[orders.PlacedV1]) error {
 	o := ev.Data
+	if p.fails(o.OrderID, ev.Attempt) {
+		p.log.Warn(fmt.Sprintf("payment: provider timed out charging order %s (attempt %d); troupe retries it", o.OrderID, ev.Attempt))
+		return errProviderTimeout
+	}
 	chargeID, again := p.chargeOnce(o.OrderID)
 	if !again {
 		p.log.Info(fmt.Sprintf("payment: charged order %s %s to %s", o.OrderID, o.Total, o.Customer))
@@ -69,6 +88,19 @@ func (p *processor) charge(ctx context.Context, ev troupe.Event[orders.PlacedV1]
 	return troupe.Publish(ctx, Succeeded, SucceededV1{
 		OrderID: o.OrderID, Customer: o.Customer, Lines: o.Lines, Amount: o.Total, ChargeID: chargeID,
 	})
+}
+
+// errProviderTimeout is the injected transient failure of FailRate.
+var errProviderTimeout = errors.New("payment provider timed out (injected by FailRate)")
+
+// fails decides whether the injected provider fails this attempt.
+func (p *processor) fails(orderID string, attempt int) bool {
+	if p.failRate <= 0 {
+		return false
+	}
+	h := fnv.New64a()
+	fmt.Fprintf(h, "%s/%d", orderID, attempt)
+	return float64(h.Sum64()%10000)/10000 < p.failRate
 }
 
 // chargeOnce charges order id unless it was charged before, and returns the

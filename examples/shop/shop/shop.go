@@ -13,8 +13,6 @@
 package shop
 
 import (
-	"log/slog"
-
 	"github.com/troupe-go/troupe"
 	"github.com/troupe-go/troupe/examples/shop/inventory"
 	"github.com/troupe-go/troupe/examples/shop/notification"
@@ -28,21 +26,23 @@ import (
 const DefaultName = "shop"
 
 // NewApp declares the shop app with cfg. An empty cfg.Name becomes
-// [DefaultName]. The services log to cfg.Logger, or slog.Default() when it
-// is nil. Nothing runs until the app is started.
+// [DefaultName]. The services log to cfg.Logger, or the app's logger when
+// it is nil. Options inject failures (see [FailRate]). Nothing runs until
+// the app is started.
 //
 // An empty cfg.HTTPAddr keeps troupe's default: localhost:8080 in a process
 // that runs the orders service, which owns the shop's routes, and no HTTP
 // server in a process that runs only services without routes. Setting it
 // here would make every process of a multi-process run claim the same port.
-func NewApp(cfg troupe.Config) *troupe.App {
+func NewApp(cfg troupe.Config, opts ...Option) *troupe.App {
 	if cfg.Name == "" {
 		cfg.Name = DefaultName
 	}
-	log := cfg.Logger
-	if log == nil {
-		log = slog.Default()
+	var o options
+	for _, opt := range opts {
+		opt(&o)
 	}
+	log := cfg.Logger // nil: each service logs through the app's logger
 	app := troupe.New(cfg)
 	orders.Register(app, log,
 		orders.Track(payment.Succeeded, orders.StatusPaid),
@@ -50,9 +50,20 @@ func NewApp(cfg troupe.Config) *troupe.App {
 		orders.Track(shipping.Arranged, orders.StatusShipped),
 		orders.Track(notification.CustomerNotified, orders.StatusNotified),
 	)
-	payment.Register(app, log)
+	payment.Register(app, log, payment.FailRate(o.failRate))
 	inventory.Register(app, log)
 	shipping.Register(app, log)
 	notification.Register(app, log)
 	return app
 }
+
+// Option tunes the shop.
+type Option func(*options)
+
+type options struct{ failRate float64 }
+
+// FailRate makes the payment provider fail that fraction (0 to 1) of charge
+// attempts with a transient error, which troupe retries with backoff; an
+// order whose attempts all fail ends in the payment subscription's dead
+// letters. Default 0.
+func FailRate(f float64) Option { return func(o *options) { o.failRate = f } }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -36,7 +37,13 @@ func testLogger() *slog.Logger {
 // returns the base URL. declare, if not nil, may add to the app first.
 func startShop(t *testing.T, declare func(*troupe.App)) string {
 	t.Helper()
-	app := shop.NewApp(troupe.Config{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", Logger: testLogger()})
+	return startShopWith(t, testLogger(), declare)
+}
+
+// startShopWith is startShop with a logger and options of its own.
+func startShopWith(t *testing.T, log *slog.Logger, declare func(*troupe.App), opts ...shop.Option) string {
+	t.Helper()
+	app := shop.NewApp(troupe.Config{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", Logger: log}, opts...)
 	if declare != nil {
 		declare(app)
 	}
@@ -324,5 +331,41 @@ func TestConcurrentOrdersAllArrive(t *testing.T) {
 	}
 	if err := json.Unmarshal(b, &list); err != nil || status != http.StatusOK || list.Count != n {
 		t.Errorf("GET /orders: %d %s (%v); want %d orders", status, b, err, n)
+	}
+}
+
+// countingHandler counts the log records whose message contains a word.
+type countingHandler struct {
+	slog.Handler
+	word string
+	n    *atomic.Int64
+}
+
+func (h countingHandler) Handle(ctx context.Context, r slog.Record) error {
+	if strings.Contains(r.Message, h.word) {
+		h.n.Add(1)
+	}
+	return nil
+}
+
+func (h countingHandler) Enabled(context.Context, slog.Level) bool { return true }
+
+// With a payment provider failing half its attempts, every order is still
+// fulfilled, charged once: the failures were retried.
+func TestInjectedPaymentFailuresAreRetried(t *testing.T) {
+	var timeouts atomic.Int64
+	log := slog.New(countingHandler{Handler: slog.DiscardHandler, word: "provider timed out", n: &timeouts})
+	base := startShopWith(t, log, nil, shop.FailRate(0.5))
+	const n = 10
+	ids := make([]string, n)
+	for i := range n {
+		ids[i] = placeOrder(t, base, fmt.Sprintf(`{"customer":"c%d","items":[{"sku":"pen","qty":1}]}`, i))
+	}
+	for _, id := range ids {
+		o := waitFulfilled(t, base, id)
+		checkTimeline(t, o)
+	}
+	if timeouts.Load() == 0 {
+		t.Error("no injected payment failure was logged: FailRate(0.5) did nothing")
 	}
 }
