@@ -30,6 +30,7 @@ type env struct {
 	rabbitVersion      string
 	natsVersion        string
 	amqpSkip, natsSkip string
+	pgSkip             string
 
 	// counts of this mode
 	nEmbedded, nRabbit, nNATS int
@@ -38,6 +39,7 @@ type env struct {
 	subsPoints, topicPoints   []int
 	scalingEvents             int
 	rssBacklogs               []int
+	outboxTx                  int
 }
 
 func newEnv(ctx context.Context, o options) (*env, error) {
@@ -48,12 +50,14 @@ func newEnv(ctx context.Context, o options) (*env, error) {
 		e.subsPoints, e.topicPoints = []int{1, 8, 32}, []int{1, 100, 1000}
 		e.scalingEvents = 20_000
 		e.rssBacklogs = []int{10_000, 200_000}
+		e.outboxTx = 1_000
 	} else {
 		e.nEmbedded, e.nRabbit, e.nNATS = 1_000_000, 200_000, 200_000
 		e.flowOrders, e.flowInFlight, e.flowPaced = 100_000, 1_000, 20*time.Second
 		e.subsPoints, e.topicPoints = []int{1, 2, 4, 8, 16, 32}, []int{1, 10, 100, 1000}
 		e.scalingEvents = 100_000
 		e.rssBacklogs = []int{10_000, 1_000_000}
+		e.outboxTx = 20_000
 	}
 	if o.events > 0 {
 		e.nEmbedded, e.nRabbit, e.nNATS = o.events, o.events, o.events
@@ -87,6 +91,9 @@ func newEnv(ctx context.Context, o options) (*env, error) {
 		}
 		e.natsVersion = nc.ConnectedServerVersion()
 		nc.Close()
+	}
+	if err := pingPostgres(); err != nil {
+		e.pgSkip = err.Error()
 	}
 	return e, nil
 }

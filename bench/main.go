@@ -67,7 +67,7 @@ func main() {
 	flag.BoolVar(&o.quick, "quick", false, "smaller counts and fewer points: under 5 minutes on 2 cores")
 	flag.IntVar(&o.runs, "runs", 3, "runs of each measurement (median, min and max are reported)")
 	flag.StringVar(&o.out, "out", "../BENCHMARKS.md", "where to write the report")
-	flag.StringVar(&o.only, "only", "", "run only the scenarios named, comma-separated: throughput,flow,scaling,rss (the report then holds only those)")
+	flag.StringVar(&o.only, "only", "", "run only the scenarios named, comma-separated: throughput,flow,scaling,rss,outbox (the report then holds only those)")
 	flag.StringVar(&o.profileDir, "profile", "", "write a CPU profile of every troupe run into this directory")
 	flag.StringVar(&o.amqpURL, "amqp", "amqp://guest:guest@127.0.0.1:5672/", "RabbitMQ URL (skipped when unreachable)")
 	flag.StringVar(&o.natsURL, "nats", "nats://127.0.0.1:4222", "external NATS server with JetStream (skipped when unreachable)")
@@ -112,6 +112,9 @@ func run(ctx context.Context, o options) error {
 	}
 	if want("rss") {
 		plan = append(plan, rssPlan(env)...)
+	}
+	if want("outbox") {
+		plan = append(plan, outboxPlan(env)...)
 	}
 	total := 0
 	for _, m := range plan {

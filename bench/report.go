@@ -47,6 +47,7 @@ func renderReport(e *env, o options, plan []*Measure, took time.Duration) string
 	b.WriteString(renderFlow(plan))
 	b.WriteString(renderScaling(plan))
 	b.WriteString(renderRSS(plan))
+	b.WriteString(renderOutbox(e, plan))
 	b.WriteString(renderTargets(e, plan))
 	if notes, err := os.ReadFile("NOTES.md"); err == nil {
 		b.WriteString("\n")
@@ -236,6 +237,10 @@ func renderTargets(e *env, plan []*Measure) string {
 				r := tr.Stat(op).Median / raw.Stat(op).Median
 				t.Add(fmt.Sprintf("%s %s: troupe ≥ 70%% of raw", broker, op), fmt.Sprintf("%.0f%%", 100*r), yes(r >= 0.7))
 			}
+			if ce := find(plan, "throughput", broker, "", rawCE); ce != nil {
+				r := tr.Stat(op).Median / ce.Stat(op).Median
+				t.Add(fmt.Sprintf("(reference) %s %s: troupe ÷ raw sending troupe's headers", broker, op), fmt.Sprintf("%.0f%%", 100*r), "–")
+			}
 		}
 		want := map[string]float64{"rabbitmq": 3, "nats": 1.5, "embedded": 1.5}[broker]
 		for _, op := range []string{"publish", "consume"} {
@@ -281,4 +286,36 @@ func renderTimes(plan []*Measure) string {
 		t.Add(m.Scenario, m.Broker, m.Case, m.Client, Int(m.Runs), fmt.Sprintf("%.1f", m.took.Seconds()))
 	}
 	return "\n<details><summary>Time taken by each measurement</summary>\n\n" + t.Markdown() + "\n</details>\n"
+}
+
+func renderOutbox(e *env, plan []*Measure) string {
+	ms := of(plan, "outbox")
+	if len(ms) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString("## 4. Transactional outbox (troupe, embedded broker)\n\n")
+	b.WriteString("8 writers, one transaction per order: insert the order row and publish its event. *outbox*:\n")
+	b.WriteString("`outbox.PublishTx` in the transaction, published by the relay after the commit. *dual write*:\n")
+	b.WriteString("commit, then `troupe.Publish` (loses the event if the process dies in between). *Committed*:\n")
+	b.WriteString("transactions/s until the last commit; *handled*: events/s until a subscription handled the last one.\n\n")
+	t := Table{Header: []string{"database", "client", "orders", "committed/s>", "handled/s>", "outbox ÷ dual write (handled)>"}}
+	for _, m := range ms {
+		if m.err != nil {
+			continue
+		}
+		ratio := "–"
+		if m.Client == "troupe outbox" {
+			if d := find(plan, "outbox", m.Broker, m.Case, "troupe dual write"); d != nil {
+				ratio = Ratio(m.Stat("rate").Median, d.Stat("rate").Median)
+			}
+		}
+		t.Add(m.Case, m.Client, Int(e.outboxTx), MedMinMax(m.Stat("committed"), Num), MedMinMax(m.Stat("rate"), Num), ratio)
+	}
+	b.WriteString(t.Markdown())
+	if e.pgSkip != "" {
+		b.WriteString("\nPostgreSQL not measured: " + e.pgSkip + "\n")
+	}
+	b.WriteString("\n")
+	return b.String()
 }

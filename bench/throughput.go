@@ -63,7 +63,10 @@ func throughputPlan(e *env) []*Measure {
 		return watermillNATSThroughput(ctx, e.embeddedConn, n)
 	})
 	add("embedded", "raw", e.nEmbedded, func(ctx context.Context, n int) (Metrics, error) {
-		return rawNATSThroughput(ctx, e.embeddedConn, n)
+		return rawNATSThroughput(ctx, e.embeddedConn, n, false)
+	})
+	add("embedded", rawCE, e.nEmbedded, func(ctx context.Context, n int) (Metrics, error) {
+		return rawNATSThroughput(ctx, e.embeddedConn, n, true)
 	})
 	add("embedded", "watermill-gochannel", e.nEmbedded, func(ctx context.Context, n int) (Metrics, error) {
 		return goChannelThroughput(ctx, n)
@@ -88,7 +91,10 @@ func throughputPlan(e *env) []*Measure {
 			return watermillNATSThroughput(ctx, dial, n)
 		})
 		add("nats", "raw", e.nNATS, func(ctx context.Context, n int) (Metrics, error) {
-			return rawNATSThroughput(ctx, dial, n)
+			return rawNATSThroughput(ctx, dial, n, false)
+		})
+		add("nats", rawCE, e.nNATS, func(ctx context.Context, n int) (Metrics, error) {
+			return rawNATSThroughput(ctx, dial, n, true)
 		})
 	}
 	return out
@@ -257,10 +263,17 @@ func waitProgress(ctx context.Context, done <-chan struct{}, count func() int64,
 	}
 }
 
-// rawNATSThroughput publishes n bare payloads with async publish (up to
-// 16,384 unconfirmed) to a file-backed stream with a dedup window like
-// troupe's, then consumes them with a durable pull consumer, explicit acks.
-func rawNATSThroughput(ctx context.Context, dial func() (*nats.Conn, error), n int) (Metrics, error) {
+// rawCE names the raw NATS client sending what troupe sends: the same
+// CloudEvents headers and the event id as Nats-Msg-Id, which the server
+// parses and deduplicates. It tells the cost of the wire format from the
+// cost of troupe's code.
+const rawCE = "raw + troupe's headers"
+
+// rawNATSThroughput publishes n bare payloads (withCE: with troupe's
+// headers) with async publish (up to 16,384 unconfirmed) to a file-backed
+// stream with a dedup window like troupe's, then consumes them with a
+// durable pull consumer, explicit acks.
+func rawNATSThroughput(ctx context.Context, dial func() (*nats.Conn, error), n int, withCE bool) (Metrics, error) {
 	nc, err := dial()
 	if err != nil {
 		return nil, err
@@ -279,8 +292,20 @@ func rawNATSThroughput(ctx context.Context, dial func() (*nats.Conn, error), n i
 	defer func() { _ = js.DeleteStream(context.Background(), name) }()
 	subject := name + ".bench"
 	start := time.Now()
-	for range n {
-		if _, err := js.PublishAsync(subject, benchPayload); err != nil {
+	for i := range n {
+		m := &nats.Msg{Subject: subject, Data: benchPayload}
+		if withCE {
+			// What troupe's natsjs encoder writes for an event published
+			// outside a handler: a UUIDv7-shaped id, used as correlation id
+			// and as Nats-Msg-Id.
+			id := fmt.Sprintf("0193a5b8-7c1e-7d2f-9a3b-%012x", i)
+			m.Header = nats.Header{
+				"ce-specversion": {"1.0"}, "ce-id": {id}, "ce-source": {"/bench/pub"}, "ce-type": {"bench.v1"},
+				"ce-time": {time.Now().UTC().Format(time.RFC3339Nano)}, "ce-correlationid": {id},
+				"content-type": {"application/json"}, jetstream.MsgIDHeader: {id},
+			}
+		}
+		if _, err := js.PublishMsgAsync(m); err != nil {
 			return nil, err
 		}
 	}
