@@ -126,9 +126,15 @@ func dlqShow(ctx context.Context, app *troupe.App, args []string, stdout, stderr
 }
 
 func notFound(app *troupe.App, op, sub, id string) error {
-	return fmt.Errorf("%s dlq %s: %w: %s has no dead letter %q; list its ids with: %s dlq list %s",
-		app.Name(), op, transport.ErrNotFound, sub, id, app.Name(), sub)
+	return notFoundError(fmt.Sprintf("%s dlq %s: %s has no dead letter %q; list its ids with: %s dlq list %s",
+		app.Name(), op, sub, id, app.Name(), sub))
 }
+
+// notFoundError reads as a sentence and matches transport.ErrNotFound.
+type notFoundError string
+
+func (e notFoundError) Error() string { return string(e) }
+func (e notFoundError) Unwrap() error { return transport.ErrNotFound }
 
 func writeDeadLetter(w io.Writer, d troupe.DeadLetter) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
