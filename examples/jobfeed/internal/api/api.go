@@ -1,0 +1,135 @@
+// Package api holds the HTTP helpers the job feed's services share: JSON
+// answers, JSON errors, a strict JSON body decoder, and JSON 404/405
+// answers where http.ServeMux would answer in plain text.
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"unicode"
+)
+
+// MaxBodyBytes bounds every request body the job feed accepts.
+const MaxBodyBytes = 64 << 10
+
+// Error is the body of every error answer: {"error": "..."}.
+type Error struct {
+	Error string `json:"error"`
+}
+
+// WriteJSON answers with v as indented JSON and the given status.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v) // the client went away; nothing left to tell it
+}
+
+// WriteError answers with status and {"error": msg}.
+func WriteError(w http.ResponseWriter, status int, msg string) {
+	WriteJSON(w, status, Error{Error: msg})
+}
+
+// Decode reads r's body into v strictly: exactly one JSON object, no field
+// v does not have, at most MaxBodyBytes. example is a valid body, quoted in
+// the error for an empty one. On failure it returns the status to answer
+// (400 or 413) and a sentence for the client.
+func Decode(w http.ResponseWriter, r *http.Request, v any, example string) (int, error) {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	if err == nil {
+		if dec.Decode(&struct{}{}) != io.EOF {
+			return http.StatusBadRequest, errors.New("the request body holds more than one JSON value; send one object")
+		}
+		return 0, nil
+	}
+	var tooLarge *http.MaxBytesError
+	var syntax *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &tooLarge):
+		return http.StatusRequestEntityTooLarge, fmt.Errorf("the request body is larger than %d KiB", MaxBodyBytes>>10)
+	case errors.Is(err, io.EOF):
+		return http.StatusBadRequest, fmt.Errorf("the request body is empty; send a JSON object such as %s", example)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return http.StatusBadRequest, errors.New("the request body is not valid JSON: it ends too early")
+	case errors.As(err, &syntax):
+		return http.StatusBadRequest, fmt.Errorf("the request body is not valid JSON: %v (at byte %d)", syntax, syntax.Offset)
+	case errors.As(err, &typ):
+		if typ.Field == "" {
+			return http.StatusBadRequest, fmt.Errorf("the request body must be a JSON object, not a JSON %s", typ.Value)
+		}
+		return http.StatusBadRequest, fmt.Errorf("%s must be a JSON value of Go type %s, not a JSON %s", typ.Field, typ.Type, typ.Value)
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		// encoding/json has no error type for this; its message is stable.
+		return http.StatusBadRequest, fmt.Errorf("unknown field %s", strings.TrimPrefix(err.Error(), "json: unknown field "))
+	}
+	return http.StatusBadRequest, fmt.Errorf("the request body is not valid JSON: %v", err)
+}
+
+// Fallback returns a handler for a path whose real routes are registered
+// per method ("GET /jobs"): ServeMux hands it the requests those routes do
+// not take, and it answers 405 with an Allow header and a JSON error.
+// Register it under the bare pattern ("/jobs"); the method patterns are
+// more specific and win.
+func Fallback(path string, allow ...string) http.HandlerFunc {
+	allowed := strings.Join(allow, ", ")
+	return func(w http.ResponseWriter, r *http.Request) {
+		if slices.Contains(allow, r.Method) || (r.Method == http.MethodHead && slices.Contains(allow, http.MethodGet)) {
+			WriteError(w, http.StatusNotFound, "no resource at "+r.URL.Path)
+			return
+		}
+		w.Header().Set("Allow", allowed)
+		WriteError(w, http.StatusMethodNotAllowed, fmt.Sprintf("%s does not take %s; it takes %s", path, r.Method, allowed))
+	}
+}
+
+// CheckQuery rejects query parameters other than allowed, so that a typo is
+// an error rather than silently ignored. It returns a sentence for the
+// client, or "" when the query is fine.
+func CheckQuery(q url.Values, allowed ...string) string {
+	var unknown []string
+	for k := range q {
+		if !slices.Contains(allowed, k) {
+			unknown = append(unknown, fmt.Sprintf("%q", k))
+		}
+	}
+	if len(unknown) == 0 {
+		return ""
+	}
+	slices.Sort(unknown)
+	if len(allowed) == 0 {
+		return fmt.Sprintf("unknown query parameter %s: this resource takes none", strings.Join(unknown, ", "))
+	}
+	return fmt.Sprintf("unknown query parameter %s: this resource takes %s", strings.Join(unknown, ", "), strings.Join(allowed, ", "))
+}
+
+// ValidID reports whether s can be a candidate or job id in a URL: 1 to 64
+// characters, letters, digits and '-' only.
+func ValidID(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, r := range s {
+		if r > unicode.MaxASCII || !(r == '-' || unicode.IsLetter(r) || unicode.IsDigit(r)) {
+			return false
+		}
+	}
+	return true
+}
+
+// HasControl reports whether s holds a control character other than
+// newline, carriage return or tab.
+func HasControl(s string) bool {
+	return strings.ContainsFunc(s, func(r rune) bool {
+		return unicode.IsControl(r) && r != '\n' && r != '\r' && r != '\t'
+	})
+}
