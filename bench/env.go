@@ -40,15 +40,17 @@ type env struct {
 	scalingEvents             int
 	rssBacklogs               []int
 	outboxTx                  int
+
+	loadStart string // /proc/loadavg when the run began
 }
 
 func newEnv(ctx context.Context, o options) (*env, error) {
-	e := &env{o: o}
+	e := &env{o: o, loadStart: loadAvg()}
 	if o.quick {
 		e.nEmbedded, e.nRabbit, e.nNATS = 20_000, 10_000, 20_000
 		e.flowOrders, e.flowInFlight, e.flowPaced = 5_000, 500, 3*time.Second
 		e.subsPoints, e.topicPoints = []int{1, 8, 32}, []int{1, 100, 1000}
-		e.scalingEvents = 20_000
+		e.scalingEvents = 10_000
 		e.rssBacklogs = []int{10_000, 200_000}
 		e.outboxTx = 1_000
 	} else {
@@ -161,3 +163,17 @@ func moduleVersions() map[string]string {
 
 // embeddedVersion is the nats-server version embedded in troupe.
 func embeddedVersion() string { return server.VERSION }
+
+// loadAvg returns the 1-, 5- and 15-minute load averages, to show how busy
+// the machine was.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
+}

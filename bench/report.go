@@ -35,7 +35,7 @@ func renderReport(e *env, o options, plan []*Measure, took time.Duration) string
 	if o.quick {
 		p(" The full run (`cd bench && go run .`) uses the issue's counts (1M events embedded,\n  200k on RabbitMQ and NATS, 1M-event backlog) and takes much longer.")
 	}
-	p("\n- Machine: %s. Shared with other engineers' test runs while measured: **numbers are noisy**;\n  compare rows of one run, not runs of different days.\n", machine())
+	p("\n- Machine: %s. Shared with other engineers' test runs while measured (load average\n  %s at the start, %s at the end, on 2 cores): **numbers are noisy**; compare rows of one\n  run, not runs of different days.\n", machine(), e.loadStart, loadAvg())
 	mods := moduleVersions()
 	p("- Go %s; embedded nats-server %s; external NATS %s; RabbitMQ %s.\n", strings.TrimPrefix(runtime.Version(), "go"),
 		embeddedVersion(), orNone(e.natsVersion, e.natsSkip), orNone(e.rabbitVersion, e.amqpSkip))
