@@ -78,6 +78,9 @@ func (n names) replayStream() string { return "TROUPE_" + n.ns + "_REPLAY" }
 func (n names) deadStream() string   { return "TROUPE_" + n.ns + "_DLQ" }
 
 func (n names) eventsSubjects() string { return "troupe." + n.ns + ".e.>" }
+
+// eventsPrefix starts every events subject.
+func (n names) eventsPrefix() string   { return "troupe." + n.ns + ".e." }
 func (n names) replaySubjects() string { return "troupe." + n.ns + ".r.>" }
 func (n names) deadSubjects() string   { return "troupe." + n.ns + ".d.>" }
 

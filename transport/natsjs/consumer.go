@@ -65,6 +65,12 @@ func (c *consumer) handle(m *nats.Msg) {
 	case transport.ActAck:
 		c.settle(m, "ack", m.Ack())
 	case transport.ActRetry:
+		if c.sub.Ordered {
+			// Stopping in the middle of in-place retries: back at once, so
+			// it is redelivered before the later events of its key.
+			c.settle(m, "nak", m.Nak())
+			break
+		}
 		c.settle(m, "nak", m.NakWithDelay(out.Delay))
 	case transport.ActDeadLetter:
 		c.deadLetter(m, d, out.Reason, out.Err, first, started)

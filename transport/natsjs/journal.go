@@ -117,8 +117,9 @@ func (t *Transport) journalErr(err error) error {
 }
 
 // ReadJournal implements [transport.Journaler], walking the
-// transaction's subject with direct message gets, one per record.
-func (t *Transport) ReadJournal(ctx context.Context, correlation string, fn func(transport.JournalRecord) error) error {
+// transaction's subject with direct message gets, one per record. It has
+// no use for since: the server indexes subjects.
+func (t *Transport) ReadJournal(ctx context.Context, correlation string, _ time.Time, fn func(transport.JournalRecord) error) error {
 	if t.isClosed() {
 		return transport.ErrClosed
 	}

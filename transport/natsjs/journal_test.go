@@ -61,7 +61,7 @@ func exerciseJournal(t *testing.T, tr *natsjs.Transport, ns string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	noop := func(transport.JournalRecord) error { return nil }
-	if err := tr.ReadJournal(ctx, "c", noop); !errors.Is(err, transport.ErrNoJournal) {
+	if err := tr.ReadJournal(ctx, "c", time.Time{}, noop); !errors.Is(err, transport.ErrNoJournal) {
 		t.Errorf("read before declare: %v", err)
 	}
 	if err := tr.AppendJournal(ctx, transport.JournalRecord{Correlation: "c", Data: []byte("x")}); !errors.Is(err, transport.ErrNoJournal) {
@@ -102,7 +102,7 @@ func exerciseJournal(t *testing.T, tr *natsjs.Transport, ns string) {
 	}
 	for _, c := range []struct{ id, want string }{{odd, "o1,o2"}, {plain, "p1"}, {"nobody", ""}} {
 		var got []string
-		if err := tr.ReadJournal(ctx, c.id, func(r transport.JournalRecord) error {
+		if err := tr.ReadJournal(ctx, c.id, time.Time{}, func(r transport.JournalRecord) error {
 			if r.Correlation != c.id || r.Stored.IsZero() {
 				t.Errorf("record %+v", r)
 			}

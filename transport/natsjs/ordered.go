@@ -1,9 +1,11 @@
 package natsjs
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -35,8 +37,11 @@ type gate struct {
 	ttl  time.Duration
 	held atomic.Bool
 	rev  uint64 // revision of our claim, used only by the run goroutine
-	stop chan struct{}
-	done chan struct{}
+	// sortUntil is when the sort window after taking the turn ends (Unix
+	// nanoseconds); see consumer.dispatch.
+	sortUntil atomic.Int64
+	stop      chan struct{}
+	done      chan struct{}
 }
 
 func (t *Transport) openGate(ctx context.Context, c *consumer) (*gate, error) {
@@ -51,6 +56,7 @@ func (t *Transport) openGate(ctx context.Context, c *consumer) (*gate, error) {
 		c: c, kv: kv, key: c.sub.Service + "." + c.sub.Name, id: nats.NewInbox()[len(nats.InboxPrefix):],
 		ttl: 2 * c.sub.Lease, stop: make(chan struct{}), done: make(chan struct{}),
 	}
+	c.gate = g // before try: a turn taken there lets messages flow to dispatch
 	g.try(ctx)
 	go g.run()
 	return g, nil
@@ -113,6 +119,7 @@ func (g *gate) try(ctx context.Context) {
 		return
 	}
 	g.rev = rev
+	g.sortUntil.Store(time.Now().Add(sortWindow).UnixNano())
 	g.held.Store(true)
 	g.c.t.log.Debug("troupe: ordered subscription active here", "subscription", g.c.sub.String())
 	g.c.mu.Lock()
@@ -146,15 +153,66 @@ func (g *gate) close() {
 }
 
 // dispatch feeds an ordered subscription's messages, in arrival order, to a
-// sequencer keyed by their ordering key.
+// sequencer keyed by their ordering key. For a moment after this consumer
+// becomes the active one it holds what arrives and sorts it by stream
+// sequence first: the server redelivers a dead consumer's messages in the
+// order their leases ran out, which is not always the order they were
+// stored.
 func (c *consumer) dispatch() {
 	defer c.workers.Done()
 	seq := transport.NewSequencer(c.sub.Concurrency)
-	for m := range c.work {
+	submit := func(m *nats.Msg) {
 		seq.Submit(m.Header.Get("ce-"+transport.PartitionKey), func() { c.process(m) })
 	}
-	seq.Wait()
+	var (
+		held  []*nats.Msg
+		timer *time.Timer
+		fire  <-chan time.Time
+	)
+	release := func() {
+		slices.SortStableFunc(held, func(a, b *nats.Msg) int { return cmp.Compare(streamSeq(a), streamSeq(b)) })
+		for _, m := range held {
+			submit(m)
+		}
+		held, fire = nil, nil
+	}
+	for {
+		select {
+		case m, ok := <-c.work:
+			if !ok {
+				release()
+				seq.Wait()
+				return
+			}
+			until := time.Unix(0, c.gate.sortUntil.Load())
+			if wait := time.Until(until); wait > 0 && strings.HasPrefix(m.Subject, c.t.n.eventsPrefix()) {
+				held = append(held, m)
+				if fire == nil {
+					timer = time.NewTimer(wait)
+					fire = timer.C
+				}
+				continue
+			}
+			release()
+			submit(m)
+		case <-fire:
+			release()
+		}
+	}
 }
+
+// streamSeq is a message's sequence in its stream, or 0.
+func streamSeq(m *nats.Msg) uint64 {
+	meta, err := m.Metadata()
+	if err != nil {
+		return 0
+	}
+	return meta.Sequence.Stream
+}
+
+// sortWindow is how long a newly active consumer of an ordered
+// subscription sorts what arrives before handing it on.
+const sortWindow = 250 * time.Millisecond
 
 // waitRetry waits d before an in-place retry; false when the consumer is
 // stopping, and the retry goes back to the broker instead.

@@ -129,16 +129,14 @@ func (t *Transport) Consume(ctx context.Context, sub transport.Subscription, h t
 		_ = p.sub.SetPendingLimits(-1, -1)
 	}
 	if sub.Ordered {
-		c.workers.Add(1)
-		go c.dispatch()
-		var err error
-		if c.gate, err = t.openGate(ctx, c); err != nil {
+		if _, err := t.openGate(ctx, c); err != nil {
 			for _, p := range c.pullers {
 				_ = p.sub.Unsubscribe()
 			}
-			close(c.work)
 			return nil, err
 		}
+		c.workers.Add(1)
+		go c.dispatch()
 	} else {
 		for range sub.Concurrency {
 			c.workers.Add(1)
