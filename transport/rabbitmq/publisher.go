@@ -170,7 +170,7 @@ func (t *Transport) send(ctx context.Context, msgs []outgoing) ([]amqp.Return, e
 				if pc.ch.IsClosed() {
 					return returned, t.channelErr(pc, "confirm", amqp.ErrClosed)
 				}
-				return returned, errors.New("rabbitmq: the broker refused to store a message (basic.nack); it was not published")
+				return returned, errNacked
 			}
 		}
 		drain()
@@ -197,3 +197,8 @@ func (t *Transport) channelErr(pc *pubChannel, op string, err error) error {
 	}
 	return fmt.Errorf("rabbitmq: %s: %w", op, err)
 }
+
+// errNacked reports a publisher confirm that came back negative: the broker
+// did not store the message. A quorum queue declared a moment ago does this
+// until its replicas have started.
+var errNacked = errors.New("rabbitmq: the broker refused to store a message (basic.nack); it was not published")

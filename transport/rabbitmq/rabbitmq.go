@@ -393,6 +393,27 @@ func (t *Transport) ensureRetryQueue(ctx context.Context, ref transport.Subscrip
 // delay, expiring there after exactly delay; straight to the queue for no
 // delay; and through the largest bucket with a due time in a header for
 // delays beyond it, to be parked again on arrival until it is due.
+// sendRetrying is send, tried again while the broker nacks: a retry queue
+// is declared when a subscription's first retry of that delay needs it,
+// and a quorum queue refuses messages for a moment after its declaration.
+// It gives up after about two seconds. Send one message at a time through
+// it: a batch that was partly stored would be stored twice.
+func (t *Transport) sendRetrying(ctx context.Context, out []outgoing) ([]amqp.Return, error) {
+	wait := 5 * time.Millisecond
+	for try := 0; ; try++ {
+		returned, err := t.send(ctx, out)
+		if !errors.Is(err, errNacked) || try == 8 {
+			return returned, err
+		}
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return returned, err
+		}
+		wait *= 2
+	}
+}
+
 func (t *Transport) schedule(ctx context.Context, ref transport.SubscriptionRef, pub amqp.Publishing, delay time.Duration) error {
 	for try := 0; ; try++ {
 		key := t.n.queue(ref)
@@ -418,7 +439,7 @@ func (t *Transport) schedule(ctx context.Context, ref transport.SubscriptionRef,
 			}
 			pub.Expiration = strconv.FormatInt(int64((wait+time.Millisecond-1)/time.Millisecond), 10)
 		}
-		returned, err := t.send(ctx, []outgoing{{key: key, mandatory: true, msg: pub}})
+		returned, err := t.sendRetrying(ctx, []outgoing{{key: key, mandatory: true, msg: pub}})
 		if err != nil {
 			return err
 		}
