@@ -155,7 +155,7 @@
 
   // ---- topology ----
 
-  const COL = 230, NODE_W = 176, TOPIC_H = 30, SUB_H = 40, DLQ_H = 30, GAP = 14, LANE_PAD = 14, LEFT = 16, TOP = 8;
+  const COL = 240, NODE_W = 160, TOPIC_H = 30, SUB_H = 40, DLQ_H = 30, GAP = 14, LANE_PAD = 14, LEFT = 16, TOP = 8;
 
   // layout places every node: one horizontal lane per service (and one for
   // publishers outside the app), and columns by causal depth: a topic
@@ -281,7 +281,7 @@
     const svg = s('svg', { width: lay.width, height: lay.height, viewBox: `0 0 ${lay.width} ${lay.height}`, id: 'graph-svg', role: 'img', 'aria-label': 'topology of ' + g.app });
     const defs = s('defs');
     for (const k of ['flow', 'publishes', 'compensates', 'dead-letters', 'observed']) {
-      defs.append(s('marker', { id: 'arrow-' + k, viewBox: '0 0 10 10', refX: 9, refY: 5, markerWidth: 7, markerHeight: 7, orient: 'auto-start-reverse' },
+      defs.append(s('marker', { id: 'arrow-' + k, viewBox: '0 0 10 10', refX: 9, refY: 5, markerWidth: 5, markerHeight: 5, orient: 'auto-start-reverse' },
         s('path', { d: 'M0,0 L10,5 L0,10 z', class: 'arrow ' + k })));
     }
     svg.append(defs);
@@ -345,7 +345,7 @@
       const rx = dp.w / 2, ry = 4;
       nodes.append(s('g', { class: 'node deadletters', 'data-id': x.deadLetters, 'data-kind': 'dead-letters', 'data-name': ref,
         onclick: () => { location.hash = '#/deadletters/' + encodeURIComponent(ref); } },
-      s('title', { text: 'dead letters of ' + ref + ' (click to replay or discard)' }),
+      s('title', { text: 'dead letters of ' + ref + ', after ' + x.retry.maxAttempts + ' attempts or a permanent error (click to replay or discard)' }),
       s('path', { d: `M${dp.x},${dp.y + ry} a${rx},${ry} 0 0,0 ${dp.w},0 a${rx},${ry} 0 0,0 ${-dp.w},0 v${dp.h - 2 * ry} a${rx},${ry} 0 0,0 ${dp.w},0 v${-(dp.h - 2 * ry)}` }),
       s('text', { x: dp.x + dp.w / 2, y: dp.y + dp.h - 8, 'text-anchor': 'middle', 'data-stat': x.deadLetters, text: 'dead letters' })));
     }
@@ -367,7 +367,7 @@
     const tx = s('text', { x: p.mid.x, y: p.mid.y + 3.5, 'text-anchor': p.vertical ? 'start' : 'middle' });
     lbl.append(bg, tx);
     labels.append(lbl);
-    setLabel(lbl, kind === 'compensates' ? 'compensates' : kind === 'dead-letters' ? `after ${attempts} attempts` : '');
+    setLabel(lbl, kind === 'compensates' ? 'compensates' : '');
     return lbl;
   }
 
@@ -397,7 +397,8 @@
       let text = '';
       switch (e.kind) {
         case 'dead-letters':
-          text = `after ${lbl.dataset.attempts} attempts` + (e.count ? ` · ${e.count}` : '');
+          // The store's node says how many wait there; the edge stays
+          // short and unlabelled.
           break;
         case 'compensates':
           text = 'compensates' + (e.count ? ` · ${e.count}` : '');
@@ -545,6 +546,43 @@
     $('#tx-list').replaceChildren(...(items.length ? items : [h('li', { class: 'empty', text: 'None seen by this process yet.' })]));
   }
 
+  // timeScale maps a time offset to a position on the waterfall, in
+  // percent. Long stretches where nothing ran (a retry's backoff, a dead
+  // letter waiting for its replay) are cut down to a narrow band each, so
+  // the steps around them stay readable.
+  function timeScale(steps, total) {
+    const spans = steps.map((st) => [st.offsetMs, st.offsetMs + st.durationMs]).sort((a, b) => a[0] - b[0]);
+    const gaps = [];
+    let end = 0;
+    for (const [a, b] of spans) {
+      if (a - end > Math.max(0.2 * total, 100)) gaps.push([end, a]);
+      end = Math.max(end, b);
+    }
+    // The stretches between the gaps share what the gaps leave, in
+    // proportion to their length but each at least a sixth of it.
+    const GAP = 6;
+    const bounds = [0, ...gaps.flat(), total];
+    const segs = [];
+    for (let i = 0; i < bounds.length; i += 2) segs.push([bounds[i], Math.max(bounds[i], bounds[i + 1])]);
+    const busy = Math.max(segs.reduce((n, [a, b]) => n + (b - a), 0), 0.001);
+    const weights = segs.map(([a, b]) => Math.max((b - a) / busy, 1 / 6));
+    const sum = weights.reduce((n, w) => n + w, 0);
+    const widths = weights.map((w) => ((100 - GAP * gaps.length) * w) / sum);
+    const x = (t) => {
+      let pos = 0;
+      for (let i = 0; i < segs.length; i++) {
+        const [a, b] = segs[i];
+        if (t <= b || i === segs.length - 1) return pos + (b > a ? Math.min((t - a) / (b - a), 1) : 0) * widths[i];
+        pos += widths[i];
+        const next = segs[i + 1][0];
+        if (t < next) return pos + ((t - b) / (next - b)) * GAP;
+        pos += GAP;
+      }
+      return pos;
+    };
+    return { x, gaps: gaps.map(([a, b]) => ({ from: x(a), to: x(b), ms: b - a })) };
+  }
+
   async function showTimeline(corr) {
     state.timeline = corr;
     $('#tx-correlation').value = corr;
@@ -561,11 +599,30 @@
     const total = Math.max(tl.durationMs, 0.001);
     const counts = {};
     for (const st of tl.steps) counts[st.outcome] = (counts[st.outcome] || 0) + 1;
-    const ticks = h('div', { class: 'ticks' }, [0, 0.25, 0.5, 0.75, 1].map((f) => {
-      const sp = h('span', { text: fmtMs(total * f) });
-      sp.style.left = (f * 100) + '%';
+    const scale = timeScale(tl.steps, total);
+    const tickAt = (pct, text) => {
+      const sp = h('span', { text });
+      sp.style.left = pct + '%';
       return sp;
-    }));
+    };
+    const ticks = h('div', { class: 'ticks' });
+    if (!scale.gaps.length) {
+      for (const f of [0, 0.25, 0.5, 0.75, 1]) ticks.append(tickAt(f * 100, fmtMs(total * f)));
+    } else {
+      ticks.append(tickAt(0, fmtMs(0)));
+      for (const g of scale.gaps) {
+        const band = h('span', { class: 'gap-label', text: '⋯ ' + fmtMs(g.ms) + ' later' });
+        band.style.left = ((g.from + g.to) / 2) + '%';
+        ticks.append(band);
+      }
+      if (100 - scale.gaps[scale.gaps.length - 1].to > 12) ticks.append(tickAt(100, fmtMs(total)));
+    }
+    const gapBands = () => scale.gaps.map((g) => {
+      const band = h('div', { class: 'gap' });
+      band.style.left = g.from + '%';
+      band.style.width = (g.to - g.from) + '%';
+      return band;
+    });
     const rows = tl.steps.map((st) => {
       const label = h('div', { class: 'label' });
       label.style.paddingLeft = (st.depth * 14) + 'px';
@@ -578,9 +635,13 @@
       label.append(' ', h('span', { class: 'chip ' + st.outcome, text: st.outcome }));
       label.title = `${st.kind} ${st.type} · event ${st.event} · ${fmtTime(st.time)} · took ${fmtMs(st.durationMs)}`;
       const bar = h('div', { class: 'bar ' + st.outcome, title: `${st.outcome} · starts at +${fmtMs(st.offsetMs)} · took ${fmtMs(st.durationMs)}` });
-      bar.style.left = Math.min(99.5, (st.offsetMs / total) * 100) + '%';
-      bar.style.width = Math.max(0.4, (st.durationMs / total) * 100) + '%';
-      const row = h('div', { class: 'tl-row', 'data-outcome': st.outcome, 'data-kind': st.kind }, label, h('div', { class: 'track' }, bar));
+      const left = Math.min(99.5, scale.x(st.offsetMs));
+      const width = Math.max(0.4, scale.x(st.offsetMs + st.durationMs) - left);
+      bar.style.left = left + '%';
+      bar.style.width = width + '%';
+      const dur = h('span', { class: 'dur', text: fmtMs(st.durationMs) });
+      if (left + width > 80) { dur.style.right = (100 - left) + '%'; dur.classList.add('before'); } else dur.style.left = (left + width) + '%';
+      const row = h('div', { class: 'tl-row', 'data-outcome': st.outcome, 'data-kind': st.kind }, label, h('div', { class: 'track' }, gapBands(), bar, dur));
       if (st.error) {
         const err = h('div', { class: 'err', text: st.error });
         if (st.outcome === 'dead-lettered') err.append(h('a', { href: '#/deadletters/' + encodeURIComponent(st.subscription), text: 'dead letters →' }));
