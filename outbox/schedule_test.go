@@ -139,3 +139,54 @@ func TestParseSpec(t *testing.T) {
 		}
 	}
 }
+
+// An instance that starts after a period began, within CatchUp, runs the
+// period nobody ran; one that starts later finds it done.
+func TestScheduleCatchesUpAMissedPeriodOnce(t *testing.T) {
+	d := sqliteDB(t)
+	clock := troupetest.NewClock(time.Date(2026, 1, 5, 8, 30, 0, 0, time.UTC))
+	rec := troupetest.NewRecorder()
+	var (
+		mu   sync.Mutex
+		runs []time.Time
+	)
+	start := func() *outbox.Outbox {
+		app := troupe.New(troupetest.Config(t, troupe.Config{Name: "catchup", Transport: rec}))
+		app.Service("digest").Publishes(noteTopic)
+		ob := newOutbox(t, d, outbox.Options{Clock: clock})
+		err := ob.Schedule("tick", "every 10m", func(ctx context.Context, tx *sql.Tx, tick outbox.Tick) error {
+			mu.Lock()
+			runs = append(runs, tick.Period)
+			mu.Unlock()
+			return nil
+		}, outbox.ScheduleOptions{CatchUp: 15 * time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		outbox.Attach(app, ob)
+		troupetest.Start(t, app)
+		return ob
+	}
+	start()
+	if err := clock.WaitTimers(t.Context(), 1); err != nil { // caught up, waiting for 08:40
+		t.Fatal(err)
+	}
+	clock.Advance(5 * time.Minute) // 08:35: a second instance starts
+	start()
+	if err := clock.WaitTimers(t.Context(), 2); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(5 * time.Minute) // 08:40
+	if err := clock.WaitTimers(t.Context(), 2); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	want := []time.Time{
+		time.Date(2026, 1, 5, 8, 30, 0, 0, time.UTC), // caught up by the first instance
+		time.Date(2026, 1, 5, 8, 40, 0, 0, time.UTC),
+	}
+	if len(runs) != len(want) || !runs[0].Equal(want[0]) || !runs[1].Equal(want[1]) {
+		t.Errorf("ran periods %v, want %v", runs, want)
+	}
+}
