@@ -46,6 +46,10 @@ type Options struct {
 	Daily, Weekly, Monthly string
 	// Log receives the services' log lines. Default: the app's logger.
 	Log *slog.Logger
+	// DeclareOnly declares the services without running any here: no
+	// database is opened. For commands that only read the declaration
+	// (graph, --help).
+	DeclareOnly bool
 }
 
 // NewApp declares the job feed app with cfg and opts. An empty cfg.Name
@@ -66,7 +70,9 @@ func NewApp(cfg troupe.Config, opts Options) (*troupe.App, error) {
 		cfg.Name = DefaultName
 	}
 	dir := DataDir(cfg)
-	runs := func(name string) bool { return len(cfg.Services) == 0 || slices.Contains(cfg.Services, name) }
+	runs := func(name string) bool {
+		return !opts.DeclareOnly && (len(cfg.Services) == 0 || slices.Contains(cfg.Services, name))
+	}
 	app := troupe.New(cfg)
 	log := opts.Log
 	if log == nil {

@@ -100,8 +100,10 @@ func Register(app *troupe.App, cfg Config) (*troupe.Service, error) {
 		// Declared only, so that the broker keeps the events for the
 		// process that runs the service; never called here.
 		notHere := errors.New("recommendation: the service does not run in this process")
-		troupe.Subscribe(svc, profile.Created, "match-profile", func(context.Context, troupe.Event[profile.CreatedV1]) error { return notHere })
-		troupe.Subscribe(svc, portal.JobPosted, "match-job", func(context.Context, troupe.Event[portal.Job]) error { return notHere })
+		troupe.Subscribe(svc, profile.Created, "match-profile", func(context.Context, troupe.Event[profile.CreatedV1]) error { return notHere },
+			troupe.Emits(OpenJobsFound))
+		troupe.Subscribe(svc, portal.JobPosted, "match-job", func(context.Context, troupe.Event[portal.Job]) error { return notHere },
+			troupe.Emits(OpenJobsFound))
 		return svc, nil
 	}
 	ob, err := sqlstore.Outbox(app, cfg.DataDir, File, nil, schema...)
