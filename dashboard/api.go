@@ -1,6 +1,7 @@
 package dashboard
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -187,11 +188,14 @@ func (d *Dashboard) apiInfo(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (d *Dashboard) apiTopology(w http.ResponseWriter, _ *http.Request) {
+	var b bytes.Buffer
+	if err := topology.FromApp(d.app).JSON(&b); err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
-	if err := topology.FromApp(d.app).JSON(w); err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
-	}
+	_, _ = w.Write(b.Bytes())
 }
 
 // subStats is one subscription in GET api/stats.
@@ -311,9 +315,36 @@ func sortEdges(es []edgeStats) {
 	})
 }
 
-// brokerCounts fills in the lag and dead-letter counts of subs, asking the
-// broker about all of them at once.
+// brokerCacheTTL is how long the broker's answers for api/stats are
+// reused: every open page asks every two seconds, and listing dead letters
+// is not free on every broker.
+const brokerCacheTTL = time.Second
+
+// brokerCache holds the broker's last answers for api/stats.
+type brokerCache struct {
+	mu  sync.Mutex // held while asking, so that pages share one query
+	at  time.Time
+	out []subStats // only the broker's fields are set
+}
+
+// brokerCounts fills in the lag and dead-letter counts of subs, from the
+// cache when it is fresh, else asking the broker about all of them at once.
 func (d *Dashboard) brokerCounts(ctx context.Context, subs []*troupe.Subscription, out []subStats) {
+	c := &d.brokerCache
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if time.Since(c.at) >= brokerCacheTTL || len(c.out) != len(out) {
+		fresh := make([]subStats, len(out))
+		d.askBroker(ctx, subs, fresh)
+		c.at, c.out = time.Now(), fresh
+	}
+	for i, b := range c.out {
+		out[i].Lag, out[i].LagError = b.Lag, b.LagError
+		out[i].DeadLetters, out[i].DeadLettersMore, out[i].DeadLettersError = b.DeadLetters, b.DeadLettersMore, b.DeadLettersError
+	}
+}
+
+func (d *Dashboard) askBroker(ctx context.Context, subs []*troupe.Subscription, out []subStats) {
 	tr := d.app.Transport()
 	if tr == nil {
 		for i := range out {

@@ -116,6 +116,7 @@ type Dashboard struct {
 	tokenSource string
 	stats       *stats
 	mux         *http.ServeMux
+	brokerCache brokerCache
 
 	mu           sync.Mutex
 	streams      map[*stream]struct{}

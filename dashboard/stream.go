@@ -255,7 +255,9 @@ func (d *Dashboard) apiEvents(w http.ResponseWriter, r *http.Request) {
 // the stream until its shutdown timeout.
 func openStream(w http.ResponseWriter, s *stream) (io.Writer, func() error, error) {
 	rc := http.NewResponseController(w)
-	conn, rw, err := rc.Hijack()
+	// The request had no body and browsers send nothing after it, so
+	// the reader Hijack returns holds nothing to keep.
+	conn, _, err := rc.Hijack()
 	if err != nil {
 		h := w.Header()
 		h.Set("Content-Type", "text/event-stream; charset=utf-8")
@@ -276,7 +278,6 @@ func openStream(w http.ResponseWriter, s *stream) (io.Writer, func() error, erro
 		s.close()
 	}()
 	bw := bufio.NewWriter(conn)
-	_ = rw // its reader holds nothing: the request had no body
 	flush := func() error {
 		_ = conn.SetWriteDeadline(time.Now().Add(writeTimeout))
 		return bw.Flush()
