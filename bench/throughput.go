@@ -305,7 +305,9 @@ func rawNATSThroughput(ctx context.Context, dial func() (*nats.Conn, error), n i
 				"content-type": {"application/json"}, jetstream.MsgIDHeader: {id},
 			}
 		}
-		if _, err := js.PublishMsgAsync(m); err != nil {
+		// A full window waits for room (up to 30s) rather than failing after
+		// the default 200ms, which a busy server exceeds.
+		if _, err := js.PublishMsgAsync(m, jetstream.WithStallWait(30*time.Second)); err != nil {
 			return nil, err
 		}
 	}

@@ -1,0 +1,66 @@
+package main
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/troupe-go/troupe/transport/natsjs"
+)
+
+// embeddedEnv is an env with only the embedded server, for tests of the
+// harness itself: tiny counts, no external broker.
+func embeddedEnv(t *testing.T) *env {
+	t.Helper()
+	dir := t.TempDir()
+	srv, err := natsjs.StartEmbedded(natsjs.EmbeddedConfig{DataDir: dir + "/embedded"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	return &env{o: options{runs: 1}, dataDir: dir, srv: srv}
+}
+
+// TestThroughputHarness runs each embedded throughput measurement on a few
+// hundred events: each must see every event and report positive rates.
+func TestThroughputHarness(t *testing.T) {
+	e := embeddedEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	const n = 300
+	runs := map[string]func() (Metrics, error){
+		"troupe":      func() (Metrics, error) { return troupeThroughput(ctx, e, "embedded", n) },
+		"raw":         func() (Metrics, error) { return rawNATSThroughput(ctx, e.embeddedConn, n, false) },
+		"raw+headers": func() (Metrics, error) { return rawNATSThroughput(ctx, e.embeddedConn, n, true) },
+		"watermill":   func() (Metrics, error) { return watermillNATSThroughput(ctx, e.embeddedConn, n) },
+	}
+	for name, run := range runs {
+		m, err := run()
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if m["publish"] <= 0 || m["consume"] <= 0 {
+			t.Errorf("%s: rates %v", name, m)
+		}
+	}
+}
+
+// TestFlowHarness runs the order flow with troupe and with Watermill on
+// GoChannel: every order must finish and the percentiles must be ordered.
+func TestFlowHarness(t *testing.T) {
+	e := embeddedEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	for name, start := range map[string]flowStarter{
+		"troupe": func(ctx context.Context, fin func(flowOrder)) (*flowSystem, error) { return troupeFlow(ctx, e, fin) },
+		"gochannel": watermillGoChannelFlow,
+	} {
+		m, err := runFlow(ctx, start, 200, 20, 0)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if m["rate"] <= 0 || m["p50"] <= 0 || m["p50"] > m["p99"] || m["p99"] > m["p999"] {
+			t.Errorf("%s: metrics %v", name, m)
+		}
+	}
+}
