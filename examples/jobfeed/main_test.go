@@ -1,0 +1,290 @@
+//go:build unix
+
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/troupe-go/troupe/examples/jobfeed/notification"
+	"github.com/troupe-go/troupe/examples/jobfeed/portal"
+)
+
+// waitTimeout bounds every wait of these tests.
+const waitTimeout = 30 * time.Second
+
+func TestParseArgs(t *testing.T) {
+	rest, opts, cfg, err := parseArgs([]string{"--services", "profile,recommendation", "-data=/tmp/x", "--portal-url", "http://p:8080",
+		"--http", "off", "--daily-digest=every 1m", "--broker", "amqp://guest:guest@localhost:5672/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"--services", "profile,recommendation", "-data=/tmp/x", "--http", "off", "--broker", "amqp://guest:guest@localhost:5672/"}; !slices.Equal(rest, want) {
+		t.Errorf("rest = %q, want %q", rest, want)
+	}
+	if opts.PortalURL != "http://p:8080" || opts.Daily != "every 1m" || opts.DeclareOnly {
+		t.Errorf("opts = %+v", opts)
+	}
+	if !slices.Equal(cfg.Services, []string{"profile", "recommendation"}) || cfg.DataDir != "/tmp/x" || cfg.HTTPAddr != "off" {
+		t.Errorf("cfg = %+v", cfg)
+	}
+
+	if _, opts, _, err := parseArgs([]string{"--data", "d", "graph", "--format", "dot"}); err != nil || !opts.DeclareOnly {
+		t.Errorf("a command: DeclareOnly %v, err %v; want true, nil", opts.DeclareOnly, err)
+	}
+	if _, opts, _, err := parseArgs([]string{"-h"}); err != nil || !opts.DeclareOnly {
+		t.Errorf("-h: DeclareOnly %v, err %v; want true, nil", opts.DeclareOnly, err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--portal-url"}, "--portal-url needs a value"},
+		{[]string{"--portal-url", "portal:8080"}, "give an http:// or https:// URL"},
+		{[]string{"--weekly-digest", "weekly at 8"}, `--weekly-digest: outbox: schedule "weekly at 8"`},
+		{[]string{"--monthly-digest=monthly on 32 at 08:00"}, "not a day of the month"},
+	} {
+		if _, _, _, err := parseArgs(tc.args); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("parseArgs(%q) = %v, want an error with %q", tc.args, err, tc.want)
+		}
+	}
+}
+
+// syncBuffer collects a program's output while it runs.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// freeAddr returns a loopback address no one listened on a moment ago.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// buildProgram builds the program into a temporary directory.
+func buildProgram(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds and runs the program")
+	}
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go command in PATH")
+	}
+	bin := filepath.Join(t.TempDir(), "jobfeed")
+	if out, err := exec.Command(goTool, "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// process is one running instance of the program.
+type process struct {
+	name    string
+	cmd     *exec.Cmd
+	out     *syncBuffer
+	exited  chan struct{}
+	waitErr error // set before exited closes
+}
+
+func startProcess(t *testing.T, bin, name string, env []string, args ...string) *process {
+	t.Helper()
+	p := &process{name: name, out: &syncBuffer{}, exited: make(chan struct{})}
+	p.cmd = exec.Command(bin, args...)
+	p.cmd.Env = append(os.Environ(), env...)
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		p.waitErr = p.cmd.Wait()
+		close(p.exited)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-p.exited:
+		default:
+			_ = p.cmd.Process.Kill()
+			<-p.exited
+		}
+	})
+	return p
+}
+
+// stop sends SIGTERM and waits for a clean exit.
+func (p *process) stop(t *testing.T) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.exited:
+		if p.waitErr != nil {
+			t.Fatalf("%s exited with %v after SIGTERM, want status 0; output:\n%s", p.name, p.waitErr, p.out)
+		}
+	case <-time.After(waitTimeout):
+		t.Fatalf("%s did not exit within %s of SIGTERM; output:\n%s", p.name, waitTimeout, p.out)
+	}
+}
+
+var client = &http.Client{Timeout: 5 * time.Second}
+
+// httpDo sends a request and returns the status and body; a failed
+// connection is status 0.
+func httpDo(method, url, body string) (int, []byte) {
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		return 0, nil
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, nil
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+// waitFor polls ready until it reports true, failing the test with the
+// processes' output if one of them exits or time runs out.
+func waitFor(t *testing.T, what string, procs []*process, ready func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(waitTimeout)
+	for !ready() {
+		for _, p := range procs {
+			select {
+			case <-p.exited:
+				t.Fatalf("%s exited (%v) while waiting for %s; output:\n%s", p.name, p.waitErr, what, p.out)
+			default:
+			}
+		}
+		if time.Now().After(deadline) {
+			var sb strings.Builder
+			for _, p := range procs {
+				fmt.Fprintf(&sb, "\n--- %s:\n%s", p.name, p.out)
+			}
+			t.Fatalf("timed out waiting for %s%s", what, sb.String())
+		}
+		time.Sleep(20 * time.Millisecond) // poll interval
+	}
+}
+
+func postJSON(t *testing.T, base, path, body string) string {
+	t.Helper()
+	status, b := httpDo("POST", base+path, body)
+	var c portal.Created
+	if err := json.Unmarshal(b, &c); err != nil || status != http.StatusCreated || c.ID == "" {
+		t.Fatalf("POST %s: %d %s (%v)", path, status, b, err)
+	}
+	return c.ID
+}
+
+func getCandidate(base, id string) (portal.Candidate, bool) {
+	var c portal.Candidate
+	status, b := httpDo("GET", base+"/candidates/"+id, "")
+	return c, status == http.StatusOK && json.Unmarshal(b, &c) == nil
+}
+
+func getSent(base, id string) (notification.Sent, bool) {
+	var s notification.Sent
+	status, b := httpDo("GET", base+"/notifications?candidate="+id, "")
+	return s, status == http.StatusOK && json.Unmarshal(b, &s) == nil
+}
+
+// TestBinary runs the program as a user would: all services on the
+// embedded broker; a candidate, two jobs, matches, an instant message and
+// daily digests (every second here); then SIGTERM, the read model deleted,
+// and a restart that rebuilds it.
+func TestBinary(t *testing.T) {
+	bin := buildProgram(t)
+	dir := t.TempDir()
+	addr := freeAddr(t)
+	base := "http://" + addr
+	args := []string{"--http", addr, "--data", dir, "--daily-digest", "every 1s"}
+	p := startProcess(t, bin, "jobfeed", nil, args...)
+	procs := []*process{p}
+	waitFor(t, "/healthz", procs, func() bool { s, _ := httpDo("GET", base+"/healthz", ""); return s == http.StatusOK })
+
+	j1 := postJSON(t, base, "/jobs", `{"title":"Backend engineer","company":"Acme","location":"remote","skills":["go","postgresql"],"min_years":3}`)
+	j2 := postJSON(t, base, "/jobs", `{"title":"Go developer","company":"Initech","location":"Berlin","skills":["go"],"min_years":1}`)
+	ada := postJSON(t, base, "/candidates", `{"name":"Ada","email":"ada@example.com","preferences":{"frequency":"instant","locations":["Berlin"]},"resume":"5 years of Go and PostgreSQL."}`)
+	dan := postJSON(t, base, "/candidates", `{"name":"Dan","email":"dan@example.com","preferences":{"frequency":"daily"},"resume":"Go for 2 years."}`)
+
+	var before portal.Candidate
+	waitFor(t, "Ada's two matches", procs, func() bool {
+		c, ok := getCandidate(base, ada)
+		before = c
+		return ok && c.Status == "profiled" && len(c.Matches) == 2
+	})
+	waitFor(t, "Ada's instant message", procs, func() bool {
+		s, ok := getSent(base, ada)
+		return ok && s.Count >= 1 && s.Messages[0].Kind == portal.Instant
+	})
+	// Dan has one match (he lacks PostgreSQL and the years for the first
+	// job); it comes in a daily digest within a second or two.
+	waitFor(t, "Dan's daily digest", procs, func() bool {
+		s, ok := getSent(base, dan)
+		return ok && s.Count == 1 && s.Messages[0].Kind == portal.Daily && len(s.Messages[0].Jobs) == 1 && s.Messages[0].Jobs[0].JobID == j2
+	})
+	var ids []string
+	for _, m := range before.Matches {
+		ids = append(ids, m.JobID)
+	}
+	slices.Sort(ids)
+	want := []string{j1, j2}
+	slices.Sort(want)
+	if !slices.Equal(ids, want) {
+		t.Errorf("Ada's matches %v, want %v", ids, want)
+	}
+	client.CloseIdleConnections()
+	p.stop(t)
+
+	for _, f := range []string{portal.ViewFile, portal.ViewFile + "-wal", portal.ViewFile + "-shm"} {
+		if err := os.Remove(filepath.Join(dir, f)); err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+	}
+	p = startProcess(t, bin, "jobfeed (restarted)", nil, args...)
+	procs = []*process{p}
+	waitFor(t, "/healthz after the restart", procs, func() bool { s, _ := httpDo("GET", base+"/healthz", ""); return s == http.StatusOK })
+	after, ok := getCandidate(base, ada)
+	if !ok || after.Status != "profiled" || len(after.Matches) != 2 {
+		t.Errorf("after deleting the read model and restarting, Ada reads %+v", after)
+	}
+	if !strings.Contains(p.out.String(), "rebuilt the read model portal-view.db from") {
+		t.Errorf("the restarted program did not say it rebuilt the read model:\n%s", p.out)
+	}
+	client.CloseIdleConnections()
+	p.stop(t)
+}
