@@ -52,7 +52,7 @@ func TestFlowHarness(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	for name, start := range map[string]flowStarter{
-		"troupe": func(ctx context.Context, fin func(flowOrder)) (*flowSystem, error) { return troupeFlow(ctx, e, fin) },
+		"troupe":    func(ctx context.Context, fin func(flowOrder)) (*flowSystem, error) { return troupeFlow(ctx, e, fin) },
 		"gochannel": watermillGoChannelFlow,
 	} {
 		m, err := runFlow(ctx, start, 200, 20, 0)

@@ -119,6 +119,7 @@ func run(ctx context.Context, o options) error {
 	total := 0
 	for _, m := range plan {
 		total += m.Runs
+		m.samples = make(map[string][]float64)
 	}
 	bar := progressbar.NewOptions(total,
 		progressbar.OptionSetWriter(os.Stderr),
@@ -129,27 +130,36 @@ func run(ctx context.Context, o options) error {
 		progressbar.OptionFullWidth(),
 		progressbar.OptionClearOnFinish(),
 	)
-	for _, m := range plan {
-		m.samples = make(map[string][]float64)
-		began := time.Now()
-		for i := range m.Runs {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			bar.Describe(fmt.Sprintf("%s %s %s %s (%d/%d)", m.Scenario, m.Broker, m.Case, m.Client, i+1, m.Runs))
-			met, err := profiled(o, m, i, func() (Metrics, error) { return m.Run(ctx) })
-			_ = bar.Add(1)
-			if err != nil {
-				m.err = err
-				fmt.Fprintf(os.Stderr, "\n%s %s %s %s: %v\n", m.Scenario, m.Broker, m.Case, m.Client, err)
-				_ = bar.Add(m.Runs - i - 1)
-				break
-			}
-			for k, v := range met {
-				m.samples[k] = append(m.samples[k], v)
+	// Runs are interleaved within a group of measures that are compared
+	// with each other (one scenario on one broker): run 1 of every client,
+	// then run 2 of every client, and so on, so that a change in the
+	// machine's load touches every client of the comparison alike instead
+	// of all runs of one of them.
+	for _, group := range groups(plan) {
+		for i := range o.runs {
+			for _, m := range group {
+				if i >= m.Runs || m.err != nil {
+					continue
+				}
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				bar.Describe(fmt.Sprintf("%s %s %s %s (%d/%d)", m.Scenario, m.Broker, m.Case, m.Client, i+1, m.Runs))
+				began := time.Now()
+				met, err := profiled(o, m, i, func() (Metrics, error) { return m.Run(ctx) })
+				m.took += time.Since(began)
+				_ = bar.Add(1)
+				if err != nil {
+					m.err = err
+					fmt.Fprintf(os.Stderr, "\n%s %s %s %s: %v\n", m.Scenario, m.Broker, m.Case, m.Client, err)
+					_ = bar.Add(m.Runs - i - 1)
+					continue
+				}
+				for k, v := range met {
+					m.samples[k] = append(m.samples[k], v)
+				}
 			}
 		}
-		m.took = time.Since(began)
 	}
 	_ = bar.Finish()
 	report := renderReport(env, o, plan, time.Since(started))
@@ -190,4 +200,17 @@ func profiled(o options, m *Measure, run int, fn func() (Metrics, error)) (Metri
 	}
 	defer pprof.StopCPUProfile()
 	return fn()
+}
+
+// groups splits plan into runs of consecutive measures of one scenario on
+// one broker, keeping their order.
+func groups(plan []*Measure) [][]*Measure {
+	var out [][]*Measure
+	for i, m := range plan {
+		if i == 0 || m.Scenario != plan[i-1].Scenario || m.Broker != plan[i-1].Broker {
+			out = append(out, nil)
+		}
+		out[len(out)-1] = append(out[len(out)-1], m)
+	}
+	return out
 }

@@ -97,3 +97,12 @@ func TestRenderTargets(t *testing.T) {
 		}
 	}
 }
+
+func TestGroups(t *testing.T) {
+	m := func(s, b string) *Measure { return &Measure{Scenario: s, Broker: b} }
+	plan := []*Measure{m("throughput", "embedded"), m("throughput", "embedded"), m("throughput", "nats"), m("flow", "embedded"), m("flow", "embedded")}
+	g := groups(plan)
+	if len(g) != 3 || len(g[0]) != 2 || len(g[1]) != 1 || len(g[2]) != 2 || g[1][0] != plan[2] {
+		t.Errorf("groups = %v", g)
+	}
+}
