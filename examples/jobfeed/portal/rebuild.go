@@ -68,13 +68,28 @@ func (v *view) rebuild(ctx context.Context, app *troupe.App) (int, error) {
 		return 0, fmt.Errorf("events stream: %w", err)
 	}
 	decoders := make(map[string]ViewSource)
-	var subjects []string
 	for _, s := range v.sources {
 		decoders[s.topic.Type()] = s
-		subjects = append(subjects, "troupe."+ns+".e."+s.topic.Name()+".*")
 	}
+	// One topic after the other: the model does not depend on the order
+	// of events of different topics, and servers before 2.10 take one
+	// filter subject per consumer.
+	n := 0
+	for _, s := range v.sources {
+		m, err := v.replayTopic(ctx, stream, "troupe."+ns+".e."+s.topic.Name()+".*", decoders)
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// replayTopic applies the events on subject, from the first, and returns
+// how many it read.
+func (v *view) replayTopic(ctx context.Context, stream jetstream.Stream, subject string, decoders map[string]ViewSource) (int, error) {
 	oc, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
-		FilterSubjects: subjects,
+		FilterSubjects: []string{subject},
 		DeliverPolicy:  jetstream.DeliverAllPolicy,
 	})
 	if err != nil {
