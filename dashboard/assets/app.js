@@ -319,7 +319,7 @@
       nodes.append(s('g', { class: 'node service', 'data-id': sv.id, 'data-kind': 'service', 'data-name': sv.name },
         s('title', { text: sv.name + (sv.routes.length ? '\n' + sv.routes.join('\n') : '') }),
         s('rect', { x: p.x, y: p.y, width: p.w, height: p.h, rx: 6 }),
-        s('text', { x: p.x + 10, y: p.y + 17, class: 'name', text: short(sv.name, 18) }),
+        s('text', { x: p.x + 10, y: p.y + 17, class: 'name', 'data-fit': p.w - 16, text: sv.name }),
         s('text', { x: p.x + 10, y: p.y + 32, class: 'sub-line', text: routes })));
     }
     for (const t of g.topics) {
@@ -328,7 +328,7 @@
         onclick: () => { location.hash = '#/events/' + encodeURIComponent(t.name); } },
       s('title', { text: t.type + '\n' + t.goType + '\npublished by ' + (t.publishers.join(', ') || 'nobody') + '\nclick: live events' }),
       s('rect', { x: p.x, y: p.y, width: p.w, height: p.h, rx: p.h / 2 }),
-      s('text', { x: p.x + p.w / 2, y: p.y + 19, 'text-anchor': 'middle', text: short(t.type, 26) })));
+      s('text', { x: p.x + p.w / 2, y: p.y + 19, 'text-anchor': 'middle', 'data-fit': p.w - 16, text: t.type })));
     }
     for (const x of g.subscriptions) {
       const p = lay.pos.get(x.id);
@@ -339,7 +339,7 @@
       s('rect', { x: p.x, y: p.y, width: p.w, height: p.h, rx: 2 }),
       s('line', { x1: p.x + 7, y1: p.y, x2: p.x + 7, y2: p.y + p.h }),
       s('line', { x1: p.x + p.w - 7, y1: p.y, x2: p.x + p.w - 7, y2: p.y + p.h }),
-      s('text', { x: p.x + 14, y: p.y + 16, text: short(ref, 24) }),
+      s('text', { x: p.x + 14, y: p.y + 16, 'data-fit': p.w - 24, text: x.name }),
       s('text', { x: p.x + 14, y: p.y + 31, class: 'sub-line', 'data-stat': x.id, text: '' })));
       const dp = lay.pos.get(x.deadLetters);
       const rx = dp.w / 2, ry = 4;
@@ -351,7 +351,21 @@
     }
     const box = $('#graph');
     box.replaceChildren(svg);
+    // Below four fifths of its size the text gets too small to read: scroll
+    // instead.
+    svg.style.minWidth = Math.round(lay.width * 0.8) + 'px';
+    for (const t of svg.querySelectorAll('text[data-fit]')) fitText(t, Number(t.dataset.fit));
     applyStats();
+  }
+
+  // fitText shortens an SVG text with an ellipsis until it fits max pixels.
+  function fitText(el, max) {
+    const full = el.textContent;
+    let n = full.length;
+    while (n > 4 && el.getComputedTextLength() > max) {
+      n--;
+      el.textContent = full.slice(0, n) + '…';
+    }
   }
 
   function drawEdge(edges, labels, from, to, kind, attempts) {
