@@ -7,10 +7,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -641,4 +643,88 @@ func TestInstallRejectsBadOptions(t *testing.T) {
 			t.Errorf("Install: %v, %v; want an error saying %q", d, err, c.says)
 		}
 	}
+}
+
+// syncBuffer is a log destination safe for the app's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestLogsTheURLWithTheToken(t *testing.T) {
+	t.Setenv(dashboard.TokenEnv, "")
+	for _, c := range []struct {
+		addr string
+		opts []dashboard.Option
+		want func(d *dashboard.Dashboard) string
+	}{
+		{"127.0.0.1:0", nil, func(d *dashboard.Dashboard) string { return "dashboard: open " + d.URL() + "#token=" + d.Token() }},
+		{"127.0.0.1:0", []dashboard.Option{dashboard.Token("given")}, func(d *dashboard.Dashboard) string { return "dashboard: open " + d.URL() + `" url=` }},
+		{"0.0.0.0:0", nil, func(*dashboard.Dashboard) string { return "dashboard: refusing to serve" }},
+	} {
+		var logs syncBuffer
+		app := newShop(troupetest.Config(t, troupe.Config{Name: "dashlog", HTTPAddr: c.addr,
+			Logger: slog.New(slog.NewTextHandler(&logs, nil))}))
+		d, err := dashboard.Install(app, c.opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		troupetest.Start(t, app)
+		want := c.want(d)
+		eventually(t, "the dashboard's log line", func() (bool, string) {
+			return strings.Contains(logs.String(), want), logs.String()
+		})
+		if len(c.opts) > 0 && strings.Contains(logs.String(), "given") {
+			t.Errorf("a token given as an option is logged:\n%s", logs.String())
+		}
+	}
+}
+
+func TestStatsShowUndeclaredEmits(t *testing.T) {
+	type Ping struct{ N int }
+	ping := troupe.NewTopic[Ping]("ping", 1)
+	pong := troupe.NewTopic[Ping]("pong", 1)
+	app := troupe.New(troupetest.Config(t, troupe.Config{Name: "dashobserved", HTTPAddr: "127.0.0.1:0"}))
+	a := app.Service("a").Publishes(ping, pong)
+	// The handler publishes pong without troupe.Emits(pong): the
+	// declaration has no edge from a.echo to pong.
+	troupe.Subscribe(a, ping, "echo", func(ctx context.Context, ev troupe.Event[Ping]) error {
+		return troupe.Publish(ctx, pong, ev.Data)
+	})
+	d, err := dashboard.Install(app)
+	if err != nil {
+		t.Fatal(err)
+	}
+	troupetest.Start(t, app)
+	if err := troupe.Publish(app.Context(t.Context()), ping, Ping{N: 1}); err != nil {
+		t.Fatal(err)
+	}
+	s := &testShop{app: app, dash: d, base: strings.TrimSuffix(d.URL(), "/ui/")}
+	eventually(t, "an observed edge", func() (bool, string) {
+		var st struct {
+			Edges []struct {
+				From, To, Kind string
+				Count          int64
+			}
+		}
+		s.get(t, "/ui/api/stats", &st)
+		for _, e := range st.Edges {
+			if e.Kind == "observed" && e.From == "subscription:a.echo" && e.To == "topic:pong" && e.Count == 1 {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("%+v", st.Edges)
+	})
 }
