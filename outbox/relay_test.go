@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/troupe-go/troupe"
 	"github.com/troupe-go/troupe/outbox"
@@ -277,4 +278,46 @@ func TestOrderingKeyFollowsCommitOrder(t *testing.T) {
 			t.Errorf("published %d events, want %d", count, writers*perWriter)
 		}
 	})
+}
+
+// On PostgreSQL a commit through another pool (another process) wakes the
+// relay by NOTIFY: with a poll of ten minutes, the event can only arrive
+// within the wait through it.
+func TestNotifyWakesTheRelayOfAnotherProcess(t *testing.T) {
+	d := postgresDB(t)
+	rec := troupetest.NewRecorder()
+	published := make(chan struct{}, 16)
+	app := troupe.New(troupetest.Config(t, troupe.Config{Name: "notify", Transport: rec}))
+	app.Service("orders").Publishes(noteTopic)
+	app.Use(troupe.Middleware{Name: "signal", Publish: func(next troupe.PublishFunc) troupe.PublishFunc {
+		return func(ctx context.Context, msgs []*transport.Message) error {
+			err := next(ctx, msgs)
+			published <- struct{}{}
+			return err
+		}
+	}})
+	relay := newOutbox(t, d, outbox.Options{PollInterval: 10 * time.Minute})
+	outbox.Attach(app, relay)
+	troupetest.Start(t, app)
+	// Writes through another pool: only NOTIFY tells the relay of them
+	// before its poll.
+	writer := newOutbox(t, d, outbox.Options{}) // another pool, no relay
+	ctx := outbox.WithOutbox(app.Context(t.Context()), writer)
+	for i := range 3 {
+		tx, err := writer.DB().BeginTx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := outbox.PublishTx(ctx, tx, noteTopic, Note{N: i}); err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-published:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("event %d was not relayed within 30s: NOTIFY did not wake the relay", i)
+		}
+	}
 }
