@@ -4,12 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"html"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/troupe-go/troupe/dashboard"
 	"github.com/troupe-go/troupe/topology"
 )
 
@@ -52,12 +55,16 @@ func needBrowser(t *testing.T) string {
 // as a person would: the graph shows every service, topic and
 // subscription with the compensation drawn apart, the live stream shows a
 // filtered transaction, the timelines of a compensated and a dead-lettered
-// transaction show their failures, and replaying the dead letter from its
-// list makes the transaction finish. With TROUPE_SCREENSHOTS=1 it saves
+// transaction show their failures, replaying the dead letter from its list
+// makes the transaction finish, and an app's own panel shows in its tab. With TROUPE_SCREENSHOTS=1 it saves
 // docs/img/dashboard.png and docs/img/timeline.png.
 func TestBrowser(t *testing.T) {
 	node := needBrowser(t)
-	s := startShop(t)
+	mail := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprintf(w, `<!doctype html><title>sent mail</title><p id="sink">no mail sent to %s</p>`, html.EscapeString(r.URL.Path))
+	})
+	s := startShop(t, dashboard.WithPanels(dashboard.Panel{Title: "Sent mail", Path: "mail", Handler: mail}))
 	for _, id := range []string{"1001", "1002", "1003"} {
 		s.order(t, id, 25, false)
 	}

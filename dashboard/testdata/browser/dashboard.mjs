@@ -141,6 +141,12 @@ try {
     await page.screenshot({ path: join(shots, 'timeline.png') });
     console.log('wrote ' + join(shots, 'timeline.png'));
   }
+  // 6. An app's own panel has a tab that shows its page.
+  await page.click('#tabs a[data-tab="panel:mail"]');
+  const frame = page.frameLocator('#panel-frame');
+  const sink = await frame.locator('#sink').textContent();
+  check(sink === 'no mail sent to /', `the panel's tab shows its page: ${sink}`);
+
   check(errors.length === 0, 'no errors in the page' + (errors.length ? ': ' + errors.join('; ') : ''));
 } catch (e) {
   failed = true;
