@@ -84,7 +84,12 @@ func NewApp(cfg troupe.Config, opts Options) (*troupe.App, error) {
 		if runs(profile.ServiceName) && (!runs(portal.ServiceName) || cfg.HTTPAddr == "off") {
 			return nil, errors.New("jobfeed: the profile service fetches registrations from the portal's HTTP API, which this process does not serve: pass --portal-url http://HOST:PORT (or set JOBFEED_PORTAL_URL)")
 		}
-		portalURL = func() string { return "http://" + app.HTTPAddr() }
+		portalURL = func() string {
+			if addr := app.HTTPAddr(); addr != "" {
+				return "http://" + addr
+			}
+			return ""
+		}
 	}
 
 	if _, err := portal.Register(app, portal.Config{DataDir: dir, Run: runs(portal.ServiceName), Log: log},

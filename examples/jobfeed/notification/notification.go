@@ -133,6 +133,9 @@ func Register(app *troupe.App, cfg Config) (*troupe.Service, error) {
 	return svc, nil
 }
 
+// systemClock tells the real time, for the timestamps of messages and
+// waiting matches when Config.Clock is nil (the outbox then uses the
+// system clock too).
 type systemClock struct{}
 
 func (systemClock) Now() time.Time { return time.Now() }

@@ -52,7 +52,8 @@ type Options struct {
 	// PortalURL returns the base URL of the portal's HTTP API, such as
 	// "http://localhost:8080", where registrations are fetched. It is a
 	// function because the portal's address may be known only once the app
-	// serves HTTP. Required.
+	// serves HTTP; until then it returns "", and the event is retried.
+	// Required.
 	PortalURL func() string
 	// Client fetches registrations. Default: a client with a 10s timeout.
 	Client *http.Client
@@ -101,9 +102,14 @@ func (p *profiler) read(ctx context.Context, ev troupe.Event[portal.CandidateReg
 // notification.
 func (p *profiler) fetch(ctx context.Context, reg portal.CandidateRegisteredV1) (portal.Candidate, error) {
 	var c portal.Candidate
+	if !strings.HasPrefix(reg.Href, "/") {
+		return c, troupe.Permanent(fmt.Errorf("profile: candidate %s has href %q, not a path on the portal", reg.CandidateID, reg.Href))
+	}
 	base := strings.TrimRight(p.opts.PortalURL(), "/")
-	if base == "" || !strings.HasPrefix(reg.Href, "/") {
-		return c, troupe.Permanent(fmt.Errorf("profile: cannot fetch %q from portal %q", reg.Href, base))
+	if base == "" {
+		// The app consumes events before its HTTP server starts; the
+		// portal in this process answers in a moment.
+		return c, fmt.Errorf("profile: the portal's HTTP API is not up yet; candidate %s will be fetched on the next attempt", reg.CandidateID)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+reg.Href, nil)
 	if err != nil {
