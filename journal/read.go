@@ -8,6 +8,8 @@ import (
 	"sort"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/troupe-go/troupe"
 	"github.com/troupe-go/troupe/transport"
 )
@@ -35,7 +37,7 @@ func Trace(ctx context.Context, app *troupe.App, correlationID string) ([]Entry,
 		return nil, err
 	}
 	var entries []Entry
-	err = j.ReadJournal(ctx, correlationID, func(r transport.JournalRecord) error {
+	err = j.ReadJournal(ctx, correlationID, sinceHint(correlationID, time.Now()), func(r transport.JournalRecord) error {
 		if e, err := decodeEntry(r.Data); err == nil && e.CorrelationID == correlationID {
 			entries = append(entries, e)
 		}
@@ -48,6 +50,29 @@ func Trace(ctx context.Context, app *troupe.App, correlationID string) ([]Entry,
 		return nil, fmt.Errorf("%w for correlation id %q: check the id, or it is older than the journal keeps", ErrNotFound, correlationID)
 	}
 	return order(entries), nil
+}
+
+// hintMargin is how far behind the broker's clock the clock of the host
+// that minted a correlation id may run without Trace missing entries.
+const hintMargin = 10 * time.Minute
+
+// sinceHint returns when the transaction of correlationID began at the
+// earliest, when the id says so: ids troupe mints at the edge are UUIDv7,
+// whose first 48 bits are the Unix time in milliseconds. Transports that
+// cannot index by correlation (RabbitMQ) then read the journal from there
+// rather than from its start. Other ids, and ids from the future, give
+// the zero time: read everything.
+func sinceHint(correlationID string, now time.Time) time.Time {
+	u, err := uuid.Parse(correlationID)
+	if err != nil || u.Version() != 7 {
+		return time.Time{}
+	}
+	sec, nsec := u.Time().UnixTime()
+	t := time.Unix(sec, nsec)
+	if t.After(now.Add(hintMargin)) {
+		return time.Time{}
+	}
+	return t.Add(-hintMargin)
 }
 
 func readErr(app *troupe.App, err error) error {

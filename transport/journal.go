@@ -25,9 +25,12 @@ type Journaler interface {
 
 	// ReadJournal calls fn with each record of one correlation id that was
 	// stored when ReadJournal began, oldest first, and returns once it has
-	// seen them all, or with fn's first error. It fails with an error
-	// wrapping [ErrNoJournal] when the journal does not exist.
-	ReadJournal(ctx context.Context, correlation string, fn func(JournalRecord) error) error
+	// seen them all, or with fn's first error. A non-zero since says that
+	// no record of the correlation id was stored before it, which lets a
+	// transport that cannot index by correlation skip the older part of
+	// the journal. It fails with an error wrapping [ErrNoJournal] when the
+	// journal does not exist.
+	ReadJournal(ctx context.Context, correlation string, since time.Time, fn func(JournalRecord) error) error
 
 	// FollowJournal calls fn for each record stored from since on (the zero
 	// time: from the moment FollowJournal returns), for one correlation id

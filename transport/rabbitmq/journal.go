@@ -34,6 +34,9 @@ const (
 	hdrJournalMarker = "troupe-journal-marker"
 	// journalPrefetch bounds the records a reader holds unacknowledged.
 	journalPrefetch = 1000
+	// journalClockSlack is how far ahead of the broker's clock a reader's
+	// clock may run before a read from a time misses its own marker.
+	journalClockSlack = 5 * time.Minute
 )
 
 func (t *Transport) journalQueue() string { return t.cfg.Namespace + ".journal" }
@@ -125,10 +128,12 @@ func (t *Transport) appendJournal(ctx context.Context, out []outgoing) error {
 	return nil
 }
 
-// ReadJournal implements [transport.Journaler]. It costs a read of the
-// whole journal, which RabbitMQ streams serve from disk quickly; see the
-// comment at the top of this file.
-func (t *Transport) ReadJournal(ctx context.Context, correlation string, fn func(transport.JournalRecord) error) error {
+// ReadJournal implements [transport.Journaler]. It reads the journal from
+// since (a second earlier, as stream timestamps have whole seconds, and no
+// later than five minutes ago, in case the clocks differ), or from its
+// first offset when since is zero, up to a marker; see the comment at the
+// top of this file.
+func (t *Transport) ReadJournal(ctx context.Context, correlation string, since time.Time, fn func(transport.JournalRecord) error) error {
 	if t.isClosed() {
 		return fmt.Errorf("rabbitmq: journal: %w", transport.ErrClosed)
 	}
@@ -138,7 +143,18 @@ func (t *Transport) ReadJournal(ctx context.Context, correlation string, fn func
 	}}}); err != nil {
 		return err
 	}
-	ch, deliveries, err := t.consumeJournal(ctx, "first")
+	var offset any = "first"
+	if !since.IsZero() {
+		// The stream's timestamps are the broker's clock, and the marker
+		// must come after the offset or the read never ends: keep the
+		// offset well before now, whatever the clocks say.
+		start := since.Add(-time.Second)
+		if latest := time.Now().Add(-journalClockSlack); start.After(latest) {
+			start = latest
+		}
+		offset = start
+	}
+	ch, deliveries, err := t.consumeJournal(ctx, offset)
 	if err != nil {
 		return err
 	}
@@ -186,7 +202,9 @@ func (t *Transport) consumeJournal(ctx context.Context, offset any) (*amqp.Chann
 	if err := ch.Qos(journalPrefetch, 0, false); err != nil {
 		return fail("set prefetch", err)
 	}
-	deliveries, err := ch.ConsumeWithContext(ctx, t.journalQueue(), "", false, false, false, false,
+	// Not ConsumeWithContext: its cancel on ctx's end races with the
+	// channel's close, and the callers close the channel when ctx ends.
+	deliveries, err := ch.Consume(t.journalQueue(), "", false, false, false, false,
 		amqp.Table{"x-stream-offset": offset})
 	if err != nil {
 		return fail("consume", err)
