@@ -104,8 +104,10 @@ func renderThroughput(plan []*Measure) string {
 	b.WriteString("## 1. Publish and consume throughput\n\n")
 	b.WriteString("256-byte JSON events. *Publish*: durable and confirmed by the broker before the call\n")
 	b.WriteString("returns (troupe and Watermill: 8 goroutines, 100 events per call; raw: one goroutine,\n")
-	b.WriteString("pipelined confirms). *Consume*: the stored backlog handled and acked (8 workers, prefetch\n")
-	b.WriteString("264 or the client's nearest setting). Events/s; the last column is troupe's median ÷ this row's.\n\n")
+	b.WriteString("pipelined confirms). *Consume*: the stored backlog handled and acked (troupe and Watermill:\n")
+	b.WriteString("8 concurrent handlers; raw: one goroutine; prefetch 264 where the client has one).\n")
+	b.WriteString("*raw + troupe's headers*: the raw client sending troupe's CloudEvents headers and message id.\n")
+	b.WriteString("Events/s; the last column is troupe's median ÷ this row's.\n\n")
 	t := Table{Header: []string{"broker", "events", "operation", "client", "median events/s>", "min>", "max>", "troupe ÷ this>"}}
 	for _, op := range []string{"publish", "consume"} {
 		for _, m := range ms {

@@ -23,8 +23,10 @@ import (
 // shape of caller where its API allows: troupe and Watermill from 8
 // goroutines, each sending batches of 100 and waiting for them; the raw
 // clients from one goroutine with pipelined confirms, which is how those
-// clients are fastest. Consumers handle with 8 workers and a prefetch of 264
-// (troupe's defaults) or the nearest setting the client has.
+// clients are fastest. troupe and Watermill consume with 8 concurrent
+// handlers (troupe's default); the raw clients ack in one goroutine, as
+// fast as it goes. The prefetch is 264 (troupe's default Concurrency +
+// Prefetch) where the client has one.
 
 const (
 	publishers = 8   // concurrent publishing goroutines (troupe, Watermill)

@@ -33,8 +33,8 @@ import (
 //     calls on the queue (each one handles one message at a time), each with
 //     a prefetch of 33, 264 in all.
 
-// watermillNATSPublisher and watermillNATSSubscriber build the NATS
-// JetStream adapter on connections from dial.
+// watermillNATSPubSub builds the NATS JetStream adapter's publisher and
+// subscriber, each on its own connection from dial.
 func watermillNATSPubSub(dial func() (*nats.Conn, error)) (*wmnats.Publisher, *wmnats.Subscriber, error) {
 	js := wmnats.JetStreamConfig{
 		AutoProvision:    true, // on the subscriber only: SubscribeInitialize creates the stream
