@@ -195,6 +195,7 @@ func Register(app *troupe.App, sink *Sink) *troupe.Service {
 // backend makes a session per SMTP connection.
 type backend struct{ s *Sink }
 
+// NewSession implements smtp.Backend.
 func (b backend) NewSession(*smtp.Conn) (smtp.Session, error) { return &session{sink: b.s}, nil }
 
 // session is one SMTP conversation: MAIL, RCPT…, DATA, any number of times.
@@ -204,14 +205,19 @@ type session struct {
 	to   []string
 }
 
-func (s *session) Reset()        { s.from, s.to = "", nil }
+// Reset forgets the mail in progress (RSET, or after DATA).
+func (s *session) Reset() { s.from, s.to = "", nil }
+
+// Logout ends the session; it holds nothing to free.
 func (s *session) Logout() error { return nil }
 
+// Mail takes the sender of MAIL FROM.
 func (s *session) Mail(from string, _ *smtp.MailOptions) error {
 	s.from = from
 	return nil
 }
 
+// Rcpt takes a recipient of RCPT TO, refusing those at RejectDomain.
 func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	if _, domain, _ := strings.Cut(to, "@"); strings.EqualFold(domain, RejectDomain) {
 		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such mailbox: " + to}
@@ -220,6 +226,7 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	return nil
 }
 
+// Data reads the mail and keeps it.
 func (s *session) Data(r io.Reader) error {
 	raw, err := io.ReadAll(r)
 	if err != nil {
@@ -248,5 +255,8 @@ func (s *session) Data(r io.Reader) error {
 // up); the mailer reports its own failures.
 type discardLog struct{}
 
+// Printf implements smtp.Logger.
 func (discardLog) Printf(string, ...any) {}
-func (discardLog) Println(...any)        {}
+
+// Println implements smtp.Logger.
+func (discardLog) Println(...any) {}

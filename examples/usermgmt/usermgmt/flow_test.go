@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/troupe-go/troupe"
@@ -171,5 +172,16 @@ func TestCouponsChangeNothingInUsers(t *testing.T) {
 	want := []string{"coupons.issue-welcome-coupon<-user_registered.v1", "coupons.revoke-coupon<-user_deleted.v1"}
 	if !ok || !slices.Equal(c.subs, want) {
 		t.Errorf("coupon subscriptions %v, want %v", c.subs, want)
+	}
+}
+
+// TestNonASCIIName: a name outside ASCII reaches the mail's headers
+// encoded, and the sink decodes it back.
+func TestNonASCIIName(t *testing.T) {
+	s := startSystem(t, usermgmt.Options{}, nil)
+	u := register(t, s, "Zoë Ångström 张", "zoe@example.com", http.StatusCreated, "Prefer: wait=10")
+	mails := s.sink.Mails(u.Email)
+	if len(mails) != 1 || mails[0].Subject != "Welcome, Zoë Ångström 张!" || !strings.Contains(mails[0].Body, "Hello Zoë Ångström 张,") {
+		t.Errorf("mails = %+v, want one greeting Zoë Ångström 张", mails)
 	}
 }
