@@ -131,6 +131,21 @@ func parseOwnFlags(args []string, f *exampleFlags, stderr io.Writer) ([]string, 
 	return rest, nil
 }
 
+// httpOff reports whether troupe's arguments turn the HTTP server off.
+func httpOff(args []string) bool {
+	for i, a := range args {
+		switch strings.TrimLeft(a, "-") {
+		case "http=off":
+			return true
+		case "http":
+			if i+1 < len(args) && args[i+1] == "off" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // waitHTTP returns the app's HTTP address once it serves, or "" if ctx
 // ends first. troupe has no hook after the HTTP server starts, so it polls.
 func waitHTTP(ctx context.Context, app *troupe.App) string {
@@ -173,6 +188,10 @@ food delivery is running at %[1]s — try:
 // table, stops the app and returns the exit status: 0 when every order
 // ended in one terminal state and the money reconciles, 1 otherwise.
 func simulate(app *troupe.App, f exampleFlags, args []string) int {
+	if httpOff(args) {
+		fmt.Fprintln(os.Stderr, "fooddelivery: --simulate places orders over HTTP: leave out --http off")
+		return 2
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	runCtx, stopApp := context.WithCancel(ctx)

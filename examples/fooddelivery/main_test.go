@@ -296,6 +296,7 @@ func TestBadFlags(t *testing.T) {
 		{[]string{"--payment-crash-rate", "-0.1"}, "--payment-crash-rate"},
 		{[]string{"--simulate", "-5"}, "at least 1"},
 		{[]string{"--simulate-rate", "-1"}, "orders per second"},
+		{[]string{"--simulate", "5", "--http", "off"}, "leave out --http off"},
 		{[]string{"--services", "kitchen"}, `no such service`},
 		{[]string{"graph", "--format", "png"}, "unknown format"},
 	} {
