@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"reflect"
 	"slices"
 	"strings"
 	"unicode"
@@ -67,12 +68,32 @@ func Decode(w http.ResponseWriter, r *http.Request, v any, example string) (int,
 		if typ.Field == "" {
 			return http.StatusBadRequest, fmt.Errorf("the request body must be a JSON object, not a JSON %s", typ.Value)
 		}
-		return http.StatusBadRequest, fmt.Errorf("%s must be a JSON value of Go type %s, not a JSON %s", typ.Field, typ.Type, typ.Value)
+		return http.StatusBadRequest, fmt.Errorf("%s must be %s, not a JSON %s", typ.Field, jsonKind(typ.Type), typ.Value)
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		// encoding/json has no error type for this; its message is stable.
 		return http.StatusBadRequest, fmt.Errorf("unknown field %s", strings.TrimPrefix(err.Error(), "json: unknown field "))
 	}
 	return http.StatusBadRequest, fmt.Errorf("the request body is not valid JSON: %v", err)
+}
+
+// jsonKind names what JSON value decodes into t, for error messages.
+func jsonKind(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "a whole number"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Slice, reflect.Array:
+		return "an array of " + strings.TrimPrefix(strings.TrimPrefix(jsonKind(t.Elem()), "a "), "an ") + "s"
+	case reflect.Struct, reflect.Map:
+		return "an object"
+	}
+	return "a JSON " + t.String()
 }
 
 // Fallback returns a handler for a path whose real routes are registered
