@@ -60,7 +60,11 @@ func Tail(ctx context.Context, app *troupe.App, args []string, stdout, stderr io
 		mu      sync.Mutex
 		written error // the first error writing to stdout
 	)
-	tp, err := tapper.Tap(ctx, names, func(m *transport.Message) {
+	// The tap gets a context that never ends: tail stops it with Close.
+	// On RabbitMQ, a tap whose context ends cancels its consumer while the
+	// tap closes its channel, two calls that can wait for each other's
+	// answer forever.
+	tp, err := tapper.Tap(context.WithoutCancel(ctx), names, func(m *transport.Message) {
 		if *correlation != "" && m.CorrelationID != *correlation {
 			return
 		}
