@@ -430,10 +430,14 @@
         if (x.lag !== null && x.lag !== undefined) bits.push('lag ' + x.lag);
         bits.push(fmtRate(x.rate));
         if (x.failed) bits.push(x.failed + ' failed');
+        if (x.breaker !== 'closed') bits.push('breaker ' + x.breaker);
         line.textContent = bits.join(' · ');
       }
       const node = svg.querySelector(`[data-id="${CSS.escape(x.id)}"]`);
-      if (node) node.classList.toggle('failing', x.errorRate > 0);
+      if (node) {
+        node.classList.toggle('failing', x.errorRate > 0);
+        node.classList.toggle('paused', x.breaker !== 'closed');
+      }
       const g = state.graph.subscriptions.find((y) => y.id === x.id);
       if (!g) continue;
       const dl = svg.querySelector(`[data-stat="${CSS.escape(g.deadLetters)}"]`);

@@ -37,7 +37,7 @@ let failed = false;
 try {
   const page = browser.pages()[0] || await browser.newPage();
   page.setDefaultTimeout(timeout);
-  const errors = [];
+  let errors = [];
   page.on('pageerror', (e) => errors.push(String(e)));
   page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
   page.on('response', (r) => { if (r.status() >= 400) errors.push(`${r.request().method()} ${r.url()}: ${r.status()}`); });
@@ -115,10 +115,20 @@ try {
   check(rows === 1, `one dead letter listed for ${expect.subscription}`);
   const errText = await page.$eval(`${row} .error`, (e) => e.textContent);
   check(errText.includes('fragile'), `the dead letter shows its error: ${errText}`);
+  // With a wrong token the server answers 403 and the page asks for the
+  // right one.
+  await page.evaluate(() => sessionStorage.setItem('troupe-dashboard-token', 'wrong'));
+  const token = decodeURIComponent(url.match(/#token=([^&]+)/)[1]);
+  let asked = '';
+  page.once('dialog', (d) => { asked = d.message(); d.accept(token); });
+  const before = errors.length;
   await page.click(`${row} button[data-action="replay"]`);
   await page.waitForSelector('#toast:not([hidden])');
   const toastText = await page.$eval('#toast', (e) => e.textContent);
   check(toastText.startsWith('Replayed'), `replay answered: ${toastText}`);
+  check(asked.includes('Admin token'), `the page asked for the token after a 403: ${asked}`);
+  // The refused request is logged by the browser as a failed load: expected.
+  errors = [...errors.slice(0, before), ...errors.slice(before).filter((e) => !/403/.test(e))];
   await page.waitForSelector(row, { state: 'detached' });
   check(true, 'the replayed dead letter left the list');
 
