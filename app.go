@@ -3,6 +3,7 @@ package troupe
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"net"
@@ -84,6 +85,8 @@ type App struct {
 	pubFn      PublishFunc // the publish path, set at Start
 	onStart    []func(context.Context) error
 	onStop     []func(context.Context) error
+	onReady    []func(context.Context) error
+	flagFns    []func(*flag.FlagSet)
 	startedFns bool          // the OnStart functions all ran
 	stopCh     chan struct{} // closed when Stop begins
 	client     bool          // StartClient: connect, run nothing
@@ -402,6 +405,14 @@ func (a *App) Start(ctx context.Context) (err error) {
 	}
 	a.log.Info("troupe app started", "app", a.cfg.Name, "broker", redactURL(a.brokerURL()),
 		"services", strings.Join(a.runningNames(), ","), "http", a.HTTPAddr())
+	a.mu.Lock()
+	onReady := slices.Clone(a.onReady)
+	a.mu.Unlock()
+	for _, fn := range onReady {
+		if err := fn(ctx); err != nil {
+			return fmt.Errorf("troupe: ready: %w", err)
+		}
+	}
 	return nil
 }
 

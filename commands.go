@@ -51,7 +51,7 @@ func RegisterCommand(name, summary string, run CommandFunc) {
 // makes [App.Main] exit with status 2 without printing it again, so the
 // command prints its one-line explanation to stderr itself.
 func UsageErrorf(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", errUsage, fmt.Sprintf(format, args...))
+	return fmt.Errorf("%w: %s", ErrUsage, fmt.Sprintf(format, args...))
 }
 
 func lookupCommand(name string) (command, bool) {

@@ -36,7 +36,7 @@ func TestRegisteredCommand(t *testing.T) {
 
 	stderr.Reset()
 	err := app.RunCommand(context.Background(), []string{"test-cmd", "bad"}, &stderr)
-	if !errors.Is(err, errUsage) || stderr.String() != "test-cmd: bad argument\n" {
+	if !errors.Is(err, ErrUsage) || stderr.String() != "test-cmd: bad argument\n" {
 		t.Errorf("usage error: err %v, stderr %q", err, stderr.String())
 	}
 

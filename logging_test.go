@@ -272,7 +272,7 @@ func TestRunCommandRejectsBadLogValues(t *testing.T) {
 		a := misdeclaredApp(Config{Logger: slog.New(slog.DiscardHandler)})
 		var stderr bytes.Buffer
 		err := a.RunCommand(context.Background(), tc.args, &stderr)
-		if !errors.Is(err, errUsage) || stderr.String() != tc.want {
+		if !errors.Is(err, ErrUsage) || stderr.String() != tc.want {
 			t.Errorf("args %q env %q: err %v, stderr %q; want a usage error and %q", tc.args, tc.env, err, stderr.String(), tc.want)
 		}
 	}
@@ -283,7 +283,7 @@ func TestRunCommandLogEnv(t *testing.T) {
 	t.Setenv("TROUPE_LOG_LEVEL", "warn")
 	a := misdeclaredApp(Config{})
 	var stderr bytes.Buffer
-	if err := a.RunCommand(context.Background(), nil, &stderr); err == nil || errors.Is(err, errUsage) {
+	if err := a.RunCommand(context.Background(), nil, &stderr); err == nil || errors.Is(err, ErrUsage) {
 		t.Fatalf("want the app's declaration error, got %v", err)
 	}
 	a.Logger().Info("below warn")

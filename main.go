@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 )
@@ -47,7 +48,7 @@ func (a *App) Main() {
 	switch {
 	case errors.Is(err, flag.ErrHelp):
 		os.Exit(0)
-	case errors.Is(err, errUsage):
+	case errors.Is(err, ErrUsage):
 		os.Exit(2)
 	case err != nil:
 		fmt.Fprintln(os.Stderr, err)
@@ -55,7 +56,10 @@ func (a *App) Main() {
 	}
 }
 
-var errUsage = errors.New("usage")
+// ErrUsage marks a mistake on the command line: a bad flag or argument of
+// [App.RunCommand], or a command's [UsageErrorf]. The mistake was already
+// written to stderr; [App.Main] exits with status 2 for it.
+var ErrUsage = errors.New("usage")
 
 // RunCommand is Main without the process around it: it parses args (without
 // the program name), then runs the app until ctx ends. Usage errors are
@@ -84,6 +88,12 @@ func (a *App) runCommand(ctx context.Context, args []string, stderr io.Writer, s
 	httpAddr := fs.String("http", a.cfg.HTTPAddr, "HTTP listen `ADDR` for the services' routes, or off (default localhost:8080 when a service has routes)")
 	logFmt := fs.String("log-format", "", "log `format`: auto (color on a terminal, text otherwise), text, color or json (default $TROUPE_LOG_FORMAT or auto)")
 	logLvl := fs.String("log-level", "", "lowest log `level` written: debug, info, warn or error (default $TROUPE_LOG_LEVEL or info)")
+	a.mu.Lock()
+	extra := slices.Clone(a.flagFns)
+	a.mu.Unlock()
+	for _, register := range extra {
+		register(fs)
+	}
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: %s [flags]\n\nRuns the %s app: services %s.\n\nFlags:\n", a.cfg.Name, a.cfg.Name, strings.Join(a.serviceNames(), ", "))
 		fs.PrintDefaults()
@@ -93,15 +103,15 @@ func (a *App) runCommand(ctx context.Context, args []string, stderr io.Writer, s
 		if errors.Is(err, flag.ErrHelp) {
 			return err
 		}
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return fmt.Errorf("%w: %v", ErrUsage, err)
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "%s: unexpected argument %q; run with -h for usage\n", a.cfg.Name, fs.Arg(0))
-		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
+		return fmt.Errorf("%w: unexpected argument %q", ErrUsage, fs.Arg(0))
 	}
 	if err := a.applyLogFlags(fs, *logFmt, *logLvl, stderr, setDefault); err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", a.cfg.Name, err)
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return fmt.Errorf("%w: %v", ErrUsage, err)
 	}
 	a.cfg.Broker, a.cfg.DataDir, a.cfg.HTTPAddr = *broker, *data, *httpAddr
 	a.cfg.Services = nil

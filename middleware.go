@@ -2,7 +2,9 @@ package troupe
 
 import (
 	"context"
+	"flag"
 	"net/http"
+	"slices"
 
 	"github.com/troupe-go/troupe/transport"
 )
@@ -99,4 +101,52 @@ func (a *App) OnStop(fn func(ctx context.Context) error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.onStop = append(a.onStop, fn)
+}
+
+// OnReady registers a function that Start runs last, once the app
+// consumes and its HTTP server listens ([App.HTTPAddr] is known), in the
+// order registered: the place to print where the app can be reached. An
+// error stops Start, which returns it.
+func (a *App) OnReady(fn func(ctx context.Context) error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.onReady = append(a.onReady, fn)
+}
+
+// Stopping returns a channel closed when Stop begins, before the HTTP
+// server shuts down and the consumers drain: long-lived work such as an
+// event stream to a browser ends on it, so that it does not hold up the
+// shutdown.
+func (a *App) Stopping() <-chan struct{} { return a.stopCh }
+
+// Flags registers flags of the program's own on the app's standard command
+// line ([App.Main], [App.RunCommand]): register defines them on fs, which
+// also holds troupe's flags, so they are parsed together, listed together
+// by -h, and a bad value is a usage error (exit status 2). Their values are
+// set once Main has parsed the command line: read them in [App.OnStart] or
+// later. Call it before Main.
+func (a *App) Flags(register func(fs *flag.FlagSet)) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.flagFns = append(a.flagFns, register)
+}
+
+// DataDir returns where the embedded broker keeps its files: --data,
+// Config.DataDir, $TROUPE_DATA, else ".troupe/<name>". After [App.Main]
+// has parsed the command line it includes --data, so components that keep
+// files beside the broker's (an SQLite outbox) ask for it in OnStart.
+func (a *App) DataDir() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.dataDir()
+}
+
+// Runs reports whether this process runs the named service: every service
+// by default, those of --services (Config.Services) otherwise, none in an
+// app started with [App.StartClient]. Like DataDir, ask it once the command
+// line is parsed, in OnStart or later.
+func (a *App) Runs(service string) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return !a.client && (len(a.cfg.Services) == 0 || slices.Contains(a.cfg.Services, service))
 }
