@@ -67,7 +67,9 @@ func TestDelayedEventWaitsAndSurvivesRestart(t *testing.T) {
 			if m, _ := got.snapshot(); m["1"] != 0 {
 				t.Fatal("the delayed event was published a minute early")
 			}
-			if err := clock.WaitTimers(ctx, 1); err != nil { // the relay waits for the delayed event
+			wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			defer cancel()
+			if err := clock.WaitTimers(wctx, 1); err != nil { // the relay waits for the delayed event
 				t.Fatal(err)
 			}
 			clock.Advance(time.Minute)

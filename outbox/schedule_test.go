@@ -41,7 +41,8 @@ func TestScheduleFiresOncePerPeriodWithTwoInstances(t *testing.T) {
 			troupetest.Start(t, app)
 			obs = append(obs, ob)
 		}
-		ctx := t.Context()
+		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+		defer cancel()
 		const days = 3
 		for day := range days {
 			// Both schedulers wait for the next 08:00.
@@ -167,17 +168,19 @@ func TestScheduleCatchesUpAMissedPeriodOnce(t *testing.T) {
 		troupetest.Start(t, app)
 		return ob
 	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
 	start()
-	if err := clock.WaitTimers(t.Context(), 1); err != nil { // caught up, waiting for 08:40
+	if err := clock.WaitTimers(ctx, 1); err != nil { // caught up, waiting for 08:40
 		t.Fatal(err)
 	}
 	clock.Advance(5 * time.Minute) // 08:35: a second instance starts
 	start()
-	if err := clock.WaitTimers(t.Context(), 2); err != nil {
+	if err := clock.WaitTimers(ctx, 2); err != nil {
 		t.Fatal(err)
 	}
 	clock.Advance(5 * time.Minute) // 08:40
-	if err := clock.WaitTimers(t.Context(), 2); err != nil {
+	if err := clock.WaitTimers(ctx, 2); err != nil {
 		t.Fatal(err)
 	}
 	mu.Lock()
