@@ -23,7 +23,8 @@
 // # Cost
 //
 // The middleware hands each entry to a buffered queue and returns; one
-// goroutine writes the queued entries in batches. A full queue drops
+// goroutine writes the queued entries in batches, gathered for up to
+// [FlushDelay], which the transports store several to a broker message. A full queue drops
 // entries rather than slowing the app, and a write the broker refuses is
 // counted and logged: the journal never fails or delays a publish or a
 // handler beyond building its entries. [Writer.Stats] counts both.
@@ -50,6 +51,7 @@ const (
 	DefaultMaxBytes   = 256 << 20
 	DefaultBuffer     = 8192
 	DefaultErrorLimit = 512
+	DefaultFlushDelay = 50 * time.Millisecond
 )
 
 // maxBatch bounds the entries of one write to the broker.
@@ -72,6 +74,7 @@ type config struct {
 	maxBytes   int64
 	buffer     int
 	errorLimit int
+	flushDelay time.Duration
 }
 
 // MaxAge sets how long entries are kept. Default [DefaultMaxAge] (24h).
@@ -92,6 +95,12 @@ func Buffer(n int) Option { return func(c *config) { c.buffer = max(n, 1) } }
 // ErrorLimit sets the most bytes of an error's text an entry keeps.
 // Default [DefaultErrorLimit] (512).
 func ErrorLimit(n int) Option { return func(c *config) { c.errorLimit = max(n, 16) } }
+
+// FlushDelay sets how long the writer waits, after an entry arrives, for
+// more to write with it: longer means fewer, larger writes, and entries
+// that show up in [Trace] that much later. Default [DefaultFlushDelay]
+// (50ms); 0 writes at once whatever is queued.
+func FlushDelay(d time.Duration) Option { return func(c *config) { c.flushDelay = max(d, 0) } }
 
 // Stats counts what a [Writer] did with the entries it was given.
 type Stats struct {
@@ -126,7 +135,7 @@ type Writer struct {
 // timeout). Call it before Start, once. An app started with
 // StartClient runs no OnStart, so it reads the journal but writes none.
 func Install(app *troupe.App, opts ...Option) *Writer {
-	cfg := config{maxAge: DefaultMaxAge, maxBytes: DefaultMaxBytes, buffer: DefaultBuffer, errorLimit: DefaultErrorLimit}
+	cfg := config{maxAge: DefaultMaxAge, maxBytes: DefaultMaxBytes, buffer: DefaultBuffer, errorLimit: DefaultErrorLimit, flushDelay: DefaultFlushDelay}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -201,6 +210,8 @@ func (w *Writer) add(e Entry) {
 func (w *Writer) run(j transport.Journaler) {
 	defer close(w.done)
 	batch := make([]transport.JournalRecord, 0, maxBatch)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
 	for {
 		stopping := false
 		select {
@@ -208,6 +219,24 @@ func (w *Writer) run(j transport.Journaler) {
 			batch = append(batch, w.record(e))
 		case <-w.quit:
 			stopping = true
+		}
+		// Wait a moment for more, so that a transaction's entries share a
+		// write and, where the transport packs them, a message.
+		if !stopping && w.cfg.flushDelay > 0 {
+			timer.Reset(w.cfg.flushDelay)
+		linger:
+			for len(batch) < maxBatch {
+				select {
+				case e := <-w.in:
+					batch = append(batch, w.record(e))
+				case <-timer.C:
+					break linger
+				case <-w.quit:
+					stopping = true
+					break linger
+				}
+			}
+			timer.Stop()
 		}
 	more:
 		for len(batch) < maxBatch {

@@ -2,7 +2,9 @@ package transport
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -62,3 +64,51 @@ type JournalRecord struct {
 
 // ErrNoJournal marks a journal that does not exist on the broker.
 var ErrNoJournal = errors.New("no journal")
+
+// PackJournal encodes records into one message body, so that a transport
+// can store many records in one broker message: for each record, its
+// correlation id and its data, each preceded by its length as a uvarint.
+func PackJournal(recs []JournalRecord) []byte {
+	n := 0
+	for _, r := range recs {
+		n += 2*binary.MaxVarintLen32 + len(r.Correlation) + len(r.Data)
+	}
+	b := make([]byte, 0, n)
+	for _, r := range recs {
+		b = binary.AppendUvarint(b, uint64(len(r.Correlation)))
+		b = append(b, r.Correlation...)
+		b = binary.AppendUvarint(b, uint64(len(r.Data)))
+		b = append(b, r.Data...)
+	}
+	return b
+}
+
+// UnpackJournal calls fn for each record of a body [PackJournal] made, in
+// order, with stored as each record's Stored time, and stops at fn's first
+// error. A body it cannot read fails with an error wrapping
+// [ErrMalformed], after the records before the damage.
+func UnpackJournal(body []byte, stored time.Time, fn func(JournalRecord) error) error {
+	next := func() ([]byte, bool) {
+		n, k := binary.Uvarint(body)
+		if k <= 0 || n > uint64(len(body)-k) {
+			return nil, false
+		}
+		v := body[k : k+int(n)]
+		body = body[k+int(n):]
+		return v, true
+	}
+	for len(body) > 0 {
+		c, ok := next()
+		if !ok {
+			return fmt.Errorf("%w: journal record: bad correlation length", ErrMalformed)
+		}
+		d, ok := next()
+		if !ok {
+			return fmt.Errorf("%w: journal record: bad data length", ErrMalformed)
+		}
+		if err := fn(JournalRecord{Correlation: string(c), Data: d, Stored: stored}); err != nil {
+			return err
+		}
+	}
+	return nil
+}

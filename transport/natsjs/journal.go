@@ -21,11 +21,18 @@ import (
 // otherwise. Reading one transaction is then a walk over one subject, which
 // the server indexes, however large the journal grows. The correlation id
 // also rides in a header, so a hash collision never mixes two transactions.
+// A message holds several records of its transaction, packed with
+// transport.PackJournal.
 
 var _ transport.Journaler = (*Transport)(nil)
 
-// hdrJournalCorrelation carries a journal record's correlation id.
+// hdrJournalCorrelation carries the correlation id of a journal message's
+// records.
 const hdrJournalCorrelation = "Troupe-Correlation"
+
+// journalMessageBytes bounds one journal message; the server's max_payload
+// halved bounds it too.
+const journalMessageBytes = 256 << 10
 
 func (t *Transport) journalStream() string { return "TROUPE_" + t.cfg.Namespace + "_JOURNAL" }
 
@@ -82,20 +89,43 @@ func (t *Transport) DeclareJournal(ctx context.Context, cfg transport.JournalCon
 	return nil
 }
 
-// AppendJournal implements [transport.Journaler]: the records go out
-// pipelined and are confirmed together.
+// AppendJournal implements [transport.Journaler]. The records of one
+// correlation id are packed into as few messages as fit (see
+// [transport.PackJournal]), one subject each, and all go out pipelined and
+// are confirmed together: a busy app's journal costs the server far fewer
+// messages than it has records.
 func (t *Transport) AppendJournal(ctx context.Context, recs ...transport.JournalRecord) error {
 	if t.isClosed() {
 		return transport.ErrClosed
 	}
-	futures := make([]jetstream.PubAckFuture, 0, len(recs))
+	limit := min(journalMessageBytes, int(t.nc.MaxPayload())/2)
+	var order []string
+	groups := make(map[string][][]transport.JournalRecord)
+	size := make(map[string]int)
 	for _, r := range recs {
-		m := &nats.Msg{Subject: t.journalSubject(r.Correlation), Data: r.Data, Header: nats.Header{hdrJournalCorrelation: []string{r.Correlation}}}
-		f, err := t.js.PublishMsgAsync(m)
-		if err != nil {
-			return t.journalErr(err)
+		g, ok := groups[r.Correlation]
+		if !ok {
+			order = append(order, r.Correlation)
 		}
-		futures = append(futures, f)
+		n := len(r.Correlation) + len(r.Data) + 16
+		if len(g) == 0 || size[r.Correlation]+n > limit {
+			g = append(g, nil)
+			size[r.Correlation] = 0
+		}
+		g[len(g)-1] = append(g[len(g)-1], r)
+		size[r.Correlation] += n
+		groups[r.Correlation] = g
+	}
+	var futures []jetstream.PubAckFuture
+	for _, c := range order {
+		for _, g := range groups[c] {
+			m := &nats.Msg{Subject: t.journalSubject(c), Data: transport.PackJournal(g), Header: nats.Header{hdrJournalCorrelation: []string{c}}}
+			f, err := t.js.PublishMsgAsync(m)
+			if err != nil {
+				return t.journalErr(err)
+			}
+			futures = append(futures, f)
+		}
 	}
 	for _, f := range futures {
 		select {
@@ -143,7 +173,12 @@ func (t *Transport) ReadJournal(ctx context.Context, correlation string, _ time.
 		if m.Header.Get(hdrJournalCorrelation) != correlation {
 			continue
 		}
-		if err := fn(transport.JournalRecord{Correlation: correlation, Data: m.Data, Stored: m.Time}); err != nil {
+		if err := transport.UnpackJournal(m.Data, m.Time, func(r transport.JournalRecord) error {
+			if r.Correlation != correlation {
+				return nil
+			}
+			return fn(r)
+		}); err != nil {
 			return err
 		}
 	}
@@ -178,15 +213,19 @@ func (t *Transport) FollowJournal(ctx context.Context, correlation string, since
 	}
 	ft := &journalTap{stop: make(chan struct{}), done: make(chan struct{})}
 	cc, err := c.Consume(func(m jetstream.Msg) {
-		got := m.Headers().Get(hdrJournalCorrelation)
-		if correlation != "" && got != correlation {
+		if correlation != "" && m.Headers().Get(hdrJournalCorrelation) != correlation {
 			return
 		}
-		rec := transport.JournalRecord{Correlation: got, Data: m.Data()}
+		var stored time.Time
 		if md, err := m.Metadata(); err == nil {
-			rec.Stored = md.Timestamp
+			stored = md.Timestamp
 		}
-		fn(rec)
+		_ = transport.UnpackJournal(m.Data(), stored, func(r transport.JournalRecord) error {
+			if correlation == "" || r.Correlation == correlation {
+				fn(r)
+			}
+			return nil
+		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("natsjs: journal: follow: %w", err)

@@ -132,6 +132,35 @@ func exerciseJournal(t *testing.T, tr *natsjs.Transport, ns string) {
 		t.Fatal("closed tap not done")
 	}
 
+	// A transaction's records larger than one message are split over
+	// several, and read back whole, in order.
+	big := strings.Repeat("x", 200<<10)
+	var many []transport.JournalRecord
+	for i := range 3 {
+		many = append(many, transport.JournalRecord{Correlation: "big", Data: []byte(string(rune('a'+i)) + big)})
+	}
+	if err := tr.AppendJournal(ctx, many...); err != nil {
+		t.Fatal(err)
+	}
+	var firsts []byte
+	if err := tr.ReadJournal(ctx, "big", time.Time{}, func(r transport.JournalRecord) error {
+		if len(r.Data) != len(big)+1 {
+			t.Errorf("record of %d bytes", len(r.Data))
+		}
+		firsts = append(firsts, r.Data[0])
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if string(firsts) != "abc" {
+		t.Errorf("big records read as %q", firsts)
+	}
+	if n, err := js.Stream(ctx, "TROUPE_"+ns+"_JOURNAL"); err != nil {
+		t.Fatal(err)
+	} else if msgs := n.CachedInfo().State.Msgs; msgs != 2+3 {
+		t.Errorf("journal holds %d messages, want 5: one per transaction of the first append, one per big record", msgs)
+	}
+
 	// Following from a time in the past replays what was stored since.
 	all := make(chan transport.JournalRecord, 8)
 	tp2, err := tr.FollowJournal(ctx, "", time.Now().Add(-time.Minute), func(r transport.JournalRecord) { all <- r })
@@ -139,11 +168,11 @@ func exerciseJournal(t *testing.T, tr *natsjs.Transport, ns string) {
 		t.Fatal(err)
 	}
 	defer tp2.Close()
-	for i := range 3 {
+	for i := range 6 {
 		select {
 		case <-all:
 		case <-ctx.Done():
-			t.Fatalf("follow since a minute ago saw %d records, want 3", i)
+			t.Fatalf("follow since a minute ago saw %d records, want 6", i)
 		}
 	}
 }

@@ -18,9 +18,11 @@ import (
 // that any number of readers can read from any offset without taking
 // anything from each other. Stream queues cannot be filtered on the broker
 // before RabbitMQ 3.13, so a reader of one business transaction reads the
-// journal from its first offset and keeps the records of its correlation
-// id, which the transport passes in a header. To know where "now" is, a
-// reader first appends a marker record of its own and reads up to it.
+// journal (from its first offset, or from a time the caller knows the
+// transaction began) and keeps the records of its correlation id. Records
+// are packed many to a message (transport.PackJournal), as readers filter
+// anyway. To know where "now" is, a reader first appends a marker message
+// of its own and reads up to it.
 //
 // A queue name with two dot-separated words never collides with the
 // transport's other queues, which have three or more.
@@ -28,8 +30,10 @@ import (
 var _ transport.Journaler = (*Transport)(nil)
 
 const (
-	// hdrJournalCorrelation carries a journal record's correlation id.
-	hdrJournalCorrelation = "troupe-correlation"
+	// journalContentType marks messages of packed journal records.
+	journalContentType = "application/vnd.troupe.journal"
+	// journalMessageBytes bounds one journal message.
+	journalMessageBytes = 256 << 10
 	// hdrJournalMarker marks a reader's end-of-journal record.
 	hdrJournalMarker = "troupe-journal-marker"
 	// journalPrefetch bounds the records a reader holds unacknowledged.
@@ -95,24 +99,35 @@ func journalArgs(cfg transport.JournalConfig) amqp.Table {
 	return args
 }
 
-// AppendJournal implements [transport.Journaler]: one persistent message
-// per record, published to the stream through the default exchange,
-// pipelined and confirmed together. The mandatory flag tells a missing
-// queue apart from a stored record.
+// AppendJournal implements [transport.Journaler]: the records are packed
+// (see [transport.PackJournal]) into persistent messages of at most 256 KiB,
+// usually one per call, published to the stream through the default
+// exchange, pipelined and confirmed together. Readers filter the records
+// anyway, so packing costs them nothing and saves the broker a message per
+// record. The mandatory flag tells a missing queue apart from a stored
+// record.
 func (t *Transport) AppendJournal(ctx context.Context, recs ...transport.JournalRecord) error {
 	if t.isClosed() {
 		return fmt.Errorf("rabbitmq: journal: %w", transport.ErrClosed)
 	}
 	now := time.Now()
-	out := make([]outgoing, len(recs))
-	for i, r := range recs {
-		out[i] = outgoing{key: t.journalQueue(), mandatory: true, msg: amqp.Publishing{
-			Headers:      amqp.Table{hdrJournalCorrelation: r.Correlation},
-			ContentType:  "application/json",
+	var out []outgoing
+	for start := 0; start < len(recs); {
+		end, size := start, 0
+		for end < len(recs) && (end == start || size+len(recs[end].Correlation)+len(recs[end].Data)+16 <= journalMessageBytes) {
+			size += len(recs[end].Correlation) + len(recs[end].Data) + 16
+			end++
+		}
+		out = append(out, outgoing{key: t.journalQueue(), mandatory: true, msg: amqp.Publishing{
+			ContentType:  journalContentType,
 			DeliveryMode: amqp.Persistent,
 			Timestamp:    now,
-			Body:         r.Data,
-		}}
+			Body:         transport.PackJournal(recs[start:end]),
+		}})
+		start = end
+	}
+	if len(out) == 0 {
+		return nil
 	}
 	return t.appendJournal(ctx, out)
 }
@@ -172,10 +187,16 @@ func (t *Transport) ReadJournal(ctx context.Context, correlation string, since t
 			if m, _ := headerString(d.Headers[hdrJournalMarker]); m == marker {
 				return nil
 			}
-			if c, _ := headerString(d.Headers[hdrJournalCorrelation]); c == correlation {
-				if err := fn(transport.JournalRecord{Correlation: c, Data: d.Body, Stored: d.Timestamp}); err != nil {
-					return err
+			if d.ContentType != journalContentType {
+				continue
+			}
+			if err := transport.UnpackJournal(d.Body, d.Timestamp, func(r transport.JournalRecord) error {
+				if r.Correlation != correlation {
+					return nil
 				}
+				return fn(r)
+			}); err != nil && !errors.Is(err, transport.ErrMalformed) {
+				return err
 			}
 		case <-ctx.Done():
 			return fmt.Errorf("rabbitmq: journal: read: %w", ctx.Err())
@@ -242,11 +263,15 @@ func (t *Transport) FollowJournal(ctx context.Context, correlation string, since
 				if n++; n%(journalPrefetch/4) == 0 {
 					_ = d.Ack(true)
 				}
-				c, ok := headerString(d.Headers[hdrJournalCorrelation])
-				if !ok || correlation != "" && c != correlation {
+				if d.ContentType != journalContentType {
 					continue
 				}
-				fn(transport.JournalRecord{Correlation: c, Data: d.Body, Stored: d.Timestamp})
+				_ = transport.UnpackJournal(d.Body, d.Timestamp, func(r transport.JournalRecord) error {
+					if correlation == "" || r.Correlation == correlation {
+						fn(r)
+					}
+					return nil
+				})
 			case <-ctx.Done():
 				return
 			}
