@@ -71,7 +71,8 @@ type Entry struct {
 	// of the handler that published it (0 outside handlers).
 	Attempt int `json:"attempt,omitempty"`
 	// Replays counts how often the handled event had been replayed from
-	// dead letters.
+	// dead letters; for a publish, that count of the handling that
+	// published it.
 	Replays int `json:"replays,omitempty"`
 	// Outcome is what became of it.
 	Outcome Outcome `json:"outcome"`

@@ -283,6 +283,7 @@ func (w *Writer) write(j transport.Journaler, batch []transport.JournalRecord) {
 type handling struct {
 	sub         string
 	attempt     int
+	replays     int
 	compTopic   string // the subscription's OnFailure topic name, or ""
 	compensated atomic.Bool
 }
@@ -297,7 +298,7 @@ func (w *Writer) handle(sub *troupe.Subscription, next troupe.HandleFunc) troupe
 		comp = c.Name()
 	}
 	return func(ctx context.Context, d *transport.Delivery) error {
-		h := &handling{sub: name, attempt: d.Attempt, compTopic: comp}
+		h := &handling{sub: name, attempt: d.Attempt, replays: d.Replays, compTopic: comp}
 		start := time.Now()
 		err := next(context.WithValue(ctx, handlingKey{}, h), d)
 		e := Entry{
@@ -338,7 +339,7 @@ func (w *Writer) publish(next troupe.PublishFunc) troupe.PublishFunc {
 				Service: serviceOf(m.Source),
 			}
 			if h != nil {
-				e.Subscription, e.Attempt = h.sub, h.attempt
+				e.Subscription, e.Attempt, e.Replays = h.sub, h.attempt, h.replays
 				if err == nil && h.compTopic != "" {
 					if topic, _, perr := transport.ParseType(m.Type); perr == nil && topic == h.compTopic {
 						h.compensated.Store(true)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -275,5 +276,49 @@ func TestCompensatedOutcome(t *testing.T) {
 	if len(got) != 3 || got[1].Outcome != journal.Compensated ||
 		got[2].Type != "payment_failed.v1" || got[2].Depth != 2 {
 		t.Errorf("trace:\n%s", dump(got))
+	}
+}
+
+// TestReplayInTrace: a dead letter replayed after a fix shows up as a
+// fresh attempt, marked as a replay, under the same event; what the
+// replayed attempt publishes goes under it.
+func TestReplayInTrace(t *testing.T) {
+	var fixed atomic.Bool
+	app := troupe.New(troupetest.Config(t, troupe.Config{Name: "jreplay"}))
+	app.Service("orders").Publishes(topicOrderPlaced)
+	payment := app.Service("payment").Publishes(topicPaid)
+	troupe.Subscribe(payment, topicOrderPlaced, "charge", func(ctx context.Context, ev troupe.Event[orderPlaced]) error {
+		if !fixed.Load() {
+			return troupe.Permanent(errors.New("card processor down"))
+		}
+		return troupe.Publish(ctx, topicPaid, paymentSucceeded(ev.Data))
+	}, troupe.Emits(topicPaid))
+	troupe.Subscribe(app.Service("shipping"), topicPaid, "ship", func(context.Context, troupe.Event[paymentSucceeded]) error { return nil })
+	journal.Install(app)
+	troupetest.Start(t, app)
+
+	ctx := troupe.WithCorrelationID(app.Context(context.Background()), "order-r1")
+	if err := troupe.Publish(ctx, topicOrderPlaced, orderPlaced{OrderID: "r1"}); err != nil {
+		t.Fatal(err)
+	}
+	dls := troupetest.DeadLetters(t, app, "payment.charge", 1)
+	fixed.Store(true)
+	if err := app.Replay(context.Background(), "payment.charge", dls[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	got := traceOf(t, app, "order-r1", 5)
+	want := []string{
+		"0 publish order_placed.v1  #0 r0 published",
+		"1 handle order_placed.v1 payment.charge #1 r0 dead-lettered",
+		"1 handle order_placed.v1 payment.charge #1 r1 handled",
+		"2 publish payment_succeeded.v1 payment.charge #1 r1 published",
+		"3 handle payment_succeeded.v1 shipping.ship #1 r0 handled",
+	}
+	var have []string
+	for _, e := range got {
+		have = append(have, fmt.Sprintf("%d %s %s %s #%d r%d %s", e.Depth, e.Kind, e.Type, e.Subscription, e.Attempt, e.Replays, e.Outcome))
+	}
+	if strings.Join(have, "\n") != strings.Join(want, "\n") {
+		t.Errorf("trace:\n%s\nwant:\n%s", strings.Join(have, "\n"), strings.Join(want, "\n"))
 	}
 }

@@ -87,8 +87,8 @@ func readErr(app *troupe.App, err error) error {
 func order(es []Entry) []Entry {
 	sort.SliceStable(es, func(i, j int) bool { return es[i].Time.Before(es[j].Time) })
 	type attemptKey struct {
-		event, sub string
-		attempt    int
+		event, sub       string
+		attempt, replays int
 	}
 	firstPub := make(map[string]int)    // event id → its earliest publish entry
 	handles := make(map[attemptKey]int) // one attempt → its entry
@@ -100,7 +100,7 @@ func order(es []Entry) []Entry {
 			}
 			continue
 		}
-		handles[attemptKey{e.EventID, e.Subscription, e.Attempt}] = i
+		handles[attemptKey{e.EventID, e.Subscription, e.Attempt, e.Replays}] = i
 		handlesOf[e.EventID] = append(handlesOf[e.EventID], i)
 	}
 	children := make([][]int, len(es))
@@ -109,7 +109,7 @@ func order(es []Entry) []Entry {
 		parent := -1
 		if e.IsPublish() {
 			if e.CausationID != "" {
-				if h, ok := handles[attemptKey{e.CausationID, e.Subscription, e.Attempt}]; ok {
+				if h, ok := handles[attemptKey{e.CausationID, e.Subscription, e.Attempt, e.Replays}]; ok {
 					parent = h
 				} else if hs := handlesOf[e.CausationID]; len(hs) > 0 {
 					parent = hs[0]
