@@ -212,7 +212,7 @@ func (s *site) placeOrders(t *testing.T, n int) {
 	troupetest.DeadLetters(t, s.app, "shipping.ship", n)
 }
 
-func isUsage(err error) bool { return err != nil && strings.HasPrefix(err.Error(), "usage: ") }
+func isUsage(err error) bool { return errors.Is(err, troupe.ErrUsage) }
 
 func TestDLQCommands(t *testing.T) {
 	onBrokers(t, func(t *testing.T, s *site) {
