@@ -7,8 +7,8 @@ import (
 	"testing"
 
 	"github.com/troupe-go/troupe"
-	"github.com/troupe-go/troupe/examples/usermgmt/users"
 	"github.com/troupe-go/troupe/examples/usermgmt/usermgmt"
+	"github.com/troupe-go/troupe/examples/usermgmt/users"
 	"github.com/troupe-go/troupe/outbox"
 	"github.com/troupe-go/troupe/troupetest"
 )

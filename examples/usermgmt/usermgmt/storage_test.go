@@ -119,9 +119,10 @@ func checkStorage(t *testing.T, dir, dsn string, open func(service string) *sql.
 	if status, _, b := do(t, "DELETE", s.base+gone.Links.Self, ""); status != http.StatusNoContent {
 		t.Fatalf("DELETE: %d %s", status, b)
 	}
-	poll(t, "the coupon of the deleted user to be revoked", func() bool {
-		_, _, b := do(t, "GET", s.base+"/coupons/"+gone.ID, "")
-		return len(b) > 0 && contains(b, `"revoked"`)
+	poll(t, "the coupons: one active, one revoked", func() bool {
+		_, _, k := do(t, "GET", s.base+"/coupons/"+kept.ID, "")
+		_, _, g := do(t, "GET", s.base+"/coupons/"+gone.ID, "")
+		return contains(k, `"active"`) && contains(g, `"revoked"`)
 	})
 	stop()
 
@@ -134,18 +135,16 @@ func checkStorage(t *testing.T, dir, dsn string, open func(service string) *sql.
 	if n := countRows(t, udb, "users"); n != 1 {
 		t.Errorf("%d users rows, want 1 (the deleted one removed)", n)
 	}
-	for _, c := range []struct {
-		db            *sql.DB
-		prefix        string
-		inbox, outbox int
+	inboxes := []struct {
+		db     *sql.DB
+		prefix string
+		inbox  int
 	}{
-		{udb, "users", 0, 0},   // the HTTP API writes its events, handles none
-		{mdb, "mailer", 2, 0},  // two registrations handled, welcome_mail_sent relayed
-		{cdb, "coupons", 3, 0}, // two registrations and a deletion handled
-	} {
-		if n := countRows(t, c.db, c.prefix+"_outbox"); n != c.outbox {
-			t.Errorf("%s_outbox has %d rows, want %d (all relayed)", c.prefix, n, c.outbox)
-		}
+		{udb, "users", 0},   // the HTTP API writes its events, handles none
+		{mdb, "mailer", 2},  // two registrations handled
+		{cdb, "coupons", 3}, // two registrations and a deletion handled
+	}
+	for _, c := range inboxes {
 		if n := countRows(t, c.db, c.prefix+"_inbox"); n != c.inbox {
 			t.Errorf("%s_inbox has %d rows, want %d", c.prefix, n, c.inbox)
 		}
@@ -165,6 +164,12 @@ func checkStorage(t *testing.T, dir, dsn string, open func(service string) *sql.
 	}
 	if status, _, b := do(t, "POST", s.base+"/users", `{"name":"Kept again","email":"kept@example.com"}`); status != http.StatusConflict {
 		t.Errorf("after a restart, registering a taken address: %d %s, want 409", status, b)
+	}
+	// Events committed but not yet relayed when the app stopped (the last
+	// coupon_issued, say) wait in the outbox tables; the restarted relays
+	// publish them.
+	for _, c := range inboxes {
+		poll(t, c.prefix+"_outbox to drain", func() bool { return countRows(t, c.db, c.prefix+"_outbox") == 0 })
 	}
 	if n := len(sink.Mails("")); n != 2 {
 		t.Errorf("%d mails, want 2", n)
