@@ -373,15 +373,15 @@ func (a *App) Start(ctx context.Context) (err error) {
 	if a.client {
 		onStart = nil // a client runs nothing beside the app
 	}
+	// From the first OnStart on, Stop runs the OnStop functions, also when
+	// a later OnStart fails, so components that did start are stopped.
+	a.startedFns = len(onStart) > 0
 	a.mu.Unlock()
 	for _, fn := range onStart {
 		if err := fn(ctx); err != nil {
 			return fmt.Errorf("troupe: start: %w", err)
 		}
 	}
-	a.mu.Lock()
-	a.startedFns = true
-	a.mu.Unlock()
 	for _, s := range a.services {
 		if !running[s.name] {
 			continue
@@ -574,7 +574,11 @@ func (a *App) Stop(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("troupe: close broker: %w", err))
 		}
 	}
-	a.log.Info("troupe app stopped", "app", a.cfg.Name)
+	level := slog.LevelInfo
+	if a.client {
+		level = slog.LevelDebug // a command's connection, not an app run
+	}
+	a.log.Log(context.Background(), level, "troupe app stopped", "app", a.cfg.Name)
 	return errors.Join(errs...)
 }
 

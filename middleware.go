@@ -95,8 +95,9 @@ func (a *App) OnStart(fn func(ctx context.Context) error) {
 // OnStop registers a function that Stop runs after the app's consumers and
 // HTTP server have stopped and before the broker connection closes, in the
 // reverse order of registration. ctx bounds it with the shutdown timeout.
-// Its error is joined into Stop's. It runs only if the app's OnStart
-// functions all ran.
+// Its error is joined into Stop's. The OnStop functions run once Start
+// has begun running OnStart functions, even if one of those failed: a
+// function must cope with its component not having started.
 func (a *App) OnStop(fn func(ctx context.Context) error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()

@@ -54,6 +54,10 @@
 // with what it saw. Helpers fail the test with t.Fatalf, so call them from
 // the test's goroutine.
 //
-// Not here yet: a fake clock. troupe has no schedules or delayed publishes
-// yet; when it does, a clock to drive them belongs in this package.
+// # Time
+//
+// [NewClock] returns a fake clock that schedules and delayed events of
+// package outbox accept (outbox.Options.Clock): [Clock.Advance] moves it
+// on and fires what fell due, so a test of a daily digest runs a month in
+// milliseconds.
 package troupetest

@@ -55,7 +55,9 @@ func (t *Transport) Tap(ctx context.Context, topics []string, fn func(*transport
 			return fail("bind "+k, err)
 		}
 	}
-	deliveries, err := ch.ConsumeWithContext(ctx, q.Name, "", true, true, false, false, nil)
+	// Not ConsumeWithContext: its cancel on ctx's end races the channel's
+	// Close below, and each can take the other's reply and wait forever.
+	deliveries, err := ch.Consume(q.Name, "", true, true, false, false, nil)
 	if err != nil {
 		return fail("consume", err)
 	}
