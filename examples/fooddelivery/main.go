@@ -7,6 +7,10 @@
 //	go run ./examples/fooddelivery --simulate 1000 --restaurant-failure-rate 0.2
 //	go run ./examples/fooddelivery --services payment --http off --broker amqp://guest:guest@127.0.0.1:5672/
 //	go run ./examples/fooddelivery graph --format mermaid   the choreography, success and compensation paths
+//	go run ./examples/fooddelivery trace <order id>         an order's timeline from the journal (with --broker of a running system)
+//
+// It serves the dashboard at /ui/ (the URL with its admin token is logged
+// at start), Prometheus metrics at /metrics, and journals every step.
 //
 // Besides troupe's standard flags (--broker, --data, --services, --http,
 // --log-format, --log-level) it takes:
@@ -34,9 +38,13 @@ import (
 	"time"
 
 	"github.com/troupe-go/troupe"
+	"github.com/troupe-go/troupe/dashboard"
 	"github.com/troupe-go/troupe/examples/fooddelivery/fooddelivery"
 	"github.com/troupe-go/troupe/examples/fooddelivery/payment"
 	"github.com/troupe-go/troupe/examples/fooddelivery/restaurant"
+	"github.com/troupe-go/troupe/journal"
+	"github.com/troupe-go/troupe/metrics"
+	_ "github.com/troupe-go/troupe/ops"      // adds the tail, trace and dlq commands
 	_ "github.com/troupe-go/troupe/topology" // adds the graph command
 )
 
@@ -69,6 +77,18 @@ func main() {
 		Restaurant: restaurant.Options{FailureRate: f.failureRate},
 		Payment:    payment.Options{CrashRate: f.crashRate},
 	})
+	// See it run: the dashboard at /ui/ (the URL and its admin token are
+	// logged at start), a journal of every step for its timelines and for
+	// '<app> trace', and Prometheus metrics at /metrics.
+	journal.Install(app)
+	if err := metrics.Install(app); err != nil {
+		fmt.Fprintln(os.Stderr, "fooddelivery:", err)
+		os.Exit(1)
+	}
+	if _, err := dashboard.Install(app); err != nil {
+		fmt.Fprintln(os.Stderr, "fooddelivery:", err)
+		os.Exit(1)
+	}
 	if f.simulate == 0 {
 		go announce(app, os.Stderr)
 		os.Args = append(os.Args[:1], rest...)
@@ -180,6 +200,7 @@ food delivery is running at %[1]s — try:
   curl -s %[1]s/ledger                      the payment service's books
   curl -s '%[1]s/notifications?customer=ada'
   curl -s %[1]s/loyalty/ada
+  open %[1]s/ui/                            the dashboard (its admin token is in the log above)
 
 `, base)
 }
