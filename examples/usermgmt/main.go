@@ -24,6 +24,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -34,6 +35,7 @@ import (
 	"github.com/troupe-go/troupe"
 	"github.com/troupe-go/troupe/examples/usermgmt/mailsink"
 	"github.com/troupe-go/troupe/examples/usermgmt/usermgmt"
+	"github.com/troupe-go/troupe/examples/usermgmt/users"
 	_ "github.com/troupe-go/troupe/topology" // adds the graph command
 )
 
@@ -81,8 +83,30 @@ func main() {
 		fmt.Fprintf(os.Stderr, "usermgmt: %v\n", err)
 		os.Exit(1)
 	}
+	app.OnReady(func(context.Context) error {
+		announce(app, os.Stderr)
+		return nil
+	})
 	os.Args = append(os.Args[:1], rest...)
 	app.Main()
+}
+
+// announce prints the requests to try, in a process that serves the user
+// API.
+func announce(app *troupe.App, w io.Writer) {
+	if app.HTTPAddr() == "" || !app.Runs(users.ServiceName) {
+		return
+	}
+	base := "http://" + app.HTTPAddr()
+	fmt.Fprintf(w, `
+user management is running at %[1]s — try:
+  curl -si -XPOST %[1]s/users -H 'Prefer: wait=10' -d '{"name":"Ada Lovelace","email":"ada@example.com"}'
+  curl -s %[1]s/users/<id>
+  curl -s %[1]s/mail                 the mails the sink received (where the mailsink service runs)
+  curl -s %[1]s/coupons/<id>
+  curl -si -XDELETE %[1]s/users/<id>
+
+`, base)
 }
 
 // parseFlags takes this program's flags out of args and returns the rest

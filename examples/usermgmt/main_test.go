@@ -243,6 +243,7 @@ func TestBinary(t *testing.T) {
 		"users: registered Ada <ada@example.com> as " + u.ID,
 		"mailer: sent welcome mail",
 		"coupons: issued WELCOME-",
+		"user management is running at " + base + " — try:",
 	} {
 		if !strings.Contains(p.out.String(), line) {
 			t.Errorf("the log lacks %q", line)
