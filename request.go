@@ -2,6 +2,7 @@ package troupe
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -29,6 +30,14 @@ var ErrNoTap = errors.New("troupe: this transport cannot tap events, which reque
 type Reply struct {
 	Envelope
 	msg *transport.Message
+}
+
+// Data returns the reply's encoded data (JSON), as it came.
+func (r Reply) Data() json.RawMessage {
+	if r.msg == nil {
+		return nil
+	}
+	return json.RawMessage(r.msg.Data)
 }
 
 // Is reports whether the reply is an event of topic t (any version).
@@ -74,38 +83,107 @@ func Request[T any](ctx context.Context, t *Topic[T], v T, outcomes ...AnyTopic)
 	if err != nil {
 		return Reply{}, err
 	}
-	names := make([]string, len(outcomes))
-	for i, o := range outcomes {
-		if err := a.checkKnown(o.info()); err != nil {
-			return Reply{}, fmt.Errorf("troupe: request %s: outcome: %w", t.Type(), err)
-		}
-		names[i] = o.Name()
-	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, DefaultRequestTimeout)
 		defer cancel()
 	}
 	req := msgs[0]
-	w, err := a.replies().wait(ctx, a, req.CorrelationID, req.ID, names)
+	e, err := a.expect(ctx, req.CorrelationID, req.ID, outcomes)
 	if err != nil {
 		return Reply{}, fmt.Errorf("troupe: request %s: %w", t.Type(), err)
 	}
-	defer a.replies().cancel(w)
+	defer e.Close()
 	if err := a.publish(ctx, msgs); err != nil {
 		return Reply{}, err
 	}
+	r, err := e.Wait(ctx)
+	if err != nil {
+		return Reply{}, fmt.Errorf("troupe: request %s: %w", t.Type(), err)
+	}
+	return r, nil
+}
+
+// Expectation waits for the first outcome event of one business
+// transaction; see [Expect].
+type Expectation struct {
+	a     *App
+	w     *waiter
+	names []string
+}
+
+// Expect starts listening for the first event of business transaction
+// correlationID on one of the outcome topics, before the event that starts
+// it is published, so the outcome cannot pass unseen; [Expectation.Wait]
+// then waits for it. It is [Request] in two halves, for an edge whose first
+// event does not go out through Publish, such as one committed with the
+// outbox:
+//
+//	e, err := troupe.Expect(ctx, userID, MailSent, MailFailed)
+//	... commit the user and outbox.PublishTx(ctx, tx, UserRegistered, u) under correlation id userID ...
+//	reply, err := e.Wait(ctx)
+//	e.Close()
+//
+// ctx must carry the app. It fails with [ErrNoApp], [ErrNotStarted],
+// [ErrUndeclaredTopic] for an outcome the app does not know, or [ErrNoTap].
+// Close the expectation when done.
+func Expect(ctx context.Context, correlationID string, outcomes ...AnyTopic) (*Expectation, error) {
+	a := FromContext(ctx)
+	switch {
+	case a == nil:
+		return nil, fmt.Errorf("troupe: expect: %w", ErrNoApp)
+	case correlationID == "":
+		return nil, errors.New("troupe: expect: empty correlation id")
+	case len(outcomes) == 0:
+		return nil, errors.New("troupe: expect: name at least one outcome topic")
+	}
+	e, err := a.expect(ctx, correlationID, "", outcomes)
+	if err != nil {
+		return nil, fmt.Errorf("troupe: expect: %w", err)
+	}
+	return e, nil
+}
+
+func (a *App) expect(ctx context.Context, correlationID, requestID string, outcomes []AnyTopic) (*Expectation, error) {
+	names := make([]string, len(outcomes))
+	for i, o := range outcomes {
+		if err := a.checkKnown(o.info()); err != nil {
+			return nil, fmt.Errorf("outcome: %w", err)
+		}
+		names[i] = o.Name()
+	}
+	w, err := a.replies().wait(ctx, a, correlationID, requestID, names)
+	if err != nil {
+		return nil, err
+	}
+	return &Expectation{a: a, w: w, names: names}, nil
+}
+
+// Wait returns the first outcome event, which may have arrived before Wait
+// was called. When ctx ends first (without a deadline,
+// [DefaultRequestTimeout] bounds it), it fails with an error wrapping
+// [ErrRequestTimeout] and ctx's error, naming the correlation id.
+func (e *Expectation) Wait(ctx context.Context) (Reply, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, DefaultRequestTimeout)
+		defer cancel()
+	}
 	select {
-	case m := <-w.got:
+	case m := <-e.w.got:
 		return Reply{msg: m, Envelope: Envelope{
 			ID: m.ID, Type: m.Type, Source: m.Source, Time: m.Time,
 			CorrelationID: m.CorrelationID, CausationID: m.CausationID, TraceParent: m.TraceParent,
+			OrderingKey: m.Extensions[transport.PartitionKey],
 		}}, nil
 	case <-ctx.Done():
-		return Reply{}, fmt.Errorf("troupe: request %s (correlation id %s) waiting for %s: %w (%w)",
-			t.Type(), req.CorrelationID, strings.Join(names, " or "), ErrRequestTimeout, ctx.Err())
+		return Reply{}, fmt.Errorf("correlation id %s waiting for %s: %w (%w)",
+			e.w.correlation, strings.Join(e.names, " or "), ErrRequestTimeout, ctx.Err())
 	}
 }
+
+// Close stops listening. It is safe to call more than once.
+func (e *Expectation) Close() { e.a.replies().cancel(e.w) }
 
 // checkKnown rejects a topic the started app does not declare.
 func (a *App) checkKnown(t topicInfo) error {

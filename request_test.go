@@ -193,3 +193,55 @@ func TestRequestAcrossProcesses(t *testing.T) {
 		})
 	}
 }
+
+// Expect listens before the first event goes out some other way (here
+// through Encode and PublishMessages, as an outbox relay would), and Wait
+// returns its outcome.
+func TestExpectThenWait(t *testing.T) {
+	app := registrationApp(troupetest.Config(t, troupe.Config{Name: "expect"}))
+	troupetest.Start(t, app)
+	ctx := troupe.WithCorrelationID(app.Context(context.Background()), "user-7")
+	e, err := troupe.Expect(ctx, "user-7", testRegistered, testRegFailed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	msgs, err := troupe.Encode(ctx, testRegister, registration{Email: "grace@example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := app.PublishMessages(ctx, msgs...); err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, troupetest.DefaultTimeout)
+	defer cancel()
+	r, err := e.Wait(wctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u, err := troupe.ReplyAs(r, testRegistered); err != nil || u.UserID != "u-grace@example.com" || r.CorrelationID != "user-7" {
+		t.Errorf("reply %+v: %+v, %v", r.Envelope, u, err)
+	}
+	e.Close()
+	e.Close()
+
+	if _, err := troupe.Expect(context.Background(), "x", testRegistered); !errors.Is(err, troupe.ErrNoApp) {
+		t.Errorf("no app: %v", err)
+	}
+	if _, err := troupe.Expect(ctx, "", testRegistered); err == nil {
+		t.Error("empty correlation id accepted")
+	}
+	if _, err := troupe.Expect(ctx, "x", troupe.NewTopic[registered]("unknown_topic", 1)); !errors.Is(err, troupe.ErrUndeclaredTopic) {
+		t.Errorf("unknown outcome: %v", err)
+	}
+	e2, err := troupe.Expect(ctx, "nobody-answers", testRegistered)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e2.Close()
+	short, cancel2 := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel2()
+	if _, err := e2.Wait(short); !errors.Is(err, troupe.ErrRequestTimeout) || !strings.Contains(err.Error(), "nobody-answers") {
+		t.Errorf("timeout: %v", err)
+	}
+}

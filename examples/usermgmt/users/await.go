@@ -3,35 +3,23 @@ package users
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
-	"sync"
 	"time"
 
 	"github.com/troupe-go/troupe"
-	"github.com/troupe-go/troupe/transport"
 )
 
-// awaiter lets POST /users wait for the outcome of a registration it has
-// just committed.
+// awaiter lets POST /users wait for the outcome of a registration it is
+// about to commit.
 //
-// troupe.Request waits for outcomes too, but only of an event it publishes
-// itself, directly to the broker. Here user_registered must go out through
-// the outbox, after the commit, so that no event announces a user whose
-// row was rolled back; so this type does what Request does under the hood:
-// it taps the outcome topics on the broker (the outcome may come from a
-// mailer in another process, and a tap takes nothing from the durable
-// subscriptions) and hands each tapped event to the request waiting on its
-// correlation id, the user's id. The wait is registered before the commit,
-// so an outcome cannot pass before anyone listens.
+// troupe.Request publishes its own event; here user_registered goes out
+// through the outbox, after the commit, so that no event announces a user
+// whose row was rolled back. troupe.Expect is Request's other half: it
+// starts listening for the registration's outcome (on the broker, so the
+// outcome may come from a mailer in another process) before the commit,
+// and Wait then returns it, even if it came first.
 type awaiter struct {
-	app    *troupe.App
 	status map[string]string // outcome topic name → status reported
-	names  []string
-
-	mu      sync.Mutex
-	tap     transport.Tap
-	waiting map[string]chan OutcomeEvent // by correlation id
+	topics []troupe.AnyTopic
 }
 
 // OutcomeEvent is the outcome a waiting POST /users reports.
@@ -51,82 +39,31 @@ type EventRef struct {
 	Data json.RawMessage `json:"data"`
 }
 
-// errNoTap is returned by watch on a broker that cannot tap events.
-var errNoTap = errors.New("this broker cannot show events as they pass, which waiting for an outcome needs")
-
-func newAwaiter(app *troupe.App, outcomes []Outcome) *awaiter {
-	a := &awaiter{app: app, status: make(map[string]string), waiting: make(map[string]chan OutcomeEvent)}
+func newAwaiter(outcomes []Outcome) *awaiter {
+	a := &awaiter{status: make(map[string]string)}
 	for _, o := range outcomes {
 		a.status[o.topic.Name()] = o.status
-		a.names = append(a.names, o.topic.Name())
+		a.topics = append(a.topics, o.topic)
 	}
-	app.OnStop(func(context.Context) error {
-		a.mu.Lock()
-		defer a.mu.Unlock()
-		if a.tap != nil {
-			_ = a.tap.Close()
-			a.tap = nil
-		}
-		return nil
-	})
 	return a
 }
 
 // enabled reports whether there is anything to wait for.
-func (a *awaiter) enabled() bool { return len(a.names) > 0 }
+func (a *awaiter) enabled() bool { return len(a.topics) > 0 }
 
-// watch starts waiting for the outcome of correlation id. It opens the tap
-// on first use, or again after a lost connection closed it. The returned
-// function ends the wait.
-func (a *awaiter) watch(id string) (<-chan OutcomeEvent, func(), error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.tap != nil {
-		select {
-		case <-a.tap.Done():
-			a.tap = nil
-		default:
-		}
-	}
-	if a.tap == nil {
-		tapper, ok := a.app.Transport().(transport.Tapper)
-		if !ok {
-			return nil, nil, fmt.Errorf("%w (%T)", errNoTap, a.app.Transport())
-		}
-		// The tap lives until the app stops (OnStop above) or the
-		// connection drops; it is not tied to one request.
-		tp, err := tapper.Tap(context.Background(), a.names, a.deliver)
-		if err != nil {
-			return nil, nil, fmt.Errorf("tap outcomes: %w", err)
-		}
-		a.tap = tp
-	}
-	ch := make(chan OutcomeEvent, 1)
-	a.waiting[id] = ch
-	return ch, func() {
-		a.mu.Lock()
-		defer a.mu.Unlock()
-		if a.waiting[id] == ch {
-			delete(a.waiting, id)
-		}
-	}, nil
+// expect starts listening for the outcome of the registration whose
+// correlation id is id. ctx must carry the app.
+func (a *awaiter) expect(ctx context.Context, id string) (*troupe.Expectation, error) {
+	return troupe.Expect(ctx, id, a.topics...)
 }
 
-// deliver runs on the tap's goroutine for each outcome event; it must not
-// block.
-func (a *awaiter) deliver(m *transport.Message) {
-	name, _, err := transport.ParseType(m.Type)
-	if err != nil {
-		return
+// outcome turns a reply into what the answer shows.
+func (a *awaiter) outcome(r troupe.Reply) OutcomeEvent {
+	o := OutcomeEvent{Event: &EventRef{Type: r.Type, ID: r.ID, Time: r.Time, Data: r.Data()}}
+	for _, t := range a.topics {
+		if r.Is(t) {
+			o.Status = a.status[t.Name()]
+		}
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	ch, ok := a.waiting[m.CorrelationID]
-	if !ok {
-		return
-	}
-	select {
-	case ch <- OutcomeEvent{Status: a.status[name], Event: &EventRef{Type: m.Type, ID: m.ID, Time: m.Time, Data: json.RawMessage(m.Data)}}:
-	default: // it has its outcome already
-	}
+	return o
 }

@@ -92,16 +92,16 @@ func (a *api) register(w http.ResponseWriter, r *http.Request) {
 	u := User{ID: newUserID(), Name: name, Email: email, CreatedAt: time.Now().UTC().Truncate(time.Microsecond)}
 	u.Links.Self = userPath(u.ID)
 
-	var outcome <-chan OutcomeEvent
+	var expect *troupe.Expectation
 	if wait > 0 && a.await.enabled() {
-		ch, stop, err := a.await.watch(u.ID)
+		e, err := a.await.expect(r.Context(), u.ID)
 		if err != nil {
 			a.log.Error("users: cannot wait for outcomes", "err", err)
 			httpx.WriteError(w, http.StatusServiceUnavailable, "cannot wait for the outcome right now; try again without Prefer: wait")
 			return
 		}
-		defer stop()
-		outcome = ch
+		defer e.Close()
+		expect = e
 	}
 
 	// The user's id is the registration's correlation id: the mailer's
@@ -121,24 +121,25 @@ func (a *api) register(w http.ResponseWriter, r *http.Request) {
 	a.log.Info(fmt.Sprintf("users: registered %s <%s> as %s", u.Name, u.Email, u.ID))
 
 	w.Header().Set("Location", u.Links.Self)
-	if outcome == nil {
+	if expect == nil {
 		u.WelcomeMail = &OutcomeEvent{Status: "pending"}
 		httpx.WriteJSON(w, http.StatusAccepted, u)
 		return
 	}
-	timer := time.NewTimer(wait)
-	defer timer.Stop()
-	select {
-	case o := <-outcome:
+	wctx, cancel := context.WithTimeout(r.Context(), wait)
+	defer cancel()
+	reply, err := expect.Wait(wctx)
+	switch {
+	case err == nil:
+		o := a.await.outcome(reply)
 		u.WelcomeMail = &o
 		w.Header().Set("Preference-Applied", "wait="+strconv.Itoa(int(wait/time.Second)))
 		httpx.WriteJSON(w, http.StatusCreated, u)
-	case <-timer.C:
+	case r.Context().Err() == nil:
 		u.WelcomeMail = &OutcomeEvent{Status: "pending"}
 		httpx.WriteJSON(w, http.StatusAccepted, u)
-	case <-r.Context().Done():
-		// The client left; the user exists and the choreography goes on.
 	}
+	// Otherwise the client left; the user exists and the choreography goes on.
 }
 
 // insert writes u and its user_registered event in one transaction. When

@@ -75,7 +75,7 @@ func Register(app *troupe.App, db *sql.DB, opts Options) (*troupe.Service, error
 		opts.Logger = app.Logger()
 	}
 	svc := app.Service(ServiceName).Publishes(Registered, Deleted)
-	a := &api{log: opts.Logger, maxWait: opts.MaxWait, await: newAwaiter(app, opts.Outcomes)}
+	a := &api{log: opts.Logger, maxWait: opts.MaxWait, await: newAwaiter(opts.Outcomes)}
 	if db != nil {
 		ob, err := outbox.New(db, outbox.Options{Prefix: "users"})
 		if err != nil {
