@@ -310,7 +310,7 @@ func TestExplicitLoggerWinsOverLogFlags(t *testing.T) {
 	a := misdeclaredApp(Config{Logger: explicit})
 	var stderr bytes.Buffer
 	_ = a.RunCommand(context.Background(), []string{"--log-format", "json"}, &stderr)
-	if a.Logger() != explicit {
+	if a.log != explicit {
 		t.Error("--log-format replaced Config.Logger")
 	}
 	if stderr.Len() != 0 {
@@ -333,8 +333,8 @@ func TestExplicitLoggerWinsOverLogFlags(t *testing.T) {
 	a = misdeclaredApp(Config{})
 	stderr.Reset()
 	_ = a.RunCommand(context.Background(), nil, &stderr)
-	if a.Logger() != explicit || stderr.Len() != 0 || own.Len() != 0 {
-		t.Errorf("with slog.SetDefault before New: logger replaced %v, stderr %q, own log %q", a.Logger() != explicit, stderr.String(), own.String())
+	if a.log != explicit || stderr.Len() != 0 || own.Len() != 0 {
+		t.Errorf("with slog.SetDefault before New: logger replaced %v, stderr %q, own log %q", a.log != explicit, stderr.String(), own.String())
 	}
 }
 
@@ -349,7 +349,7 @@ func TestMainMakesItsLoggerTheDefault(t *testing.T) {
 	a := misdeclaredApp(Config{})
 	var stderr bytes.Buffer
 	_ = a.runCommand(context.Background(), []string{"--log-format", "json"}, &stderr, true) // as Main calls it
-	if slog.Default() != a.Logger() || a.Logger() == prev {
+	if slog.Default() != a.log || a.log == prev {
 		t.Fatal("Main did not make the logger of its flags slog's default")
 	}
 	slog.Info("from the program")
