@@ -33,9 +33,11 @@ import (
 	"strings"
 
 	"github.com/troupe-go/troupe"
+	"github.com/troupe-go/troupe/dashboard"
 	"github.com/troupe-go/troupe/examples/usermgmt/mailsink"
 	"github.com/troupe-go/troupe/examples/usermgmt/usermgmt"
 	"github.com/troupe-go/troupe/examples/usermgmt/users"
+	"github.com/troupe-go/troupe/journal"
 	_ "github.com/troupe-go/troupe/topology" // adds the graph command
 )
 
@@ -80,6 +82,15 @@ func main() {
 	}
 	app, err := usermgmt.NewApp(troupe.Config{Name: os.Getenv("USERMGMT_APP_NAME"), Services: f.services, DataDir: f.data}, opts)
 	if err != nil {
+		fmt.Fprintf(os.Stderr, "usermgmt: %v\n", err)
+		os.Exit(1)
+	}
+	// The dashboard at /ui/, with the mail sink as a tab, and the journal
+	// behind its timelines.
+	journal.Install(app)
+	if _, err := dashboard.Install(app, dashboard.WithPanels(dashboard.Panel{
+		Title: "Mail sink", Path: "mail", Handler: opts.Sink.Page(),
+	})); err != nil {
 		fmt.Fprintf(os.Stderr, "usermgmt: %v\n", err)
 		os.Exit(1)
 	}
