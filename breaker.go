@@ -47,6 +47,7 @@ const (
 	BreakerHalfOpen                     // one probe event runs, the others wait
 )
 
+// String returns "closed", "open" or "half-open".
 func (s BreakerState) String() string {
 	switch s {
 	case BreakerOpen:

@@ -410,7 +410,10 @@ var (
 // PermanentError wraps an error that must not be retried.
 type PermanentError struct{ Err error }
 
+// Error returns "permanent: " and the wrapped error's text.
 func (e *PermanentError) Error() string { return "permanent: " + e.Err.Error() }
+
+// Unwrap returns the wrapped error.
 func (e *PermanentError) Unwrap() error { return e.Err }
 
 // Permanent wraps err so that the delivery is dead-lettered without further
@@ -435,9 +438,12 @@ type RetryAfterError struct {
 	Err   error
 }
 
+// Error names the delay and the wrapped error.
 func (e *RetryAfterError) Error() string {
 	return fmt.Sprintf("retry after %s: %v", e.Delay, e.Err)
 }
+
+// Unwrap returns the wrapped error.
 func (e *RetryAfterError) Unwrap() error { return e.Err }
 
 // RetryAfter wraps err so that the next attempt comes after d. The attempt
