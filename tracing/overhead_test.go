@@ -11,6 +11,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/troupe-go/troupe"
+	"github.com/troupe-go/troupe/journal"
 	"github.com/troupe-go/troupe/metrics"
 	"github.com/troupe-go/troupe/tracing"
 	"github.com/troupe-go/troupe/transport"
@@ -30,6 +31,9 @@ import (
 // time, and "batch-100" publishes 100 at once and waits for all of them.
 func BenchmarkOverhead(b *testing.B) {
 	for _, s := range overheadSetups(b) {
+		if s.broker {
+			continue // the loopback transport has no journal
+		}
 		b.Run("loopback/"+s.name, func(b *testing.B) {
 			a := troupe.New(troupe.Config{Name: "overhead", HTTPAddr: "off", Transport: newLoopback(),
 				Logger: slog.New(slog.DiscardHandler)})
@@ -93,26 +97,37 @@ func BenchmarkOverhead(b *testing.B) {
 type setup struct {
 	name    string
 	install func(*troupe.App)
+	broker  bool // needs a real broker (the journal writes to it)
 }
 
 func overheadSetups(b *testing.B) []setup {
 	return []setup{
-		{"none", func(*troupe.App) {}},
+		{"none", func(*troupe.App) {}, false},
 		{"metrics", func(a *troupe.App) {
 			if err := metrics.Install(a, metrics.WithPath("")); err != nil {
 				b.Fatal(err)
 			}
-		}},
+		}, false},
 		{"tracing-always", func(a *troupe.App) {
 			tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()), sdktrace.WithBatcher(discard{}))
 			b.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
 			tracing.Install(a, tp)
-		}},
+		}, false},
 		{"tracing-never", func(a *troupe.App) {
 			tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.NeverSample()), sdktrace.WithBatcher(discard{}))
 			b.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
 			tracing.Install(a, tp)
-		}},
+		}, false},
+		{"journal", func(a *troupe.App) { journal.Install(a) }, true},
+		{"all", func(a *troupe.App) { // metrics, tracing (every span sampled) and the journal
+			if err := metrics.Install(a, metrics.WithPath("")); err != nil {
+				b.Fatal(err)
+			}
+			tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()), sdktrace.WithBatcher(discard{}))
+			b.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+			tracing.Install(a, tp)
+			journal.Install(a)
+		}, true},
 	}
 }
 
