@@ -193,3 +193,36 @@ func TestWarnsAboutSQLiteWithoutBusyTimeout(t *testing.T) {
 		t.Errorf("warned about a pool from OpenSQLite: %s", logs.String())
 	}
 }
+
+// An app with two outboxes does not let PublishTx guess which one to write
+// to; WithOutbox says.
+func TestPublishTxWithSeveralOutboxesNeedsWithOutbox(t *testing.T) {
+	rec := troupetest.NewRecorder()
+	app := troupe.New(troupetest.Config(t, troupe.Config{Name: "two", Transport: rec}))
+	app.Service("orders").Publishes(noteTopic)
+	first := newOutbox(t, sqliteDB(t), outbox.Options{})
+	second := newOutbox(t, sqliteDB(t), outbox.Options{})
+	outbox.Attach(app, first)
+	outbox.Attach(app, second)
+	troupetest.Start(t, app)
+	ctx := app.Context(t.Context())
+	tx, err := second.DB().Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	err = outbox.PublishTx(ctx, tx, noteTopic, Note{N: 1})
+	if !errors.Is(err, outbox.ErrNoOutbox) || !strings.Contains(err.Error(), "several outboxes") {
+		t.Errorf("ambiguous outbox: %v", err)
+	}
+	if err := outbox.PublishTx(outbox.WithOutbox(ctx, second), tx, noteTopic, Note{N: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	waitPending(t, second, 0)
+	if notes := troupetest.Events(t, rec.Published(), noteTopic); len(notes) != 1 || notes[0].Data.N != 2 {
+		t.Errorf("published %v, want event 2 through the second outbox", notes)
+	}
+}

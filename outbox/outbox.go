@@ -244,14 +244,21 @@ func (ob *Outbox) Tables() (outbox, inbox, periods string) {
 	return ob.t.outbox, ob.t.inbox, ob.t.periods
 }
 
-// attached maps an app to its outbox, for PublishTx.
-var attached sync.Map // *troupe.App → *Outbox
+// attached maps an app to its outbox, for PublishTx: *Outbox, or several
+// when the app has more than one.
+var attached sync.Map // *troupe.App → *Outbox or several
+
+// several marks an app with more than one outbox attached: PublishTx then
+// needs WithOutbox to know which to write to.
+type several struct{}
 
 // Attach makes ob the outbox of app: the relay and ob's schedules start
 // with app.Start (after the broker is connected) and stop with app.Stop,
 // and [PublishTx] with a context carrying app writes to ob. Call it before
 // app.Start. An outbox serves one app; attaching it to a second one
-// panics, as it is a programming mistake.
+// panics, as it is a programming mistake. An app may have several outboxes
+// (one per service's database); PublishTx then needs [WithOutbox] to say
+// which, and fails with [ErrNoOutbox] without it rather than guess.
 func Attach(app *troupe.App, ob *Outbox) {
 	ob.mu.Lock()
 	if ob.app != nil && ob.app != app {
@@ -263,7 +270,9 @@ func Attach(app *troupe.App, ob *Outbox) {
 		ob.log = app.Logger()
 	}
 	ob.mu.Unlock()
-	attached.Store(app, ob)
+	if prev, loaded := attached.LoadOrStore(app, ob); loaded && prev != ob {
+		attached.Store(app, several{})
+	}
 	app.OnStart(ob.start)
 	app.OnStop(ob.stop)
 }
@@ -345,8 +354,11 @@ func outboxOf(ctx context.Context) (*Outbox, *troupe.App, error) {
 	if app == nil {
 		return nil, nil, fmt.Errorf("%w (the context carries no app: use app.Context(ctx), or a handler's or route's context)", ErrNoOutbox)
 	}
-	if v, ok := attached.Load(app); ok {
-		return v.(*Outbox), app, nil
+	switch v, _ := attached.Load(app); v := v.(type) {
+	case *Outbox:
+		return v, app, nil
+	case several:
+		return nil, app, fmt.Errorf("%w: app %s has several outboxes; say which with outbox.WithOutbox(ctx, ob)", ErrNoOutbox, app.Name())
 	}
 	return nil, app, ErrNoOutbox
 }
