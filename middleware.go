@@ -151,3 +151,30 @@ func (a *App) Runs(service string) bool {
 	defer a.mu.Unlock()
 	return !a.client && (len(a.cfg.Services) == 0 || slices.Contains(a.cfg.Services, service))
 }
+
+// Handling is what troupe did with one delivery besides returning the
+// handler's result, for Handle middlewares that record outcomes (metrics,
+// journals, dashboards). Get one with [WithHandling].
+type Handling struct {
+	// Compensated reports that the handler failed for good and the
+	// subscription's [OnFailure] event was published: the delivery is then
+	// acknowledged, and the HandleFunc returns nil.
+	Compensated bool
+	// Cause is the handler's error when Compensated.
+	Cause error
+}
+
+type handlingKey struct{}
+
+// WithHandling returns ctx carrying a Handling that troupe fills in while
+// it handles the delivery given ctx. A Handle middleware passes the
+// returned context to next and reads the Handling once next returned. If
+// ctx already carries one (an outer middleware asked first), it is
+// returned, so every middleware sees the same.
+func WithHandling(ctx context.Context) (context.Context, *Handling) {
+	if h, ok := ctx.Value(handlingKey{}).(*Handling); ok {
+		return ctx, h
+	}
+	h := &Handling{}
+	return context.WithValue(ctx, handlingKey{}, h), h
+}

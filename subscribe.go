@@ -312,6 +312,9 @@ func (a *App) compensate(ctx context.Context, sub *Subscription, ev any, env *En
 	}
 	a.log.Warn("compensated", "subscription", sub.String(), "type", env.Type, "id", env.ID,
 		"correlation", env.CorrelationID, "failure", c.topic.Type(), "cause", cause)
+	if h, ok := ctx.Value(handlingKey{}).(*Handling); ok {
+		h.Compensated, h.Cause = true, cause
+	}
 	return nil
 }
 

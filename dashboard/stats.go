@@ -4,7 +4,6 @@ import (
 	"context"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/troupe-go/troupe"
@@ -82,9 +81,7 @@ func newStats(app *troupe.App) *stats {
 // handling is what the handle middleware tells the publishes of its
 // handler.
 type handling struct {
-	sub         string
-	compTopic   string // the subscription's OnFailure topic name, or ""
-	compensated atomic.Bool
+	sub string
 }
 
 type handlingKey struct{}
@@ -92,16 +89,13 @@ type handlingKey struct{}
 func (s *stats) handle(sub *troupe.Subscription, next troupe.HandleFunc) troupe.HandleFunc {
 	name := sub.String()
 	policy := transport.RetryPolicy{MaxAttempts: sub.Config().MaxAttempts}
-	comp := ""
-	if c := sub.Compensation(); c != nil {
-		comp = c.Name()
-	}
 	return func(ctx context.Context, d *transport.Delivery) error {
-		h := &handling{sub: name, compTopic: comp}
+		h := &handling{sub: name}
 		began := time.Now()
-		err := next(context.WithValue(ctx, handlingKey{}, h), d)
+		hctx, report := troupe.WithHandling(context.WithValue(ctx, handlingKey{}, h))
+		err := next(hctx, d)
 		now := time.Now()
-		outcome := outcomeOf(err, h.compensated.Load(), ctx.Err() != nil, d.Attempt, policy)
+		outcome := outcomeOf(err, report.Compensated, ctx.Err() != nil, d.Attempt, policy)
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		c := s.subs[name]
@@ -162,9 +156,6 @@ func (s *stats) publish(next troupe.PublishFunc) troupe.PublishFunc {
 			switch {
 			case h != nil:
 				from = topology.SubscriptionID(h.sub)
-				if err == nil && topic == h.compTopic {
-					h.compensated.Store(true)
-				}
 			case serviceOf(m.Source) != "":
 				from = topology.ServiceID(serviceOf(m.Source))
 			}

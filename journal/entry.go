@@ -23,10 +23,8 @@ const (
 	// last attempt) and the event went to the subscription's dead letters.
 	DeadLettered Outcome = "dead-lettered"
 	// Compensated: the handler failed for good and the subscription's
-	// OnFailure event was published instead of a dead letter. The journal
-	// tells it by the OnFailure topic being published during the handling,
-	// so a handler that publishes its own failure topic and succeeds is
-	// journaled as compensated too.
+	// OnFailure event was published instead of a dead letter (as
+	// troupe.WithHandling reports it); Error holds the handler's error.
 	Compensated Outcome = "compensated"
 	// Failed: a publish the broker did not confirm, or a handling cut off
 	// by the consumer stopping (the event will be delivered again).
@@ -77,9 +75,7 @@ type Entry struct {
 	// Outcome is what became of it.
 	Outcome Outcome `json:"outcome"`
 	// Error is the error's text, cut to the journal's error limit, for
-	// retried, dead-lettered and failed entries. Compensated entries have
-	// none: the app hands middlewares the outcome of the compensation (nil),
-	// not the handler's error.
+	// retried, dead-lettered, compensated and failed entries.
 	Error string `json:"error,omitempty"`
 	// Depth is the entry's depth in the transaction's causal tree, set by
 	// [Trace]: 0 for the first event, one more for each handling and

@@ -281,11 +281,9 @@ func (w *Writer) write(j transport.Journaler, batch []transport.JournalRecord) {
 
 // handling is what a handle middleware tells the publishes of its handler.
 type handling struct {
-	sub         string
-	attempt     int
-	replays     int
-	compTopic   string // the subscription's OnFailure topic name, or ""
-	compensated atomic.Bool
+	sub     string
+	attempt int
+	replays int
 }
 
 type handlingKey struct{}
@@ -293,22 +291,20 @@ type handlingKey struct{}
 func (w *Writer) handle(sub *troupe.Subscription, next troupe.HandleFunc) troupe.HandleFunc {
 	maxAttempts := sub.Config().MaxAttempts
 	name, service := sub.String(), sub.Service().Name()
-	comp := ""
-	if c := sub.Compensation(); c != nil {
-		comp = c.Name()
-	}
 	return func(ctx context.Context, d *transport.Delivery) error {
-		h := &handling{sub: name, attempt: d.Attempt, replays: d.Replays, compTopic: comp}
+		h := &handling{sub: name, attempt: d.Attempt, replays: d.Replays}
 		start := time.Now()
-		err := next(context.WithValue(ctx, handlingKey{}, h), d)
+		hctx, report := troupe.WithHandling(context.WithValue(ctx, handlingKey{}, h))
+		err := next(hctx, d)
 		e := Entry{
 			Kind: KindHandle, Time: start.UTC(), Duration: time.Since(start),
 			CorrelationID: d.CorrelationID, EventID: d.ID, CausationID: d.CausationID, Type: d.Type,
 			Service: service, Subscription: name, Attempt: d.Attempt, Replays: d.Replays,
 		}
 		switch {
-		case err == nil && h.compensated.Load():
+		case err == nil && report.Compensated:
 			e.Outcome = Compensated
+			e.Error = w.cut(report.Cause.Error())
 		case err == nil:
 			e.Outcome = Handled
 		case ctx.Err() != nil:
@@ -340,11 +336,6 @@ func (w *Writer) publish(next troupe.PublishFunc) troupe.PublishFunc {
 			}
 			if h != nil {
 				e.Subscription, e.Attempt, e.Replays = h.sub, h.attempt, h.replays
-				if err == nil && h.compTopic != "" {
-					if topic, _, perr := transport.ParseType(m.Type); perr == nil && topic == h.compTopic {
-						h.compensated.Store(true)
-					}
-				}
 			}
 			if err != nil {
 				e.Outcome, e.Error = Failed, w.cut(err.Error())

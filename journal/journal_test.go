@@ -273,7 +273,7 @@ func TestCompensatedOutcome(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := traceOf(t, app, "order-c1", 3)
-	if len(got) != 3 || got[1].Outcome != journal.Compensated ||
+	if len(got) != 3 || got[1].Outcome != journal.Compensated || !strings.Contains(got[1].Error, "card declined") ||
 		got[2].Type != "payment_failed.v1" || got[2].Depth != 2 {
 		t.Errorf("trace:\n%s", dump(got))
 	}

@@ -27,6 +27,7 @@
 //	troupe_events_failed_total{…}                      attempts that returned an error: retried + dead-lettered
 //	troupe_events_retried_total{…}                     failed attempts the broker will deliver again
 //	troupe_events_dead_lettered_total{…}               failed attempts that sent the event to the dead letters
+//	troupe_events_compensated_total{…}                 events settled by their subscription's OnFailure event
 //	troupe_handler_duration_seconds{…}                 histogram of attempt durations (buckets: DefaultBuckets)
 //	troupe_consumer_lag{…}                             events of the subscription not yet finished, asked of the broker at each scrape
 //	troupe_consumer_lag_errors_total{app,service,subscription}  scrapes where the broker could not say
@@ -34,9 +35,9 @@
 // A failed attempt counts as dead-lettered when it was the last (attempt >=
 // the subscription's MaxAttempts) or its error is permanent, as every
 // transport decides; otherwise as retried. Messages a transport rejects
-// before any handler sees them (no CloudEvents attributes, too large) and
-// events settled by an OnFailure compensation are not failures here: the
-// first never reach the middleware, the second reach it as a success.
+// before any handler sees them (no CloudEvents attributes, too large) never
+// reach the middleware. An event settled by an OnFailure compensation is
+// counted as compensated, not as failed: the broker acknowledges it.
 //
 // # Lag
 //
@@ -172,11 +173,11 @@ func Install(app *troupe.App, opts ...Option) error {
 
 // set is the metrics of one app.
 type set struct {
-	app                                *troupe.App
-	published, publishErrors           *prometheus.CounterVec
-	handled, failed, retried, deadLets *prometheus.CounterVec
-	duration                           *prometheus.HistogramVec
-	lag                                *lagCollector
+	app                                             *troupe.App
+	published, publishErrors                        *prometheus.CounterVec
+	handled, failed, retried, deadLets, compensated *prometheus.CounterVec
+	duration                                        *prometheus.HistogramVec
+	lag                                             *lagCollector
 
 	pubMu   sync.RWMutex
 	pubKeys map[pubKey]pubCounters // by source and type, to skip label hashing per event
@@ -202,6 +203,7 @@ func newSet(app *troupe.App, c config) *set {
 		failed:        counter("events_failed_total", "Attempts at handling an event that returned an error (retried plus dead-lettered).", subLabels),
 		retried:       counter("events_retried_total", "Failed attempts after which the broker delivers the event again.", subLabels),
 		deadLets:      counter("events_dead_lettered_total", "Failed attempts that sent the event to the subscription's dead letters (last attempt, or a permanent error).", subLabels),
+		compensated:   counter("events_compensated_total", "Events whose handler failed for good and whose subscription published its OnFailure event instead of dead-lettering them.", subLabels),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: "troupe", Name: "handler_duration_seconds", Help: "How long an attempt at handling an event took, decoding included.",
 			ConstLabels: constLabels, Buckets: c.buckets,
@@ -219,7 +221,7 @@ func newSet(app *troupe.App, c config) *set {
 }
 
 func (m *set) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.published, m.publishErrors, m.handled, m.failed, m.retried, m.deadLets, m.duration, m.lag, m.lag.errors}
+	return []prometheus.Collector{m.published, m.publishErrors, m.handled, m.failed, m.retried, m.deadLets, m.compensated, m.duration, m.lag, m.lag.errors}
 }
 
 // publish counts events after the broker answered for them.
@@ -272,13 +274,17 @@ func (m *set) handle(sub *troupe.Subscription, next troupe.HandleFunc) troupe.Ha
 	lv := []string{sub.Service().Name(), sub.Name(), sub.Topic()}
 	handled, failed := m.handled.WithLabelValues(lv...), m.failed.WithLabelValues(lv...)
 	retried, dead := m.retried.WithLabelValues(lv...), m.deadLets.WithLabelValues(lv...)
-	took := m.duration.WithLabelValues(lv...)
+	took, compensated := m.duration.WithLabelValues(lv...), m.compensated.WithLabelValues(lv...)
 	policy := transport.RetryPolicy{MaxAttempts: sub.Config().MaxAttempts}
 	return func(ctx context.Context, d *transport.Delivery) error {
 		start := time.Now()
-		err := next(ctx, d)
+		hctx, report := troupe.WithHandling(ctx)
+		err := next(hctx, d)
 		took.Observe(time.Since(start).Seconds())
 		handled.Inc()
+		if report.Compensated {
+			compensated.Inc()
+		}
 		if err != nil {
 			failed.Inc()
 			if transport.Decide(err, d.Attempt, policy, 0).Action == transport.ActDeadLetter {

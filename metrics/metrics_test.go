@@ -304,3 +304,26 @@ func TestPublishErrors(t *testing.T) {
 		t.Error("lag series on a transport without Lagger")
 	}
 }
+
+// TestCompensatedCounter: events settled by OnFailure count as compensated,
+// not as failed.
+func TestCompensatedCounter(t *testing.T) {
+	refused := troupe.NewTopic[order]("charge_refused", 1)
+	app := troupe.New(troupetest.Config(t, troupe.Config{Name: "metricscomp", HTTPAddr: "127.0.0.1:0"}))
+	app.Service("orders").Publishes(orderPlaced)
+	troupe.Subscribe(app.Service("billing").Publishes(refused), orderPlaced, "charge",
+		func(context.Context, troupe.Event[order]) error { return troupe.Permanent(errors.New("card refused")) },
+		troupe.OnFailure(refused, func(ev troupe.Event[order], _ error) order { return ev.Data }))
+	if err := metrics.Install(app); err != nil {
+		t.Fatal(err)
+	}
+	troupetest.Start(t, app)
+	if err := troupe.PublishBatch(app.Context(t.Context()), orderPlaced, []order{{ID: "a"}, {ID: "b"}}); err != nil {
+		t.Fatal(err)
+	}
+	charge := map[string]string{"app": "metricscomp", "service": "billing", "subscription": "charge", "topic": "order_placed.v1"}
+	fams := scrapeUntil(t, app, func(f families) bool { return f.value("troupe_events_compensated_total", charge) == 2 })
+	if h, f := fams.value("troupe_events_handled_total", charge), fams.value("troupe_events_failed_total", charge); h != 2 || f != 0 {
+		t.Errorf("handled %v, failed %v; want 2 and 0", h, f)
+	}
+}
