@@ -83,6 +83,7 @@ type App struct {
 	middleware []Middleware
 	routes     []route     // the app's own HTTP routes
 	pubFn      PublishFunc // the publish path, set at Start
+	encodeFns  []func(context.Context, []*transport.Message)
 	onStart    []func(context.Context) error
 	onStop     []func(context.Context) error
 	onReady    []func(context.Context) error
@@ -349,6 +350,11 @@ func (a *App) Start(ctx context.Context) (err error) {
 	a.tr, a.ownsTr = tr, owns
 	mws := slices.Clone(a.middleware)
 	a.pubFn = a.chainPublish(tr, mws)
+	for _, m := range mws {
+		if m.Encode != nil {
+			a.encodeFns = append(a.encodeFns, m.Encode)
+		}
+	}
 	a.mu.Unlock()
 	defer func() {
 		if err != nil {

@@ -35,6 +35,13 @@ type Middleware struct {
 	// decides the delivery's outcome as the handler's would: nil
 	// acknowledges, an error retries or dead-letters.
 	Handle func(sub *Subscription, next HandleFunc) HandleFunc
+	// Encode runs on the events of every Publish, PublishBatch, Request
+	// and Encode as they are encoded, with the caller's ctx, before any
+	// Publish middleware. It may set attributes that belong to the moment
+	// the event was written rather than sent: the trace context of the
+	// code that wrote an event a transactional outbox publishes later, in
+	// another context.
+	Encode func(ctx context.Context, msgs []*transport.Message)
 }
 
 // Use adds middlewares to the app. Call it before Start; middlewares added

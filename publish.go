@@ -162,6 +162,12 @@ func encode[T any](ctx context.Context, t *Topic[T], vs []T) (*App, []*transport
 		s.stamp(m, t.name)
 		msgs[i] = m
 	}
+	a.mu.Lock()
+	hooks := a.encodeFns
+	a.mu.Unlock()
+	for _, h := range hooks {
+		h(ctx, msgs)
+	}
 	return a, msgs, nil
 }
 

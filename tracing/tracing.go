@@ -154,7 +154,19 @@ func middleware(tp trace.TracerProvider, detect func() string, opts []Option) tr
 		prop:   c.prop,
 		system: detect,
 	}
-	return troupe.Middleware{Name: "tracing", Publish: t.publish, Handle: t.handle}
+	return troupe.Middleware{Name: "tracing", Publish: t.publish, Handle: t.handle, Encode: t.encode}
+}
+
+// encode records, on each event as it is written, the trace context of the
+// code that writes it, so an event an outbox relays later, in a context of
+// its own, still continues that trace (see publish).
+func (t *tracer) encode(ctx context.Context, msgs []*transport.Message) {
+	if !trace.SpanContextFromContext(ctx).IsValid() {
+		return
+	}
+	for _, m := range msgs {
+		t.prop.Inject(ctx, messageCarrier{m})
+	}
 }
 
 type tracer struct {

@@ -324,3 +324,32 @@ func TestPublishError(t *testing.T) {
 	}
 	hasAttrs(t, send, map[string]any{"messaging.system": "loopback"})
 }
+
+// TestEncodedLaterKeepsTheWritersTrace: an event encoded in one context (an
+// HTTP request writing to an outbox) and published later in another (the
+// outbox's relay) is sent, and handled, in the writer's trace.
+func TestEncodedLaterKeepsTheWritersTrace(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	app := troupe.New(troupetest.Config(t, troupe.Config{Name: "traceencode"}))
+	app.Service("orders").Publishes(placed)
+	troupe.Subscribe(app.Service("payment"), placed, "charge",
+		func(context.Context, troupe.Event[orderPlaced]) error { return nil })
+	tracing.Install(app, tp)
+	troupetest.Start(t, app)
+
+	ctx, root := tp.Tracer("test").Start(app.Context(t.Context()), "POST /orders")
+	msgs, err := troupe.Encode(ctx, placed, orderPlaced{ID: "1"})
+	root.End()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The relay: no span in its context.
+	if err := app.PublishMessages(app.Context(context.Background()), msgs...); err != nil {
+		t.Fatal(err)
+	}
+	spans := waitSpans(t, rec, 3)
+	send := only(t, spans, "send order_placed.v1")
+	childOf(t, send, only(t, spans, "POST /orders"))
+	childOf(t, only(t, spans, "process order_placed.v1"), send)
+}
