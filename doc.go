@@ -85,8 +85,9 @@
 // transaction and gives handlers an inbox so their effects happen once;
 // it also holds delayed events and schedules. Packages tracing, metrics and
 // journal observe every publish and handling through [Middleware]; package
-// topology draws the declaration; package ops adds operator commands
-// (tail, trace, dlq); package troupetest tests handlers and whole apps.
+// topology draws the declaration and package dashboard shows it live;
+// package ops adds operator commands (tail, trace, dlq); package troupetest
+// tests handlers and whole apps.
 //
 // # Wire format
 //
