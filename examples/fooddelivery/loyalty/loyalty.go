@@ -18,6 +18,7 @@ import (
 	"github.com/troupe-go/troupe"
 	"github.com/troupe-go/troupe/examples/fooddelivery/internal/api"
 	"github.com/troupe-go/troupe/examples/fooddelivery/restaurant"
+	"github.com/troupe-go/troupe/examples/internal/httpjson"
 )
 
 // ServiceName is the loyalty service's name in the app and on --services.
@@ -53,7 +54,7 @@ func Register(app *troupe.App, log *slog.Logger) *troupe.Service {
 		return nil
 	})
 	svc.HandleFunc("GET /loyalty/{customer}", ws.serve)
-	svc.HandleFunc("/loyalty/", api.Fallback("/loyalty/{customer}", "GET"))
+	svc.HandleFunc("/loyalty/", httpjson.Fallback("/loyalty/{customer}", "GET"))
 	return svc
 }
 
@@ -77,12 +78,12 @@ func (ws *wallets) credit(customer, id string, points int64) (int64, bool) {
 
 func (ws *wallets) serve(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("customer")
-	if msg := api.CheckQuery(r.URL.Query()); msg != "" {
-		api.WriteError(w, http.StatusBadRequest, msg)
+	if msg := httpjson.CheckQuery(r.URL.Query()); msg != "" {
+		httpjson.WriteError(w, http.StatusBadRequest, msg)
 		return
 	}
 	if !api.ValidRef(name) {
-		api.WriteError(w, http.StatusBadRequest, "a customer is 1 to 100 printable characters")
+		httpjson.WriteError(w, http.StatusBadRequest, "a customer is 1 to 100 printable characters")
 		return
 	}
 	ws.mu.Lock()
@@ -93,8 +94,8 @@ func (ws *wallets) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	ws.mu.Unlock()
 	if wal == nil {
-		api.WriteError(w, http.StatusNotFound, fmt.Sprintf("customer %q has no points yet", name))
+		httpjson.WriteError(w, http.StatusNotFound, fmt.Sprintf("customer %q has no points yet", name))
 		return
 	}
-	api.WriteJSON(w, http.StatusOK, out)
+	httpjson.WriteJSON(w, http.StatusOK, out)
 }

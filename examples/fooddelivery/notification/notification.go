@@ -24,6 +24,7 @@ import (
 	"github.com/troupe-go/troupe/examples/fooddelivery/order"
 	"github.com/troupe-go/troupe/examples/fooddelivery/payment"
 	"github.com/troupe-go/troupe/examples/fooddelivery/restaurant"
+	"github.com/troupe-go/troupe/examples/internal/httpjson"
 )
 
 // ServiceName is the notification service's name in the app and on
@@ -110,7 +111,7 @@ func Register(app *troupe.App, log *slog.Logger) *troupe.Service {
 		return nil
 	})
 	svc.HandleFunc("GET /notifications", m.serve)
-	svc.HandleFunc("/notifications", api.Fallback("/notifications", "GET"))
+	svc.HandleFunc("/notifications", httpjson.Fallback("/notifications", "GET"))
 	return svc
 }
 
@@ -132,17 +133,17 @@ func (m *mailer) send(env troupe.Envelope, id, customer string, kind Kind, text 
 
 func (m *mailer) serve(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	if msg := api.CheckQuery(q, "order", "customer"); msg != "" {
-		api.WriteError(w, http.StatusBadRequest, msg)
+	if msg := httpjson.CheckQuery(q, "order", "customer"); msg != "" {
+		httpjson.WriteError(w, http.StatusBadRequest, msg)
 		return
 	}
 	if !q.Has("order") && !q.Has("customer") {
-		api.WriteError(w, http.StatusBadRequest, "say whose messages: ?order=ID or ?customer=NAME")
+		httpjson.WriteError(w, http.StatusBadRequest, "say whose messages: ?order=ID or ?customer=NAME")
 		return
 	}
 	id, customer := q.Get("order"), q.Get("customer")
 	if (q.Has("order") && !api.ValidRef(id)) || (q.Has("customer") && !api.ValidRef(customer)) {
-		api.WriteError(w, http.StatusBadRequest, "order and customer are 1 to 100 printable characters")
+		httpjson.WriteError(w, http.StatusBadRequest, "order and customer are 1 to 100 printable characters")
 		return
 	}
 	m.mu.Lock()
@@ -155,5 +156,5 @@ func (m *mailer) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	m.mu.Unlock()
 	out.Count = len(out.Messages)
-	api.WriteJSON(w, http.StatusOK, out)
+	httpjson.WriteJSON(w, http.StatusOK, out)
 }

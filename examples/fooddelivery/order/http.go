@@ -18,6 +18,7 @@ import (
 
 	"github.com/troupe-go/troupe"
 	"github.com/troupe-go/troupe/examples/fooddelivery/internal/api"
+	"github.com/troupe-go/troupe/examples/internal/httpjson"
 )
 
 // Limits of what POST /orders accepts.
@@ -64,22 +65,22 @@ type Accepted struct {
 // done, and its Location says where to follow it.
 func (h *handlers) place(w http.ResponseWriter, r *http.Request) {
 	if ct := r.Header.Get("Content-Type"); ct != "" && !jsonContentType(ct) {
-		api.WriteError(w, http.StatusUnsupportedMediaType, fmt.Sprintf("Content-Type %q: send the order as application/json", ct))
+		httpjson.WriteError(w, http.StatusUnsupportedMediaType, fmt.Sprintf("Content-Type %q: send the order as application/json", ct))
 		return
 	}
 	key, err := idempotencyKey(r)
 	if err != nil {
-		api.WriteError(w, http.StatusBadRequest, err.Error())
+		httpjson.WriteError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	req, status, err := decodePlaceRequest(w, r)
 	if err != nil {
-		api.WriteError(w, status, err.Error())
+		httpjson.WriteError(w, status, err.Error())
 		return
 	}
 	ev, err := validate(req)
 	if err != nil {
-		api.WriteError(w, http.StatusUnprocessableEntity, err.Error())
+		httpjson.WriteError(w, http.StatusUnprocessableEntity, err.Error())
 		return
 	}
 	ctx := r.Context()
@@ -88,7 +89,7 @@ func (h *handlers) place(w http.ResponseWriter, r *http.Request) {
 		claim, err := h.keys.claim(ev.Customer+"\x00"+key, ev)
 		switch {
 		case err != nil:
-			api.WriteError(w, http.StatusConflict, err.Error())
+			httpjson.WriteError(w, http.StatusConflict, err.Error())
 			return
 		case claim == claimReplay:
 			h.accepted(w, ev.OrderID, true)
@@ -106,7 +107,7 @@ func (h *handlers) place(w http.ResponseWriter, r *http.Request) {
 	if err := troupe.Publish(ctx, Placed, ev); err != nil {
 		h.rm.forget(ev.OrderID)
 		h.log.Error("order: could not publish order "+ev.OrderID, "err", err)
-		api.WriteError(w, http.StatusServiceUnavailable, "the order could not be placed right now; try again (with the same Idempotency-Key, if you sent one)")
+		httpjson.WriteError(w, http.StatusServiceUnavailable, "the order could not be placed right now; try again (with the same Idempotency-Key, if you sent one)")
 		return
 	}
 	h.accepted(w, ev.OrderID, false)
@@ -115,26 +116,26 @@ func (h *handlers) place(w http.ResponseWriter, r *http.Request) {
 func (h *handlers) accepted(w http.ResponseWriter, id string, replayed bool) {
 	self := orderPath(id)
 	w.Header().Set("Location", self)
-	api.WriteJSON(w, http.StatusAccepted, Accepted{ID: id, Status: StatusPlaced, Replayed: replayed, Links: Links{Self: self}})
+	httpjson.WriteJSON(w, http.StatusAccepted, Accepted{ID: id, Status: StatusPlaced, Replayed: replayed, Links: Links{Self: self}})
 }
 
 // get serves one order with its timeline.
 func (h *handlers) get(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	if msg := api.CheckQuery(r.URL.Query()); msg != "" {
-		api.WriteError(w, http.StatusBadRequest, msg)
+	if msg := httpjson.CheckQuery(r.URL.Query()); msg != "" {
+		httpjson.WriteError(w, http.StatusBadRequest, msg)
 		return
 	}
 	if !api.ValidRef(id) {
-		api.WriteError(w, http.StatusBadRequest, "an order id is 1 to 100 printable characters")
+		httpjson.WriteError(w, http.StatusBadRequest, "an order id is 1 to 100 printable characters")
 		return
 	}
 	o, ok := h.rm.get(id)
 	if !ok {
-		api.WriteError(w, http.StatusNotFound, fmt.Sprintf("no order %q", id))
+		httpjson.WriteError(w, http.StatusNotFound, fmt.Sprintf("no order %q", id))
 		return
 	}
-	api.WriteJSON(w, http.StatusOK, o)
+	httpjson.WriteJSON(w, http.StatusOK, o)
 }
 
 // List is the body of GET /orders: the totals of every order and the
@@ -147,41 +148,41 @@ type List struct {
 // list serves GET /orders[?status=S][&limit=N].
 func (h *handlers) list(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	if msg := api.CheckQuery(q, "status", "limit"); msg != "" {
-		api.WriteError(w, http.StatusBadRequest, msg)
+	if msg := httpjson.CheckQuery(q, "status", "limit"); msg != "" {
+		httpjson.WriteError(w, http.StatusBadRequest, msg)
 		return
 	}
 	status := Status(q.Get("status"))
 	if _, ok := rank[status]; status != "" && !ok {
-		api.WriteError(w, http.StatusBadRequest, fmt.Sprintf("status %q: use one of placed, paid, confirmed, assigned, cancelled, refunded", status))
+		httpjson.WriteError(w, http.StatusBadRequest, fmt.Sprintf("status %q: use one of placed, paid, confirmed, assigned, cancelled, refunded", status))
 		return
 	}
 	limit := listDefault
 	if s := q.Get("limit"); s != "" || q.Has("limit") {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > listMax {
-			api.WriteError(w, http.StatusBadRequest, fmt.Sprintf("limit %q: use a whole number from 1 to %d", s, listMax))
+			httpjson.WriteError(w, http.StatusBadRequest, fmt.Sprintf("limit %q: use a whole number from 1 to %d", s, listMax))
 			return
 		}
 		limit = n
 	}
 	t, orders := h.rm.list(status, limit)
-	api.WriteJSON(w, http.StatusOK, List{Totals: t, Orders: orders})
+	httpjson.WriteJSON(w, http.StatusOK, List{Totals: t, Orders: orders})
 }
 
 // index serves GET / with the routes to try, and a JSON 404 for any other
 // path no route takes.
 func (h *handlers) index(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path != "/" {
-		api.WriteError(w, http.StatusNotFound, fmt.Sprintf("no resource at %s; GET / lists the routes", r.URL.Path))
+		httpjson.WriteError(w, http.StatusNotFound, fmt.Sprintf("no resource at %s; GET / lists the routes", r.URL.Path))
 		return
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET")
-		api.WriteError(w, http.StatusMethodNotAllowed, "/ takes GET")
+		httpjson.WriteError(w, http.StatusMethodNotAllowed, "/ takes GET")
 		return
 	}
-	api.WriteJSON(w, http.StatusOK, map[string]any{
+	httpjson.WriteJSON(w, http.StatusOK, map[string]any{
 		"app": "food delivery: order → payment → restaurant → delivery partner, loyalty and notification, with refunds when the restaurant fails",
 		"routes": []string{
 			"POST /orders          place an order (header Idempotency-Key optional)",

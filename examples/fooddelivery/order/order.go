@@ -18,7 +18,7 @@ import (
 	"path"
 
 	"github.com/troupe-go/troupe"
-	"github.com/troupe-go/troupe/examples/fooddelivery/internal/api"
+	"github.com/troupe-go/troupe/examples/internal/httpjson"
 )
 
 // ServiceName is the order service's name in the app and on --services.
@@ -80,8 +80,8 @@ func Register(app *troupe.App, log *slog.Logger, steps ...Step) *troupe.Service 
 	svc.HandleFunc("POST /orders", h.place)
 	svc.HandleFunc("GET /orders", h.list)
 	svc.HandleFunc("GET /orders/{id}", h.get)
-	svc.HandleFunc("/orders", api.Fallback("/orders", "GET", "POST"))
-	svc.HandleFunc("/orders/", api.Fallback("/orders/{id}", "GET"))
+	svc.HandleFunc("/orders", httpjson.Fallback("/orders", "GET", "POST"))
+	svc.HandleFunc("/orders/", httpjson.Fallback("/orders/{id}", "GET"))
 	svc.HandleFunc("/", h.index)
 	return svc
 }

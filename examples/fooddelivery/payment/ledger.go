@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/troupe-go/troupe/examples/fooddelivery/internal/api"
+	"github.com/troupe-go/troupe/examples/internal/httpjson"
 )
 
 // Entry is one order in the ledger.
@@ -174,23 +175,23 @@ func (l *ledger) entry(id string) (Entry, bool) {
 // serveLedger serves GET /ledger and GET /ledger?order=ID.
 func (p *processor) serveLedger(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	if msg := api.CheckQuery(q, "order"); msg != "" {
-		api.WriteError(w, http.StatusBadRequest, msg)
+	if msg := httpjson.CheckQuery(q, "order"); msg != "" {
+		httpjson.WriteError(w, http.StatusBadRequest, msg)
 		return
 	}
 	if !q.Has("order") {
-		api.WriteJSON(w, http.StatusOK, p.ledger.snapshot())
+		httpjson.WriteJSON(w, http.StatusOK, p.ledger.snapshot())
 		return
 	}
 	id := q.Get("order")
 	if !api.ValidRef(id) {
-		api.WriteError(w, http.StatusBadRequest, "order must be an order id: 1 to 100 printable characters")
+		httpjson.WriteError(w, http.StatusBadRequest, "order must be an order id: 1 to 100 printable characters")
 		return
 	}
 	e, ok := p.ledger.entry(id)
 	if !ok {
-		api.WriteError(w, http.StatusNotFound, fmt.Sprintf("the ledger has no charge for order %q", id))
+		httpjson.WriteError(w, http.StatusNotFound, fmt.Sprintf("the ledger has no charge for order %q", id))
 		return
 	}
-	api.WriteJSON(w, http.StatusOK, e)
+	httpjson.WriteJSON(w, http.StatusOK, e)
 }

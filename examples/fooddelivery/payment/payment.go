@@ -23,9 +23,9 @@ import (
 	"log/slog"
 
 	"github.com/troupe-go/troupe"
-	"github.com/troupe-go/troupe/examples/fooddelivery/internal/api"
 	"github.com/troupe-go/troupe/examples/fooddelivery/internal/chance"
 	"github.com/troupe-go/troupe/examples/fooddelivery/order"
+	"github.com/troupe-go/troupe/examples/internal/httpjson"
 )
 
 // ServiceName is the payment service's name in the app and on --services.
@@ -82,7 +82,7 @@ func Register(app *troupe.App, log *slog.Logger, opts Options, reversals ...Reve
 		r.subscribe(svc, p)
 	}
 	svc.HandleFunc("GET /ledger", p.serveLedger)
-	svc.HandleFunc("/ledger", api.Fallback("/ledger", "GET"))
+	svc.HandleFunc("/ledger", httpjson.Fallback("/ledger", "GET"))
 	return svc
 }
 

@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/troupe-go/troupe"
+	"github.com/troupe-go/troupe/examples/internal/httpjson"
 	"github.com/troupe-go/troupe/examples/jobfeed/internal/api"
 	"github.com/troupe-go/troupe/examples/jobfeed/internal/sqlstore"
 	"github.com/troupe-go/troupe/examples/jobfeed/portal"
@@ -99,7 +100,7 @@ func Register(app *troupe.App, cfg Config) (*troupe.Service, error) {
 	svc := app.Service(ServiceName)
 	n := &notifier{log: log}
 	svc.HandleFunc("GET /notifications", n.serve)
-	svc.HandleFunc("/notifications", api.Fallback("/notifications", "GET"))
+	svc.HandleFunc("/notifications", httpjson.Fallback("/notifications", "GET"))
 	if !cfg.Run {
 		troupe.Subscribe(svc, recommendation.OpenJobsFound, "notify", func(context.Context, troupe.Event[recommendation.OpenJobsFoundV1]) error {
 			return errors.New("notification: the service does not run in this process")
@@ -276,22 +277,22 @@ func compose(name string, kind portal.Frequency, jobs []portal.Match) string {
 // serve lists the messages sent and the matches waiting.
 func (n *notifier) serve(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	if msg := api.CheckQuery(q, "candidate"); msg != "" {
-		api.WriteError(w, http.StatusBadRequest, msg)
+	if msg := httpjson.CheckQuery(q, "candidate"); msg != "" {
+		httpjson.WriteError(w, http.StatusBadRequest, msg)
 		return
 	}
 	id := q.Get("candidate")
 	if q.Has("candidate") && !api.ValidID(id) {
-		api.WriteError(w, http.StatusBadRequest, "candidate must be a candidate id: 1 to 64 letters, digits or '-'")
+		httpjson.WriteError(w, http.StatusBadRequest, "candidate must be a candidate id: 1 to 64 letters, digits or '-'")
 		return
 	}
 	out, err := n.read(r.Context(), id)
 	if err != nil {
 		n.log.Error("notification: list messages", "err", err)
-		api.WriteError(w, http.StatusInternalServerError, "the messages could not be read right now; try again")
+		httpjson.WriteError(w, http.StatusInternalServerError, "the messages could not be read right now; try again")
 		return
 	}
-	api.WriteJSON(w, http.StatusOK, out)
+	httpjson.WriteJSON(w, http.StatusOK, out)
 }
 
 // read returns the messages and waiting matches of candidate id, or of

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/troupe-go/troupe"
+	"github.com/troupe-go/troupe/examples/internal/httpjson"
 	"github.com/troupe-go/troupe/examples/jobfeed/internal/api"
 	"github.com/troupe-go/troupe/examples/jobfeed/internal/skills"
 	"github.com/troupe-go/troupe/outbox"
@@ -103,12 +104,12 @@ const candidateExample = `{"name":"Ada","email":"ada@example.com","preferences":
 func (h *handlers) register(w http.ResponseWriter, r *http.Request) {
 	var req Registration
 	if status, err := api.Decode(w, r, &req, candidateExample); err != nil {
-		api.WriteError(w, status, err.Error())
+		httpjson.WriteError(w, status, err.Error())
 		return
 	}
 	req, err := validRegistration(req)
 	if err != nil {
-		api.WriteError(w, http.StatusUnprocessableEntity, err.Error())
+		httpjson.WriteError(w, http.StatusUnprocessableEntity, err.Error())
 		return
 	}
 	id := newID("cand")
@@ -131,16 +132,16 @@ func (h *handlers) register(w http.ResponseWriter, r *http.Request) {
 	})
 	switch {
 	case errors.Is(err, errEmailTaken):
-		api.WriteError(w, http.StatusConflict, fmt.Sprintf("a candidate with email %s is already registered", req.Email))
+		httpjson.WriteError(w, http.StatusConflict, fmt.Sprintf("a candidate with email %s is already registered", req.Email))
 		return
 	case err != nil:
 		h.log.Error("portal: could not register a candidate", "err", err)
-		api.WriteError(w, http.StatusServiceUnavailable, "the registration could not be stored right now; try again")
+		httpjson.WriteError(w, http.StatusServiceUnavailable, "the registration could not be stored right now; try again")
 		return
 	}
 	h.log.Info(fmt.Sprintf("portal: registered candidate %s (%s), %s notifications", id, req.Name, req.Preferences.Frequency))
 	w.Header().Set("Location", candidatePath(id))
-	api.WriteJSON(w, http.StatusCreated, Created{ID: id, Status: "registered", Links: Links{Self: candidatePath(id)}})
+	httpjson.WriteJSON(w, http.StatusCreated, Created{ID: id, Status: "registered", Links: Links{Self: candidatePath(id)}})
 }
 
 var errEmailTaken = errors.New("email taken")
@@ -228,12 +229,12 @@ const jobExample = `{"title":"Backend engineer","company":"Acme","location":"Ber
 func (h *handlers) postJob(w http.ResponseWriter, r *http.Request) {
 	var req jobRequest
 	if status, err := api.Decode(w, r, &req, jobExample); err != nil {
-		api.WriteError(w, status, err.Error())
+		httpjson.WriteError(w, status, err.Error())
 		return
 	}
 	job, err := validJob(req)
 	if err != nil {
-		api.WriteError(w, http.StatusUnprocessableEntity, err.Error())
+		httpjson.WriteError(w, http.StatusUnprocessableEntity, err.Error())
 		return
 	}
 	job.ID = newID("job")
@@ -250,12 +251,12 @@ func (h *handlers) postJob(w http.ResponseWriter, r *http.Request) {
 	})
 	if err != nil {
 		h.log.Error("portal: could not post a job", "err", err)
-		api.WriteError(w, http.StatusServiceUnavailable, "the job could not be stored right now; try again")
+		httpjson.WriteError(w, http.StatusServiceUnavailable, "the job could not be stored right now; try again")
 		return
 	}
 	h.log.Info(fmt.Sprintf("portal: posted job %s, %s at %s (%s)", job.ID, job.Title, job.Company, job.Location))
 	w.Header().Set("Location", jobPath(job.ID))
-	api.WriteJSON(w, http.StatusCreated, Created{ID: job.ID, Status: "open", Links: Links{Self: jobPath(job.ID)}})
+	httpjson.WriteJSON(w, http.StatusCreated, Created{ID: job.ID, Status: "open", Links: Links{Self: jobPath(job.ID)}})
 }
 
 // validJob checks a job request and puts its skills in canonical form,
@@ -311,12 +312,12 @@ func validJob(req jobRequest) (Job, error) {
 // candidate serves a candidate's registration, profile and matches.
 func (h *handlers) candidate(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	if msg := api.CheckQuery(r.URL.Query()); msg != "" {
-		api.WriteError(w, http.StatusBadRequest, msg)
+	if msg := httpjson.CheckQuery(r.URL.Query()); msg != "" {
+		httpjson.WriteError(w, http.StatusBadRequest, msg)
 		return
 	}
 	if !api.ValidID(id) {
-		api.WriteError(w, http.StatusBadRequest, "a candidate id is 1 to 64 letters, digits or '-'")
+		httpjson.WriteError(w, http.StatusBadRequest, "a candidate id is 1 to 64 letters, digits or '-'")
 		return
 	}
 	ctx := r.Context()
@@ -326,7 +327,7 @@ func (h *handlers) candidate(w http.ResponseWriter, r *http.Request) {
 	err := h.db.QueryRowContext(ctx, "SELECT name, email, frequency, locations, resume, registered_at FROM candidates WHERE id = ?", id).
 		Scan(&c.Name, &c.Email, &c.Preferences.Frequency, &locs, &c.Resume, &at)
 	if errors.Is(err, sql.ErrNoRows) {
-		api.WriteError(w, http.StatusNotFound, fmt.Sprintf("no candidate %q", id))
+		httpjson.WriteError(w, http.StatusNotFound, fmt.Sprintf("no candidate %q", id))
 		return
 	}
 	if err == nil {
@@ -350,13 +351,13 @@ func (h *handlers) candidate(w http.ResponseWriter, r *http.Request) {
 		c.Status = "profiled"
 		c.Profile = &ProfileSummary{Skills: p.Skills, YearsOfExperience: p.YearsOfExperience, ProfiledAt: profiledAt}
 	}
-	api.WriteJSON(w, http.StatusOK, c)
+	httpjson.WriteJSON(w, http.StatusOK, c)
 }
 
 // jobs serves the open jobs, newest first.
 func (h *handlers) jobs(w http.ResponseWriter, r *http.Request) {
-	if msg := api.CheckQuery(r.URL.Query()); msg != "" {
-		api.WriteError(w, http.StatusBadRequest, msg)
+	if msg := httpjson.CheckQuery(r.URL.Query()); msg != "" {
+		httpjson.WriteError(w, http.StatusBadRequest, msg)
 		return
 	}
 	list, err := h.readJobs(r.Context(), "ORDER BY posted_at DESC, id LIMIT ?", listLimit)
@@ -369,18 +370,18 @@ func (h *handlers) jobs(w http.ResponseWriter, r *http.Request) {
 		h.serverError(w, "count jobs", err)
 		return
 	}
-	api.WriteJSON(w, http.StatusOK, JobList{Count: n, Jobs: list})
+	httpjson.WriteJSON(w, http.StatusOK, JobList{Count: n, Jobs: list})
 }
 
 // job serves one job.
 func (h *handlers) job(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	if msg := api.CheckQuery(r.URL.Query()); msg != "" {
-		api.WriteError(w, http.StatusBadRequest, msg)
+	if msg := httpjson.CheckQuery(r.URL.Query()); msg != "" {
+		httpjson.WriteError(w, http.StatusBadRequest, msg)
 		return
 	}
 	if !api.ValidID(id) {
-		api.WriteError(w, http.StatusBadRequest, "a job id is 1 to 64 letters, digits or '-'")
+		httpjson.WriteError(w, http.StatusBadRequest, "a job id is 1 to 64 letters, digits or '-'")
 		return
 	}
 	list, err := h.readJobs(r.Context(), "WHERE id = ?", id)
@@ -388,9 +389,9 @@ func (h *handlers) job(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		h.serverError(w, "read job "+id, err)
 	case len(list) == 0:
-		api.WriteError(w, http.StatusNotFound, fmt.Sprintf("no job %q", id))
+		httpjson.WriteError(w, http.StatusNotFound, fmt.Sprintf("no job %q", id))
 	default:
-		api.WriteJSON(w, http.StatusOK, list[0])
+		httpjson.WriteJSON(w, http.StatusOK, list[0])
 	}
 }
 
@@ -425,8 +426,8 @@ type Index struct {
 }
 
 func (h *handlers) index(w http.ResponseWriter, r *http.Request) {
-	if msg := api.CheckQuery(r.URL.Query()); msg != "" {
-		api.WriteError(w, http.StatusBadRequest, msg)
+	if msg := httpjson.CheckQuery(r.URL.Query()); msg != "" {
+		httpjson.WriteError(w, http.StatusBadRequest, msg)
 		return
 	}
 	st, err := h.view.stats(r.Context())
@@ -434,7 +435,7 @@ func (h *handlers) index(w http.ResponseWriter, r *http.Request) {
 		h.serverError(w, "read model stats", err)
 		return
 	}
-	api.WriteJSON(w, http.StatusOK, Index{
+	httpjson.WriteJSON(w, http.StatusOK, Index{
 		Service: ServiceName,
 		Routes: []string{"POST /candidates", "GET /candidates/{id}", "POST /jobs", "GET /jobs", "GET /jobs/{id}",
 			"GET /notifications (notification service)"},
@@ -445,15 +446,15 @@ func (h *handlers) index(w http.ResponseWriter, r *http.Request) {
 func (h *handlers) notFound(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path == "/" {
 		w.Header().Set("Allow", "GET")
-		api.WriteError(w, http.StatusMethodNotAllowed, fmt.Sprintf("/ does not take %s; it takes GET", r.Method))
+		httpjson.WriteError(w, http.StatusMethodNotAllowed, fmt.Sprintf("/ does not take %s; it takes GET", r.Method))
 		return
 	}
-	api.WriteError(w, http.StatusNotFound, "no resource at "+r.URL.Path)
+	httpjson.WriteError(w, http.StatusNotFound, "no resource at "+r.URL.Path)
 }
 
 func (h *handlers) serverError(w http.ResponseWriter, what string, err error) {
 	h.log.Error("portal: "+what, "err", err)
-	api.WriteError(w, http.StatusInternalServerError, "the portal could not answer right now; try again")
+	httpjson.WriteError(w, http.StatusInternalServerError, "the portal could not answer right now; try again")
 }
 
 // inTx runs fn in a transaction of the portal's database and commits.

@@ -26,7 +26,7 @@ import (
 	"log/slog"
 
 	"github.com/troupe-go/troupe"
-	"github.com/troupe-go/troupe/examples/jobfeed/internal/api"
+	"github.com/troupe-go/troupe/examples/internal/httpjson"
 	"github.com/troupe-go/troupe/examples/jobfeed/internal/sqlstore"
 )
 
@@ -82,14 +82,14 @@ func Register(app *troupe.App, cfg Config, sources ...ViewSource) (*troupe.Servi
 	}
 	a := &handlers{log: log, view: v}
 	svc.HandleFunc("POST /candidates", a.register)
-	svc.HandleFunc("/candidates", api.Fallback("/candidates", "POST"))
+	svc.HandleFunc("/candidates", httpjson.Fallback("/candidates", "POST"))
 	svc.HandleFunc("GET /candidates/{id}", a.candidate)
-	svc.HandleFunc("/candidates/{id}", api.Fallback("/candidates/{id}", "GET"))
+	svc.HandleFunc("/candidates/{id}", httpjson.Fallback("/candidates/{id}", "GET"))
 	svc.HandleFunc("POST /jobs", a.postJob)
 	svc.HandleFunc("GET /jobs", a.jobs)
-	svc.HandleFunc("/jobs", api.Fallback("/jobs", "GET", "POST"))
+	svc.HandleFunc("/jobs", httpjson.Fallback("/jobs", "GET", "POST"))
 	svc.HandleFunc("GET /jobs/{id}", a.job)
-	svc.HandleFunc("/jobs/{id}", api.Fallback("/jobs/{id}", "GET"))
+	svc.HandleFunc("/jobs/{id}", httpjson.Fallback("/jobs/{id}", "GET"))
 	svc.HandleFunc("GET /{$}", a.index)
 	svc.HandleFunc("/", a.notFound)
 	if !cfg.Run {

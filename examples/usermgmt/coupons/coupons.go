@@ -26,7 +26,7 @@ import (
 	"time"
 
 	"github.com/troupe-go/troupe"
-	"github.com/troupe-go/troupe/examples/usermgmt/internal/httpx"
+	"github.com/troupe-go/troupe/examples/internal/httpjson"
 	"github.com/troupe-go/troupe/examples/usermgmt/internal/store"
 	"github.com/troupe-go/troupe/examples/usermgmt/users"
 	"github.com/troupe-go/troupe/outbox"
@@ -107,7 +107,7 @@ func Register(app *troupe.App, db *sql.DB, log *slog.Logger) (*troupe.Service, e
 // service runs.
 func routes(svc *troupe.Service, c *service) {
 	svc.HandleFunc("GET /coupons/{user}", c.get)
-	svc.HandleFunc("/coupons/{user}", httpx.Fallback("/coupons/{user_id}", "GET"))
+	svc.HandleFunc("/coupons/{user}", httpjson.Fallback("/coupons/{user_id}", "GET"))
 }
 
 type service struct {
@@ -154,11 +154,11 @@ func (c *service) revoke(ctx context.Context, tx *sql.Tx, ev troupe.Event[users.
 func (c *service) get(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("user")
 	if len(id) == 0 || len(id) > 64 || strings.ContainsFunc(id, func(r rune) bool { return r < 0x21 || r == 0x7f }) {
-		httpx.WriteError(w, http.StatusBadRequest, fmt.Sprintf("%q is not a user id", id))
+		httpjson.WriteError(w, http.StatusBadRequest, fmt.Sprintf("%q is not a user id", id))
 		return
 	}
-	if msg := httpx.CheckQuery(r.URL.Query()); msg != "" {
-		httpx.WriteError(w, http.StatusBadRequest, msg)
+	if msg := httpjson.CheckQuery(r.URL.Query()); msg != "" {
+		httpjson.WriteError(w, http.StatusBadRequest, msg)
 		return
 	}
 	var cp Coupon
@@ -168,11 +168,11 @@ func (c *service) get(w http.ResponseWriter, r *http.Request) {
 		Scan(&cp.UserID, &cp.Code, &cp.PercentOff, &until, &revoked)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		httpx.WriteError(w, http.StatusNotFound, fmt.Sprintf("no coupon for user %s (yet)", id))
+		httpjson.WriteError(w, http.StatusNotFound, fmt.Sprintf("no coupon for user %s (yet)", id))
 		return
 	case err != nil:
 		c.log.Error("coupons: read "+id, "err", err)
-		httpx.WriteError(w, http.StatusServiceUnavailable, "coupons cannot be read right now; try again")
+		httpjson.WriteError(w, http.StatusServiceUnavailable, "coupons cannot be read right now; try again")
 		return
 	}
 	cp.Status = "active"
@@ -183,5 +183,5 @@ func (c *service) get(w http.ResponseWriter, r *http.Request) {
 		t := time.UnixMicro(until).UTC()
 		cp.ValidUntil = &t
 	}
-	httpx.WriteJSON(w, http.StatusOK, cp)
+	httpjson.WriteJSON(w, http.StatusOK, cp)
 }

@@ -26,7 +26,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/troupe-go/troupe"
-	"github.com/troupe-go/troupe/examples/usermgmt/internal/httpx"
+	"github.com/troupe-go/troupe/examples/internal/httpjson"
 )
 
 // ServiceName is the sink's service name in the app and on --services.
@@ -164,31 +164,31 @@ func Register(app *troupe.App, sink *Sink) *troupe.Service {
 		app.OnStop(func(context.Context) error { return sink.Stop() })
 	}
 	svc.HandleFunc("GET /mail", func(w http.ResponseWriter, r *http.Request) {
-		if msg := httpx.CheckQuery(r.URL.Query(), "to"); msg != "" {
-			httpx.WriteError(w, http.StatusBadRequest, msg)
+		if msg := httpjson.CheckQuery(r.URL.Query(), "to"); msg != "" {
+			httpjson.WriteError(w, http.StatusBadRequest, msg)
 			return
 		}
 		q := r.URL.Query()
 		to := q.Get("to")
 		if len(q["to"]) > 1 {
-			httpx.WriteError(w, http.StatusBadRequest, "give at most one to=ADDRESS")
+			httpjson.WriteError(w, http.StatusBadRequest, "give at most one to=ADDRESS")
 			return
 		}
 		if q.Has("to") && !strings.Contains(to, "@") {
-			httpx.WriteError(w, http.StatusBadRequest, fmt.Sprintf("to=%q is not a mail address such as ada@example.com", to))
+			httpjson.WriteError(w, http.StatusBadRequest, fmt.Sprintf("to=%q is not a mail address such as ada@example.com", to))
 			return
 		}
 		mails := sink.Mails(to)
 		if mails == nil {
 			mails = []Mail{}
 		}
-		httpx.WriteJSON(w, http.StatusOK, struct {
+		httpjson.WriteJSON(w, http.StatusOK, struct {
 			SMTP  string `json:"smtp"`
 			Count int    `json:"count"`
 			Mails []Mail `json:"mails"`
 		}{sink.Addr(), len(mails), mails})
 	})
-	svc.HandleFunc("/mail", httpx.Fallback("/mail", "GET"))
+	svc.HandleFunc("/mail", httpjson.Fallback("/mail", "GET"))
 	return svc
 }
 

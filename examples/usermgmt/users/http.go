@@ -17,6 +17,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/troupe-go/troupe"
+	"github.com/troupe-go/troupe/examples/internal/httpjson"
 	"github.com/troupe-go/troupe/examples/usermgmt/internal/httpx"
 	"github.com/troupe-go/troupe/examples/usermgmt/internal/store"
 	"github.com/troupe-go/troupe/outbox"
@@ -70,23 +71,23 @@ type registerRequest struct {
 // if none did within N seconds). Nothing is written or published for a
 // bad request.
 func (a *api) register(w http.ResponseWriter, r *http.Request) {
-	if msg := httpx.CheckQuery(r.URL.Query()); msg != "" {
-		httpx.WriteError(w, http.StatusBadRequest, msg)
+	if msg := httpjson.CheckQuery(r.URL.Query()); msg != "" {
+		httpjson.WriteError(w, http.StatusBadRequest, msg)
 		return
 	}
 	wait, err := preferWait(r.Header, a.maxWait)
 	if err != nil {
-		httpx.WriteError(w, http.StatusBadRequest, err.Error())
+		httpjson.WriteError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	var req registerRequest
 	if status, err := httpx.DecodeBody(w, r, &req, registerExample); err != nil {
-		httpx.WriteError(w, status, err.Error())
+		httpjson.WriteError(w, status, err.Error())
 		return
 	}
 	name, email, err := validate(req)
 	if err != nil {
-		httpx.WriteError(w, http.StatusBadRequest, err.Error())
+		httpjson.WriteError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	u := User{ID: newUserID(), Name: name, Email: email, CreatedAt: time.Now().UTC().Truncate(time.Microsecond)}
@@ -97,7 +98,7 @@ func (a *api) register(w http.ResponseWriter, r *http.Request) {
 		e, err := a.await.expect(r.Context(), u.ID)
 		if err != nil {
 			a.log.Error("users: cannot wait for outcomes", "err", err)
-			httpx.WriteError(w, http.StatusServiceUnavailable, "cannot wait for the outcome right now; try again without Prefer: wait")
+			httpjson.WriteError(w, http.StatusServiceUnavailable, "cannot wait for the outcome right now; try again without Prefer: wait")
 			return
 		}
 		defer e.Close()
@@ -111,11 +112,11 @@ func (a *api) register(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case err != nil:
 		a.log.Error("users: could not register "+u.ID, "err", err)
-		httpx.WriteError(w, http.StatusServiceUnavailable, "the user could not be registered right now; try again")
+		httpjson.WriteError(w, http.StatusServiceUnavailable, "the user could not be registered right now; try again")
 		return
 	case existing != "":
 		w.Header().Set("Location", userPath(existing))
-		httpx.WriteError(w, http.StatusConflict, fmt.Sprintf("a user with email %s exists already: %s", email, userPath(existing)))
+		httpjson.WriteError(w, http.StatusConflict, fmt.Sprintf("a user with email %s exists already: %s", email, userPath(existing)))
 		return
 	}
 	a.log.Info(fmt.Sprintf("users: registered %s <%s> as %s", u.Name, u.Email, u.ID))
@@ -123,7 +124,7 @@ func (a *api) register(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Location", u.Links.Self)
 	if expect == nil {
 		u.WelcomeMail = &OutcomeEvent{Status: "pending"}
-		httpx.WriteJSON(w, http.StatusAccepted, u)
+		httpjson.WriteJSON(w, http.StatusAccepted, u)
 		return
 	}
 	wctx, cancel := context.WithTimeout(r.Context(), wait)
@@ -134,10 +135,10 @@ func (a *api) register(w http.ResponseWriter, r *http.Request) {
 		o := a.await.outcome(reply)
 		u.WelcomeMail = &o
 		w.Header().Set("Preference-Applied", "wait="+strconv.Itoa(int(wait/time.Second)))
-		httpx.WriteJSON(w, http.StatusCreated, u)
+		httpjson.WriteJSON(w, http.StatusCreated, u)
 	case r.Context().Err() == nil:
 		u.WelcomeMail = &OutcomeEvent{Status: "pending"}
-		httpx.WriteJSON(w, http.StatusAccepted, u)
+		httpjson.WriteJSON(w, http.StatusAccepted, u)
 	}
 	// Otherwise the client left; the user exists and the choreography goes on.
 }
@@ -173,11 +174,11 @@ func (a *api) insert(ctx context.Context, u User) (existing string, err error) {
 func (a *api) get(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	if msg := checkID(id); msg != "" {
-		httpx.WriteError(w, http.StatusBadRequest, msg)
+		httpjson.WriteError(w, http.StatusBadRequest, msg)
 		return
 	}
-	if msg := httpx.CheckQuery(r.URL.Query()); msg != "" {
-		httpx.WriteError(w, http.StatusBadRequest, msg)
+	if msg := httpjson.CheckQuery(r.URL.Query()); msg != "" {
+		httpjson.WriteError(w, http.StatusBadRequest, msg)
 		return
 	}
 	var u User
@@ -186,16 +187,16 @@ func (a *api) get(w http.ResponseWriter, r *http.Request) {
 		Scan(&u.ID, &u.Name, &u.Email, &created)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		httpx.WriteError(w, http.StatusNotFound, fmt.Sprintf("no user %s", id))
+		httpjson.WriteError(w, http.StatusNotFound, fmt.Sprintf("no user %s", id))
 		return
 	case err != nil:
 		a.log.Error("users: read "+id, "err", err)
-		httpx.WriteError(w, http.StatusServiceUnavailable, "the user cannot be read right now; try again")
+		httpjson.WriteError(w, http.StatusServiceUnavailable, "the user cannot be read right now; try again")
 		return
 	}
 	u.CreatedAt = time.UnixMicro(created).UTC()
 	u.Links.Self = userPath(u.ID)
-	httpx.WriteJSON(w, http.StatusOK, u)
+	httpjson.WriteJSON(w, http.StatusOK, u)
 }
 
 // delete removes a user; the removal and its user_deleted event commit in
@@ -203,11 +204,11 @@ func (a *api) get(w http.ResponseWriter, r *http.Request) {
 func (a *api) delete(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	if msg := checkID(id); msg != "" {
-		httpx.WriteError(w, http.StatusBadRequest, msg)
+		httpjson.WriteError(w, http.StatusBadRequest, msg)
 		return
 	}
-	if msg := httpx.CheckQuery(r.URL.Query()); msg != "" {
-		httpx.WriteError(w, http.StatusBadRequest, msg)
+	if msg := httpjson.CheckQuery(r.URL.Query()); msg != "" {
+		httpjson.WriteError(w, http.StatusBadRequest, msg)
 		return
 	}
 	ctx := outbox.WithOutbox(r.Context(), a.ob)
@@ -232,9 +233,9 @@ func (a *api) delete(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case err != nil:
 		a.log.Error("users: could not delete "+id, "err", err)
-		httpx.WriteError(w, http.StatusServiceUnavailable, "the user could not be deleted right now; try again")
+		httpjson.WriteError(w, http.StatusServiceUnavailable, "the user could not be deleted right now; try again")
 	case !found:
-		httpx.WriteError(w, http.StatusNotFound, fmt.Sprintf("no user %s", id))
+		httpjson.WriteError(w, http.StatusNotFound, fmt.Sprintf("no user %s", id))
 	default:
 		a.log.Info("users: deleted " + id)
 		w.WriteHeader(http.StatusNoContent)

@@ -25,7 +25,7 @@ import (
 	"time"
 
 	"github.com/troupe-go/troupe"
-	"github.com/troupe-go/troupe/examples/usermgmt/internal/httpx"
+	"github.com/troupe-go/troupe/examples/internal/httpjson"
 	"github.com/troupe-go/troupe/outbox"
 )
 
@@ -90,8 +90,8 @@ func Register(app *troupe.App, db *sql.DB, opts Options) (*troupe.Service, error
 	svc.HandleFunc("POST /users", a.register)
 	svc.HandleFunc("GET /users/{id}", a.get)
 	svc.HandleFunc("DELETE /users/{id}", a.delete)
-	svc.HandleFunc("/users", httpx.Fallback("/users", "POST"))
-	svc.HandleFunc("/users/{id}", httpx.Fallback("/users/{id}", "GET", "DELETE"))
+	svc.HandleFunc("/users", httpjson.Fallback("/users", "POST"))
+	svc.HandleFunc("/users/{id}", httpjson.Fallback("/users/{id}", "GET", "DELETE"))
 	return svc, nil
 }
 

@@ -1,6 +1,6 @@
-// Package api holds the HTTP helpers the job feed's services share: JSON
-// answers, JSON errors, a strict JSON body decoder, and JSON 404/405
-// answers where http.ServeMux would answer in plain text.
+// Package api holds what the job feed's HTTP APIs share beyond
+// examples/internal/httpjson: a strict JSON body decoder and checks of ids
+// and text.
 package api
 
 import (
@@ -9,34 +9,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"reflect"
-	"slices"
 	"strings"
 	"unicode"
 )
 
 // MaxBodyBytes bounds every request body the job feed accepts.
 const MaxBodyBytes = 64 << 10
-
-// Error is the body of every error answer: {"error": "..."}.
-type Error struct {
-	Error string `json:"error"`
-}
-
-// WriteJSON answers with v as indented JSON and the given status.
-func WriteJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(v) // the client went away; nothing left to tell it
-}
-
-// WriteError answers with status and {"error": msg}.
-func WriteError(w http.ResponseWriter, status int, msg string) {
-	WriteJSON(w, status, Error{Error: msg})
-}
 
 // Decode reads r's body into v strictly: exactly one JSON object, no field
 // v does not have, at most MaxBodyBytes. example is a valid body, quoted in
@@ -94,43 +73,6 @@ func jsonKind(t reflect.Type) string {
 		return "an object"
 	}
 	return "a JSON " + t.String()
-}
-
-// Fallback returns a handler for a path whose real routes are registered
-// per method ("GET /jobs"): ServeMux hands it the requests those routes do
-// not take, and it answers 405 with an Allow header and a JSON error.
-// Register it under the bare pattern ("/jobs"); the method patterns are
-// more specific and win.
-func Fallback(path string, allow ...string) http.HandlerFunc {
-	allowed := strings.Join(allow, ", ")
-	return func(w http.ResponseWriter, r *http.Request) {
-		if slices.Contains(allow, r.Method) || (r.Method == http.MethodHead && slices.Contains(allow, http.MethodGet)) {
-			WriteError(w, http.StatusNotFound, "no resource at "+r.URL.Path)
-			return
-		}
-		w.Header().Set("Allow", allowed)
-		WriteError(w, http.StatusMethodNotAllowed, fmt.Sprintf("%s does not take %s; it takes %s", path, r.Method, allowed))
-	}
-}
-
-// CheckQuery rejects query parameters other than allowed, so that a typo is
-// an error rather than silently ignored. It returns a sentence for the
-// client, or "" when the query is fine.
-func CheckQuery(q url.Values, allowed ...string) string {
-	var unknown []string
-	for k := range q {
-		if !slices.Contains(allowed, k) {
-			unknown = append(unknown, fmt.Sprintf("%q", k))
-		}
-	}
-	if len(unknown) == 0 {
-		return ""
-	}
-	slices.Sort(unknown)
-	if len(allowed) == 0 {
-		return fmt.Sprintf("unknown query parameter %s: this resource takes none", strings.Join(unknown, ", "))
-	}
-	return fmt.Sprintf("unknown query parameter %s: this resource takes %s", strings.Join(unknown, ", "), strings.Join(allowed, ", "))
 }
 
 // ValidID reports whether s can be a candidate or job id in a URL: 1 to 64

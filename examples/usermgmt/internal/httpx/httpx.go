@@ -1,6 +1,5 @@
-// Package httpx holds the small HTTP helpers the user-management services
-// share: JSON answers, JSON errors, a strict JSON body reader, and JSON
-// 404/405 answers where http.ServeMux would answer in plain text.
+// Package httpx holds what the user-management services' HTTP APIs share
+// beyond examples/internal/httpjson: a strict JSON body reader.
 package httpx
 
 import (
@@ -9,33 +8,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
-	"slices"
 	"strings"
 )
 
 // MaxBodyBytes bounds every request body the services read.
 const MaxBodyBytes = 64 << 10
-
-// WriteJSON answers with v as indented JSON and the given status.
-func WriteJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.SetEscapeHTML(false) // Message-IDs have angle brackets; keep them readable
-	_ = enc.Encode(v)        // the client went away; nothing left to tell it
-}
-
-// Error is the body of every error answer.
-type Error struct {
-	Error string `json:"error"`
-}
-
-// WriteError answers with status and {"error": msg}.
-func WriteError(w http.ResponseWriter, status int, msg string) {
-	WriteJSON(w, status, Error{Error: msg})
-}
 
 // DecodeBody reads r's body into v strictly: one JSON object, no unknown
 // fields, at most MaxBodyBytes. example is a valid body, quoted in the
@@ -86,41 +63,4 @@ func jsonKind(goKind string) string {
 		return "boolean"
 	}
 	return goKind
-}
-
-// Fallback returns a handler for a path whose real routes are registered
-// per method ("GET /users/{id}"): ServeMux sends it the requests those
-// routes do not take, and it answers 405 with an Allow header and a JSON
-// error instead of ServeMux's plain text. Register it under the bare
-// pattern ("/users/{id}"); the method patterns are more specific and win.
-func Fallback(path string, allow ...string) http.HandlerFunc {
-	allowed := strings.Join(allow, ", ")
-	return func(w http.ResponseWriter, r *http.Request) {
-		if slices.Contains(allow, r.Method) || (r.Method == http.MethodHead && slices.Contains(allow, http.MethodGet)) {
-			WriteError(w, http.StatusNotFound, fmt.Sprintf("no resource at %s", r.URL.Path))
-			return
-		}
-		w.Header().Set("Allow", allowed)
-		WriteError(w, http.StatusMethodNotAllowed, fmt.Sprintf("%s does not take %s; it takes %s", path, r.Method, allowed))
-	}
-}
-
-// CheckQuery rejects query parameters other than allowed, so that a typo
-// is an error rather than ignored. It returns a sentence for the client,
-// or "" when the query is fine.
-func CheckQuery(q url.Values, allowed ...string) string {
-	var unknown []string
-	for k := range q {
-		if !slices.Contains(allowed, k) {
-			unknown = append(unknown, fmt.Sprintf("%q", k))
-		}
-	}
-	if len(unknown) == 0 {
-		return ""
-	}
-	slices.Sort(unknown)
-	if len(allowed) == 0 {
-		return fmt.Sprintf("unknown query parameter %s: this resource takes none", strings.Join(unknown, ", "))
-	}
-	return fmt.Sprintf("unknown query parameter %s: this resource takes %s", strings.Join(unknown, ", "), strings.Join(allowed, ", "))
 }
