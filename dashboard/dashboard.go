@@ -44,7 +44,6 @@ import (
 	"os"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/troupe-go/troupe"
 )
@@ -118,10 +117,9 @@ type Dashboard struct {
 	mux         *http.ServeMux
 	brokerCache brokerCache
 
-	mu           sync.Mutex
-	streams      map[*stream]struct{}
-	closed       bool               // the app stopped: no new streams
-	stopAnnounce context.CancelFunc // ends announce
+	mu      sync.Mutex
+	streams map[*stream]struct{}
+	closed  bool // the app stopped: no new streams
 }
 
 // Install adds the dashboard to app: routes under [Prefix] on the app's
@@ -171,11 +169,13 @@ func Install(app *troupe.App, opts ...Option) (*Dashboard, error) {
 	app.Use(troupe.Middleware{Name: "dashboard", Publish: d.stats.publish, Handle: d.stats.handle})
 	app.HandleHTTP(Prefix, http.HandlerFunc(d.serve))
 	app.OnStart(func(context.Context) error {
-		ctx, cancel := context.WithCancel(context.Background())
 		d.mu.Lock()
-		d.closed, d.stopAnnounce = false, cancel
+		d.closed = false
 		d.mu.Unlock()
-		go d.announce(ctx)
+		return nil
+	})
+	app.OnReady(func(context.Context) error {
+		d.announce()
 		return nil
 	})
 	app.OnStop(func(context.Context) error {
@@ -221,26 +221,12 @@ var (
 	ErrForbidden    = errors.New("dashboard: forbidden")
 )
 
-// announceWait bounds how long announce waits for the HTTP server.
-const announceWait = time.Minute
-
 // announce logs the dashboard's URL (and a random token) once the app's
-// HTTP server listens, or why the dashboard will refuse to serve. The app
-// runs its OnStart functions before its HTTP server listens and has no hook
-// for after, so this polls the app's address briefly.
-func (d *Dashboard) announce(ctx context.Context) {
-	t := time.NewTicker(20 * time.Millisecond)
-	defer t.Stop()
-	deadline := time.After(announceWait)
-	for d.app.HTTPAddr() == "" {
-		select {
-		case <-ctx.Done():
-			return
-		case <-deadline:
-			d.app.Logger().Warn("dashboard: the app serves no HTTP, so no dashboard (is --http off?)")
-			return
-		case <-t.C:
-		}
+// HTTP server listens, or why there is no dashboard.
+func (d *Dashboard) announce() {
+	if d.app.HTTPAddr() == "" {
+		d.app.Logger().Warn("dashboard: the app serves no HTTP, so no dashboard (is --http off?)")
+		return
 	}
 	addr := d.app.HTTPAddr()
 	log := d.app.Logger()

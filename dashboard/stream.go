@@ -82,9 +82,6 @@ func (d *Dashboard) removeStream(s *stream) {
 func (d *Dashboard) closeStreams() {
 	d.mu.Lock()
 	d.closed = true
-	if d.stopAnnounce != nil {
-		d.stopAnnounce()
-	}
 	streams := make([]*stream, 0, len(d.streams))
 	for s := range d.streams {
 		streams = append(streams, s)
