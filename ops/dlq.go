@@ -101,14 +101,7 @@ func dlqList(ctx context.Context, app *troupe.App, args []string, stdout, stderr
 func dlqShow(ctx context.Context, app *troupe.App, args []string, stdout, stderr io.Writer) error {
 	c := newCommand(app, "dlq show", "dlq show <service.subscription> <id> [--broker URL] [--data DIR]",
 		"Prints one dead letter in full: why it failed, its attempts and times, the event's attributes and data.", stderr)
-	pos, err := c.parse(args, 2, 2)
-	if err != nil {
-		return err
-	}
-	if err := c.checkSubscription(pos[0]); err != nil {
-		return err
-	}
-	disconnect, err := c.connect(ctx)
+	pos, disconnect, err := c.openLetter(ctx, args)
 	if err != nil {
 		return err
 	}
@@ -233,14 +226,7 @@ func dlqReplay(ctx context.Context, app *troupe.App, args []string, stdout, stde
 func dlqDiscard(ctx context.Context, app *troupe.App, args []string, stdout, stderr io.Writer) error {
 	c := newCommand(app, "dlq discard", "dlq discard <service.subscription> <id> [--broker URL] [--data DIR]",
 		"Deletes one dead letter for good.", stderr)
-	pos, err := c.parse(args, 2, 2)
-	if err != nil {
-		return err
-	}
-	if err := c.checkSubscription(pos[0]); err != nil {
-		return err
-	}
-	disconnect, err := c.connect(ctx)
+	pos, disconnect, err := c.openLetter(ctx, args)
 	if err != nil {
 		return err
 	}
@@ -282,4 +268,19 @@ func (p *progress) done() {
 	if p.on {
 		fmt.Fprintln(p.w)
 	}
+}
+
+// openLetter parses the arguments "<service.subscription> <id>" of a
+// command about one dead letter, checks the subscription, and connects.
+func (c *command) openLetter(ctx context.Context, args []string) (pos []string, disconnect func(), err error) {
+	if pos, err = c.parse(args, 2, 2); err != nil {
+		return nil, nil, err
+	}
+	if err := c.checkSubscription(pos[0]); err != nil {
+		return nil, nil, err
+	}
+	if disconnect, err = c.connect(ctx); err != nil {
+		return nil, nil, err
+	}
+	return pos, disconnect, nil
 }
