@@ -379,9 +379,9 @@ func (a *App) Start(ctx context.Context) (err error) {
 	if a.client {
 		onStart = nil // a client runs nothing beside the app
 	}
-	// From the first OnStart on, Stop runs the OnStop functions, also when
-	// a later OnStart fails, so components that did start are stopped.
-	a.startedFns = len(onStart) > 0
+	// From here on, Stop runs the OnStop functions, also when an OnStart
+	// fails, so components that did start are stopped.
+	a.startedFns = true
 	a.mu.Unlock()
 	for _, fn := range onStart {
 		if err := fn(ctx); err != nil {

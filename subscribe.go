@@ -122,6 +122,8 @@ func (s *Subscription) Compensation() AnyTopic {
 // cancellation). The failure event's id is derived from the failed event,
 // so a redelivery does not publish it twice where the broker deduplicates.
 // If publishing it fails, the event is dead-lettered as without OnFailure.
+// An event whose last attempt died with its process is compensated too,
+// without running the handler again.
 // Events that cannot be read (malformed, unknown version) are dead-lettered
 // without compensation: there is no value to build from.
 //
@@ -253,6 +255,17 @@ func Subscribe[T any](s *Service, t *Topic[T], name string, h Handler[T], opts .
 			Attempt: d.Attempt, Replays: d.Replays, Subscription: ref,
 			OrderingKey: d.Extensions[transport.PartitionKey],
 		}}
+		if d.Abandoned != nil {
+			// Its last attempt died with its consumer: do not run the
+			// handler again (it may be what killed the consumer), but let
+			// a declared compensation settle it.
+			app.log.Error("event abandoned: its consumer died during its last attempt", "subscription", ref,
+				"type", ev.Type, "id", ev.ID, "correlation", ev.CorrelationID, "err", d.Abandoned)
+			if cfg.compensate != nil {
+				return app.compensate(ctx, sub, ev, &ev.Envelope, d.Abandoned)
+			}
+			return d.Abandoned
+		}
 		probe := false
 		if sub.breaker != nil {
 			if probe, err = sub.breaker.enter(ctx); err != nil {

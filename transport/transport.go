@@ -294,6 +294,13 @@ type Delivery struct {
 	// Replays counts how often this message was replayed from the dead-letter
 	// store; 0 for a message that never was.
 	Replays int
+	// Abandoned is set when the message comes back after its last attempt
+	// because the consumer running that attempt died (its lease ran out).
+	// The handler must not handle it again (it may be what killed the
+	// consumer): it returns an error, and the message is dead-lettered with
+	// [ReasonAbandoned]; or it settles the message another way, such as
+	// publishing a compensation, and returns nil to acknowledge it.
+	Abandoned error
 }
 
 // Handler handles one delivery. Its result decides the message's fate: nil acks

@@ -46,8 +46,12 @@ func (c *consumer) handle(m *nats.Msg) {
 			fmt.Errorf("%w: %d bytes, subscription accepts %d", transport.ErrTooLarge, len(m.Data), c.sub.MaxMessageBytes), first, started)
 		return
 	case attempt > c.sub.Retry.MaxAttempts:
-		c.deadLetter(m, d, transport.ReasonAbandoned,
-			fmt.Errorf("delivered %d times, limit %d: a consumer stopped or died during the last attempt", attempt, c.sub.Retry.MaxAttempts), first, started)
+		d.Abandoned = fmt.Errorf("delivered %d times, limit %d: a consumer stopped or died during the last attempt", attempt, c.sub.Retry.MaxAttempts)
+		if c.call(d) == nil {
+			c.settle(m, "ack", m.Ack()) // settled by the handler (a compensation)
+			return
+		}
+		c.deadLetter(m, d, transport.ReasonAbandoned, d.Abandoned, first, started)
 		return
 	}
 

@@ -347,8 +347,16 @@ func (c *consumer) handle(d delivery) {
 			fmt.Errorf("%w: %d bytes, subscription accepts %d", transport.ErrTooLarge, len(d.Body), c.sub.MaxMessageBytes), first, started)
 		return
 	case attempt > c.sub.Retry.MaxAttempts:
-		c.deadLetter(d, attempt-1, transport.ReasonAbandoned,
-			fmt.Errorf("delivered %d times, limit %d: a consumer stopped or died during the last attempt", attempt, c.sub.Retry.MaxAttempts), first, started)
+		del.Abandoned = fmt.Errorf("delivered %d times, limit %d: a consumer stopped or died during the last attempt", attempt, c.sub.Retry.MaxAttempts)
+		herr := c.call(del)
+		switch {
+		case d.ch.IsClosed():
+			// The broker took it back; see below.
+		case herr == nil:
+			c.settle("ack", d.Ack(false)) // settled by the handler (a compensation)
+		default:
+			c.deadLetter(d, attempt-1, transport.ReasonAbandoned, del.Abandoned, first, started)
+		}
 		return
 	}
 

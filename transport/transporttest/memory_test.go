@@ -371,7 +371,9 @@ func (c *memConsumer) claim(s *memSub) (*memEntry, *transport.Delivery) {
 		case len(e.body) > s.cfg.MaxMessageBytes:
 			s.deadLetter(e, m, transport.ReasonOversized, transport.ErrTooLarge, false)
 		case e.deliveries > s.cfg.Retry.MaxAttempts:
-			s.deadLetter(e, m, transport.ReasonAbandoned, errors.New("consumer died during the last attempt"), false)
+			e.last = now
+			return e, &transport.Delivery{Message: m, Subscription: s.cfg.SubscriptionRef, Attempt: e.deliveries, Replays: e.replays,
+				Abandoned: errors.New("consumer died during the last attempt")}
 		default:
 			e.last = now
 			return e, &transport.Delivery{Message: m, Subscription: s.cfg.SubscriptionRef, Attempt: e.deliveries, Replays: e.replays}
@@ -417,6 +419,10 @@ func (c *memConsumer) handle(s *memSub, cfg transport.Subscription, e *memEntry,
 	c.tr.b.mu.Lock()
 	defer c.tr.b.mu.Unlock()
 	if e.owner != c {
+		return
+	}
+	if d.Abandoned != nil && err != nil {
+		s.deadLetter(e, d.Message, transport.ReasonAbandoned, d.Abandoned, false)
 		return
 	}
 	out := transport.Decide(err, d.Attempt, cfg.Retry, rand.Float64())

@@ -268,37 +268,70 @@ func testRedeliveryAfterKill(t *testing.T, h Harness) {
 }
 
 // testAbandonedAfterKill: a message whose consumer dies during its last
-// attempt is dead-lettered with ReasonAbandoned instead of being handled once
-// more than the policy allows.
+// attempt comes back with Delivery.Abandoned set, once, instead of being
+// handled once more than the policy allows. A handler that refuses it gets
+// it dead-lettered with ReasonAbandoned; one that settles it another way
+// (a compensation) gets it acknowledged.
 func testAbandonedAfterKill(t *testing.T, h Harness) {
-	ns := newNamespace()
-	trA := h.Open(t, ns)
-	sub := newSub(topic, "billing", "charge")
-	sub.Retry.MaxAttempts = 1
-	declare(t, trA, sub)
-	msg := newMessage(topic, 0)
-	publish(t, trA, msg)
+	for _, settle := range []bool{false, true} {
+		ns := newNamespace()
+		trA := h.Open(t, ns)
+		sub := newSub(topic, "billing", "charge")
+		sub.Retry.MaxAttempts = 1
+		declare(t, trA, sub)
+		msg := newMessage(topic, 0)
+		publish(t, trA, msg)
 
-	started := make(chan transport.Delivery, 1)
-	consume(t, trA, sub, blockingHandler(t, started))
-	waitStarted(t, started)
-	h.Kill(t, trA)
+		started := make(chan transport.Delivery, 1)
+		consume(t, trA, sub, blockingHandler(t, started))
+		waitStarted(t, started)
+		h.Kill(t, trA)
 
-	trB := h.Open(t, ns)
-	got := newCollector()
-	consume(t, trB, sub, got.handler())
-	dls := waitDeadLetters(t, trB, sub.SubscriptionRef, 1)
-	dl := dls[0]
-	if dl.Reason != transport.ReasonAbandoned {
-		t.Errorf("dead letter Reason %q, want %q", dl.Reason, transport.ReasonAbandoned)
-	}
-	if dl.Message.ID != msg.ID {
-		t.Errorf("dead letter of message %q, want %q", dl.Message.ID, msg.ID)
-	}
-	if dl.Attempts < 1 {
-		t.Errorf("dead letter Attempts %d, want at least 1", dl.Attempts)
-	}
-	if n := got.times(msg.ID); n != 0 {
-		t.Errorf("message handled %d more times after its only attempt was abandoned, want none", n)
+		trB := h.Open(t, ns)
+		got := newCollector()
+		var mu sync.Mutex
+		var abandoned []transport.Delivery
+		consume(t, trB, sub, func(ctx context.Context, d *transport.Delivery) error {
+			if d.Abandoned != nil {
+				mu.Lock()
+				abandoned = append(abandoned, *d)
+				mu.Unlock()
+				if settle {
+					return nil
+				}
+				return d.Abandoned
+			}
+			return got.handler()(ctx, d)
+		})
+		seen := func() int { mu.Lock(); defer mu.Unlock(); return len(abandoned) }
+		if !settle {
+			dls := waitDeadLetters(t, trB, sub.SubscriptionRef, 1)
+			dl := dls[0]
+			if dl.Reason != transport.ReasonAbandoned {
+				t.Errorf("dead letter Reason %q, want %q", dl.Reason, transport.ReasonAbandoned)
+			}
+			if dl.Message.ID != msg.ID {
+				t.Errorf("dead letter of message %q, want %q", dl.Message.ID, msg.ID)
+			}
+			if dl.Attempts < 1 {
+				t.Errorf("dead letter Attempts %d, want at least 1", dl.Attempts)
+			}
+		} else {
+			waitFor(t, waitTimeout, func() bool { return seen() >= 1 }, func() string {
+				return "the abandoned message never came back to be settled"
+			})
+			quiet(t, lease)
+			if dls := deadLetters(t, trB, sub.SubscriptionRef); len(dls) != 0 {
+				t.Errorf("%d dead letters after the handler settled the abandoned message, want none", len(dls))
+			}
+		}
+		if n := seen(); n != 1 {
+			t.Errorf("abandoned message handed to the handler %d times, want once (settle %v)", n, settle)
+		} else if a := abandoned[0]; a.ID != msg.ID || a.Attempt <= sub.Retry.MaxAttempts {
+			t.Errorf("abandoned delivery %s attempt %d, want %s after attempt %d", a.ID, a.Attempt, msg.ID, sub.Retry.MaxAttempts)
+		}
+		if n := got.times(msg.ID); n != 0 {
+			t.Errorf("message handled %d more times as a normal delivery after its only attempt was abandoned, want none", n)
+		}
 	}
 }
