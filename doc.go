@@ -6,7 +6,8 @@
 // troupe keeps the pattern's promises (loose coupling, independent scaling,
 // resilience) and removes its usual costs: it runs on an embedded, durable
 // broker by default, so one `go run` starts a whole system, and the same code
-// runs one process per service against NATS JetStream when it grows.
+// runs one process per service against NATS JetStream or RabbitMQ when it
+// grows.
 //
 // # Declaring a choreography
 //
