@@ -3,158 +3,47 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/troupe-go/troupe/examples/internal/proctest"
 )
 
-// syncBuffer collects a program's output while it runs.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// freeAddr returns a loopback address no one listened on a moment ago.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-// binDir holds the program built for the tests; TestMain removes it.
-var binDir string
+// build is the program, built once for the package's tests.
+var build = proctest.Build{Name: "fooddelivery"}
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "fooddelivery-test")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binDir = dir
 	code := m.Run()
-	os.RemoveAll(dir)
+	build.Clean()
 	os.Exit(code)
 }
 
-var (
-	buildOnce sync.Once
-	builtBin  string
-	buildErr  error
-)
-
-// buildProgram builds the program once per test binary.
+// buildProgram builds the program, unless the tests run with -short.
 func buildProgram(t *testing.T) string {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("builds and runs the program")
 	}
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("no go command in PATH")
-	}
-	buildOnce.Do(func() {
-		builtBin = filepath.Join(binDir, "fooddelivery")
-		if out, err := exec.Command(goTool, "build", "-o", builtBin, ".").CombinedOutput(); err != nil {
-			buildErr = errors.New(string(out))
-		}
-	})
-	if buildErr != nil {
-		t.Fatalf("go build: %v", buildErr)
-	}
-	return builtBin
+	return build.Program(t)
 }
 
-// process is one running copy of the program.
-type process struct {
-	name    string
-	cmd     *exec.Cmd
-	out     *syncBuffer
-	exited  chan struct{}
-	waitErr error // set before exited closes
-}
-
-func start(t *testing.T, bin string, env []string, args ...string) *process {
+// start runs a copy of the program, named after its arguments.
+func start(t *testing.T, bin string, env []string, args ...string) *proctest.Process {
 	t.Helper()
-	p := &process{name: strings.Join(args, " "), out: &syncBuffer{}, exited: make(chan struct{})}
-	p.cmd = exec.Command(bin, args...)
-	p.cmd.Env = append(p.cmd.Environ(), env...)
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		p.waitErr = p.cmd.Wait()
-		close(p.exited)
-	}()
-	t.Cleanup(func() {
-		if !p.hasExited() {
-			_ = p.cmd.Process.Kill()
-			<-p.exited
-		}
-	})
-	return p
+	return proctest.Start(t, strings.Join(args, " "), bin, env, args...)
 }
 
-func (p *process) hasExited() bool {
-	select {
-	case <-p.exited:
-		return true
-	default:
-		return false
-	}
-}
-
-// stop sends SIGTERM and expects a clean exit.
-func (p *process) stop(t *testing.T) {
+// waitFor is proctest.WaitFor with the processes last.
+func waitFor(t *testing.T, what string, limit time.Duration, ready func() bool, procs ...*proctest.Process) {
 	t.Helper()
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Error(err)
-		return
-	}
-	select {
-	case <-p.exited:
-		if p.waitErr != nil {
-			t.Errorf("%s: exited with %v after SIGTERM, want status 0\n%s", p.name, p.waitErr, tail(p.out.String(), 20))
-		}
-	case <-time.After(30 * time.Second):
-		t.Errorf("%s: did not exit within 30s of SIGTERM\n%s", p.name, tail(p.out.String(), 20))
-	}
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
+	proctest.WaitFor(t, what, limit, procs, ready)
 }
 
 var httpClient = &http.Client{Timeout: 10 * time.Second}
@@ -175,37 +64,15 @@ func getJSON(url string, v any) error {
 	return json.Unmarshal(b, v)
 }
 
-// waitFor polls ready every 20ms until it reports true; it fails the test
-// when one of procs exits or limit passes.
-func waitFor(t *testing.T, what string, limit time.Duration, ready func() bool, procs ...*process) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !ready() {
-		for _, p := range procs {
-			if p.hasExited() {
-				t.Fatalf("%s exited (%v) while waiting for %s:\n%s", p.name, p.waitErr, what, tail(p.out.String(), 30))
-			}
-		}
-		if time.Now().After(deadline) {
-			var sb strings.Builder
-			for _, p := range procs {
-				sb.WriteString("\n--- " + p.name + ":\n" + tail(p.out.String(), 30))
-			}
-			t.Fatalf("timed out after %s waiting for %s%s", limit, what, sb.String())
-		}
-		time.Sleep(20 * time.Millisecond) // poll interval
-	}
-}
-
 // TestBinary runs the program as a user would: start, see the URLs to try,
 // place an order over HTTP, see it assigned, stop with SIGTERM.
 func TestBinary(t *testing.T) {
 	bin := buildProgram(t)
-	addr := freeAddr(t)
+	addr := proctest.FreeAddr(t)
 	p := start(t, bin, nil, "--http", addr, "--data", t.TempDir())
 	base := "http://" + addr
 	waitFor(t, "the URLs to try", 30*time.Second, func() bool {
-		return strings.Contains(p.out.String(), "food delivery is running at "+base)
+		return strings.Contains(p.Out.String(), "food delivery is running at "+base)
 	}, p)
 
 	resp, err := httpClient.Post(base+"/orders", "application/json", strings.NewReader(
@@ -234,12 +101,12 @@ func TestBinary(t *testing.T) {
 		if line == "delivery partner" {
 			line = "delivery-partner: "
 		}
-		if !strings.Contains(p.out.String(), line) {
+		if !strings.Contains(p.Out.String(), line) {
 			t.Errorf("the log lacks %q", line)
 		}
 	}
 	httpClient.CloseIdleConnections()
-	p.stop(t)
+	p.Stop(t)
 }
 
 // TestSimulateFlag runs --simulate as the README shows it and reads its
@@ -249,13 +116,13 @@ func TestSimulateFlag(t *testing.T) {
 	p := start(t, bin, nil, "--http", "127.0.0.1:0", "--data", t.TempDir(), "--log-level", "error",
 		"--simulate", "200", "--restaurant-failure-rate", "0.3", "--payment-crash-rate=0.05")
 	select {
-	case <-p.exited:
+	case <-p.Done():
 	case <-time.After(90 * time.Second):
-		t.Fatalf("--simulate 200 did not end within 90s:\n%s", tail(p.out.String(), 30))
+		t.Fatalf("--simulate 200 did not end within 90s:\n%s", proctest.Tail(p.Out.String(), 30))
 	}
-	out := p.out.String()
-	if p.waitErr != nil {
-		t.Fatalf("--simulate exited with %v:\n%s", p.waitErr, out)
+	out := p.Out.String()
+	if p.Err() != nil {
+		t.Fatalf("--simulate exited with %v:\n%s", p.Err(), out)
 	}
 	for _, want := range []string{"simulate: placing 200 orders", "orders placed", "stuck (no terminal state)", "charged = confirmed + reversed"} {
 		if !strings.Contains(out, want) {

@@ -23,6 +23,7 @@ import (
 	"github.com/troupe-go/troupe/examples/fooddelivery/notification"
 	"github.com/troupe-go/troupe/examples/fooddelivery/order"
 	"github.com/troupe-go/troupe/examples/fooddelivery/restaurant"
+	"github.com/troupe-go/troupe/examples/internal/proctest"
 	"github.com/troupe-go/troupe/transport/rabbitmq"
 )
 
@@ -99,26 +100,26 @@ func runMultiProcess(t *testing.T, bin string, b mpBroker, url string) {
 		}
 	})
 	env := []string{"FOODDELIVERY_APP_NAME=" + ns}
-	orderAddr, paymentAddr, notifyAddr := freeAddr(t), freeAddr(t), freeAddr(t)
+	orderAddr, paymentAddr, notifyAddr := proctest.FreeAddr(t), proctest.FreeAddr(t), proctest.FreeAddr(t)
 	common := func(services, httpAddr string, more ...string) []string {
 		return append([]string{"--broker", url, "--services", services, "--http", httpAddr, "--data", t.TempDir(), "--log-format", "text"}, more...)
 	}
-	procs := []*process{
+	procs := []*proctest.Process{
 		start(t, bin, env, common("order", orderAddr)...),
 		start(t, bin, env, common("payment", paymentAddr, "--payment-crash-rate", fmt.Sprint(mpCrashRate))...),
 		start(t, bin, env, common("restaurant", "off", "--restaurant-failure-rate", fmt.Sprint(mpFailureRate))...),
 		start(t, bin, env, common("notification,delivery-partner,loyalty", notifyAddr)...),
 	}
 	for _, p := range procs {
-		waitFor(t, p.name+" to start", 30*time.Second, func() bool { return strings.Contains(p.out.String(), "troupe app started") }, procs...)
+		waitFor(t, p.Name+" to start", 30*time.Second, func() bool { return strings.Contains(p.Out.String(), "troupe app started") }, procs...)
 	}
 	t.Logf("4 processes on %s, namespace %s, started in %s", b.name, ns, time.Since(began).Round(time.Millisecond))
 
 	// A third of the way in, the restaurant process dies with SIGKILL and
 	// a new one takes over: the broker hands the events it held to the new
 	// one, which may confirm or fail some orders a second time.
-	restaurants := []*process{procs[2]}
-	replaced := make(chan *process, 1)
+	restaurants := []*proctest.Process{procs[2]}
+	replaced := make(chan *proctest.Process, 1)
 	if b.killRestaurant {
 		go func() {
 			defer close(replaced)
@@ -133,8 +134,8 @@ func runMultiProcess(t *testing.T, bin string, b mpBroker, url string) {
 				}
 				time.Sleep(20 * time.Millisecond) // poll interval
 			}
-			_ = procs[2].cmd.Process.Kill()
-			<-procs[2].exited
+			_ = procs[2].Cmd.Process.Kill()
+			<-procs[2].Done()
 			replaced <- start(t, bin, env, common("restaurant", "off", "--restaurant-failure-rate", fmt.Sprint(mpFailureRate))...)
 		}()
 	} else {
@@ -155,7 +156,7 @@ func runMultiProcess(t *testing.T, bin string, b mpBroker, url string) {
 			t.Fatal("the restaurant process was never killed: the orders were not charged in time")
 		}
 		restaurants = append(restaurants, np)
-		t.Logf("killed the restaurant process (pid %d) a third of the way in; pid %d took over", procs[2].cmd.Process.Pid, np.cmd.Process.Pid)
+		t.Logf("killed the restaurant process (pid %d) a third of the way in; pid %d took over", procs[2].Cmd.Process.Pid, np.Cmd.Process.Pid)
 	}
 	var table strings.Builder
 	rep.WriteTable(&table)
@@ -215,7 +216,7 @@ func runMultiProcess(t *testing.T, bin string, b mpBroker, url string) {
 	// Money and points move once per order whatever was redelivered; the
 	// restaurant, which holds no state, may repeat itself after the kill.
 	for _, e := range []struct {
-		procs     []*process
+		procs     []*proctest.Process
 		re        *regexp.Regexp
 		want      int
 		mayRepeat bool
@@ -227,7 +228,7 @@ func runMultiProcess(t *testing.T, bin string, b mpBroker, url string) {
 	} {
 		per := make(map[string]int)
 		for _, p := range e.procs {
-			for _, m := range e.re.FindAllStringSubmatch(p.out.String(), -1) {
+			for _, m := range e.re.FindAllStringSubmatch(p.Out.String(), -1) {
 				per[m[1]]++
 			}
 		}
@@ -248,8 +249,8 @@ func runMultiProcess(t *testing.T, bin string, b mpBroker, url string) {
 	}
 	httpClient.CloseIdleConnections()
 	for _, p := range append(procs, restaurants[1:]...) {
-		if !p.hasExited() {
-			p.stop(t)
+		if !p.Exited() {
+			p.Stop(t)
 		}
 	}
 	t.Logf("%s: %d assigned, %d refunded, %d dead letters, test took %s", b.name, assigned, refunded, dead, time.Since(began).Round(time.Millisecond))

@@ -3,22 +3,20 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/troupe-go/troupe/examples/internal/proctest"
 	"github.com/troupe-go/troupe/examples/jobfeed/notification"
 	"github.com/troupe-go/troupe/examples/jobfeed/portal"
 )
@@ -63,35 +61,6 @@ func TestParseArgs(t *testing.T) {
 	}
 }
 
-// syncBuffer collects a program's output while it runs.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// freeAddr returns a loopback address no one listened on a moment ago.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // buildProgram builds the program into a temporary directory.
 func buildProgram(t *testing.T) string {
 	t.Helper()
@@ -113,14 +82,14 @@ func buildProgram(t *testing.T) string {
 type process struct {
 	name    string
 	cmd     *exec.Cmd
-	out     *syncBuffer
+	out     *proctest.Buffer
 	exited  chan struct{}
 	waitErr error // set before exited closes
 }
 
 func startProcess(t *testing.T, bin, name string, env []string, args ...string) *process {
 	t.Helper()
-	p := &process{name: name, out: &syncBuffer{}, exited: make(chan struct{})}
+	p := &process{name: name, out: &proctest.Buffer{}, exited: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
@@ -229,7 +198,7 @@ func getSent(base, id string) (notification.Sent, bool) {
 func TestBinary(t *testing.T) {
 	bin := buildProgram(t)
 	dir := t.TempDir()
-	addr := freeAddr(t)
+	addr := proctest.FreeAddr(t)
 	base := "http://" + addr
 	args := []string{"--http", addr, "--data", dir, "--daily-digest", "every 1s"}
 	p := startProcess(t, bin, "jobfeed", nil, args...)

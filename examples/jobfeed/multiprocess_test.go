@@ -19,6 +19,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/troupe-go/troupe"
+	"github.com/troupe-go/troupe/examples/internal/proctest"
 	"github.com/troupe-go/troupe/examples/jobfeed/jobfeed"
 	"github.com/troupe-go/troupe/examples/jobfeed/portal"
 	"github.com/troupe-go/troupe/transport/rabbitmq"
@@ -159,7 +160,7 @@ func runMultiProcess(t *testing.T, bin string, b mpBroker, url string) {
 		}
 	})
 	env := []string{"JOBFEED_APP_NAME=" + ns}
-	portalAddr, notifAddr := freeAddr(t), freeAddr(t)
+	portalAddr, notifAddr := proctest.FreeAddr(t), proctest.FreeAddr(t)
 	notifDir := t.TempDir()
 	common := []string{"--broker", url, "--daily-digest", "every 1s"}
 	start := func(name string, args ...string) *process {

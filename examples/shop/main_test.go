@@ -3,48 +3,17 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/troupe-go/troupe/examples/internal/proctest"
 )
-
-// syncBuffer collects the program's output while it runs.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// freeAddr returns a loopback address no one listened on a moment ago. The
-// program must be told its address: with port 0 we could not know it.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
 
 // TestBinary builds the example and runs it as a user would: start, place
 // an order over HTTP, see it fulfilled, stop with SIGTERM.
@@ -54,8 +23,8 @@ func TestBinary(t *testing.T) {
 	}
 	bin := buildShop(t)
 
-	addr := freeAddr(t)
-	var out syncBuffer
+	addr := proctest.FreeAddr(t)
+	var out proctest.Buffer
 	cmd := exec.Command(bin, "--http", addr, "--data", t.TempDir())
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {

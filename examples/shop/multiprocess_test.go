@@ -30,6 +30,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/troupe-go/troupe/examples/internal/proctest"
 	"github.com/troupe-go/troupe/transport/rabbitmq"
 )
 
@@ -131,7 +132,7 @@ func buildShop(t *testing.T) string {
 type shopProcess struct {
 	services string
 	cmd      *exec.Cmd
-	out      *syncBuffer
+	out      *proctest.Buffer
 	exited   chan struct{}
 	waitErr  error // set before exited closes
 }
@@ -156,7 +157,7 @@ func (p *shopProcess) tail(n int) string {
 
 func startShopProcess(t *testing.T, bin, ns, broker string, services []string, httpAddr string) *shopProcess {
 	t.Helper()
-	p := &shopProcess{services: strings.Join(services, ","), out: &syncBuffer{}, exited: make(chan struct{})}
+	p := &shopProcess{services: strings.Join(services, ","), out: &proctest.Buffer{}, exited: make(chan struct{})}
 	p.cmd = exec.Command(bin, "--broker", broker, "--services", p.services, "--http", httpAddr, "--data", t.TempDir())
 	p.cmd.Env = append(os.Environ(), "SHOP_APP_NAME="+ns)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
@@ -183,7 +184,7 @@ func runMultiProcess(t *testing.T, bin string, b mpBroker, url string) {
 	// Registered first, so it runs after the processes are gone.
 	t.Cleanup(func() { b.cleanup(t, url, ns) })
 
-	addr := freeAddr(t)
+	addr := proctest.FreeAddr(t)
 	var procs []*shopProcess
 	for _, services := range mpProcesses {
 		httpAddr := "off"

@@ -3,166 +3,27 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/troupe-go/troupe/examples/internal/proctest"
 )
 
-// syncBuffer collects a program's output while it runs.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// freeAddr returns a loopback address no one listened on a moment ago.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-// The program is built once for all the tests of this package.
-var (
-	buildOnce sync.Once
-	buildDir  string
-	buildBin  string
-	buildErr  error
-)
+// build is the program, built once for the package's tests.
+var build = proctest.Build{Name: "usermgmt"}
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if buildDir != "" {
-		os.RemoveAll(buildDir)
-	}
+	build.Clean()
 	os.Exit(code)
-}
-
-// buildProgram builds the example, once, into a temporary directory.
-func buildProgram(t *testing.T) string {
-	t.Helper()
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("no go command in PATH")
-	}
-	buildOnce.Do(func() {
-		if buildDir, buildErr = os.MkdirTemp("", "usermgmt-test-"); buildErr != nil {
-			return
-		}
-		buildBin = filepath.Join(buildDir, "usermgmt")
-		if out, err := exec.Command(goTool, "build", "-o", buildBin, ".").CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return buildBin
-}
-
-// proc is one running program.
-type proc struct {
-	name    string
-	cmd     *exec.Cmd
-	out     *syncBuffer
-	exited  chan struct{}
-	waitErr error // set before exited closes
-}
-
-func startProc(t *testing.T, name, bin string, env []string, args ...string) *proc {
-	t.Helper()
-	p := &proc{name: name, out: &syncBuffer{}, exited: make(chan struct{})}
-	p.cmd = exec.Command(bin, args...)
-	p.cmd.Env = append(p.cmd.Environ(), env...)
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		p.waitErr = p.cmd.Wait()
-		close(p.exited)
-	}()
-	t.Cleanup(func() {
-		if !p.hasExited() {
-			_ = p.cmd.Process.Kill()
-			<-p.exited
-		}
-	})
-	return p
-}
-
-func (p *proc) hasExited() bool {
-	select {
-	case <-p.exited:
-		return true
-	default:
-		return false
-	}
-}
-
-// stop sends SIGTERM and expects exit status 0 within 30s.
-func (p *proc) stop(t *testing.T) {
-	t.Helper()
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-p.exited:
-		if p.waitErr != nil {
-			t.Errorf("%s exited with %v after SIGTERM, want status 0\n%s", p.name, p.waitErr, p.out)
-		}
-	case <-time.After(30 * time.Second):
-		t.Errorf("%s did not exit within 30s of SIGTERM\n%s", p.name, p.out)
-	}
-}
-
-// waitFor calls ready until it reports true, one of procs exits, or
-// limit passes.
-func waitFor(t *testing.T, what string, limit time.Duration, procs []*proc, ready func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for !ready() {
-		for _, p := range procs {
-			if p.hasExited() {
-				t.Fatalf("%s exited (%v) while waiting for %s\n%s", p.name, p.waitErr, what, p.out)
-			}
-		}
-		if time.Now().After(deadline) {
-			var logs strings.Builder
-			for _, p := range procs {
-				fmt.Fprintf(&logs, "\n--- %s:\n%s", p.name, p.out)
-			}
-			t.Fatalf("timed out after %s waiting for %s%s", limit, what, logs.String())
-		}
-		time.Sleep(20 * time.Millisecond) // poll interval
-	}
 }
 
 var client = &http.Client{Timeout: 40 * time.Second}
@@ -218,11 +79,11 @@ func TestBinary(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the program")
 	}
-	bin := buildProgram(t)
-	addr := freeAddr(t)
-	p := startProc(t, "usermgmt", bin, nil, "--http", addr, "--data", t.TempDir(), "--mail-sink", freeAddr(t))
+	bin := build.Program(t)
+	addr := proctest.FreeAddr(t)
+	p := proctest.Start(t, "usermgmt", bin, nil, "--http", addr, "--data", t.TempDir(), "--mail-sink", proctest.FreeAddr(t))
 	base := "http://" + addr
-	waitFor(t, "/healthz", 30*time.Second, []*proc{p}, func() bool {
+	proctest.WaitFor(t, "/healthz", 30*time.Second, []*proctest.Process{p}, func() bool {
 		status, _, err := call("GET", base+"/healthz", "")
 		return err == nil && status == http.StatusOK
 	})
@@ -233,7 +94,7 @@ func TestBinary(t *testing.T) {
 		WelcomeMail struct{ Status string } `json:"welcome_mail"`
 	}
 	if err != nil || status != http.StatusCreated || json.Unmarshal(b, &u) != nil || u.WelcomeMail.Status != "sent" {
-		t.Fatalf("POST /users: %d %s (%v)\n%s", status, b, err, p.out)
+		t.Fatalf("POST /users: %d %s (%v)\n%s", status, b, err, p.Out)
 	}
 	mails, err := mailCount(base)
 	if err != nil || mails["ada@example.com"] != 1 || len(mails) != 1 {
@@ -245,12 +106,12 @@ func TestBinary(t *testing.T) {
 		"coupons: issued WELCOME-",
 		"user management is running at " + base + " — try:",
 	} {
-		if !strings.Contains(p.out.String(), line) {
+		if !strings.Contains(p.Out.String(), line) {
 			t.Errorf("the log lacks %q", line)
 		}
 	}
 	client.CloseIdleConnections()
-	p.stop(t)
+	p.Stop(t)
 }
 
 // TestCommandLine checks the program's own flags and the graph command.
@@ -258,7 +119,7 @@ func TestCommandLine(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the program")
 	}
-	bin := buildProgram(t)
+	bin := build.Program(t)
 	run := func(args ...string) (string, int) {
 		out, err := exec.Command(bin, args...).CombinedOutput()
 		var exit *exec.ExitError

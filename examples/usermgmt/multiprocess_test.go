@@ -21,6 +21,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/troupe-go/troupe/examples/internal/proctest"
 	"github.com/troupe-go/troupe/transport/rabbitmq"
 )
 
@@ -59,7 +60,7 @@ func TestMultiProcess(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the program and runs it as three processes per broker")
 	}
-	bin := buildProgram(t)
+	bin := build.Program(t)
 	for _, b := range []mpBroker{rabbitBroker, natsBroker} {
 		t.Run(b.name, func(t *testing.T) {
 			url := os.Getenv(b.env)
@@ -81,23 +82,23 @@ func runMultiProcess(t *testing.T, bin string, b mpBroker, url string) {
 	ns := "usermgmt_mp_" + randomHex(5)
 	t.Cleanup(func() { b.cleanup(t, url, ns) }) // runs after the processes are gone
 	env := []string{"USERMGMT_APP_NAME=" + ns}
-	apiAddr, sinkHTTP, smtpAddr := freeAddr(t), freeAddr(t), freeAddr(t)
+	apiAddr, sinkHTTP, smtpAddr := proctest.FreeAddr(t), proctest.FreeAddr(t), proctest.FreeAddr(t)
 	api := "http://" + apiAddr
 	sinkBase := "http://" + sinkHTTP
 
-	startSink := func() *proc {
-		return startProc(t, "mailsink", bin, env, "--broker", url, "--services", "mailsink", "--http", sinkHTTP,
+	startSink := func() *proctest.Process {
+		return proctest.Start(t, "mailsink", bin, env, "--broker", url, "--services", "mailsink", "--http", sinkHTTP,
 			"--mail-sink", smtpAddr, "--data", t.TempDir())
 	}
-	procs := []*proc{
-		startProc(t, "users,coupons", bin, env, "--broker", url, "--services", "users,coupons", "--http", apiAddr, "--data", t.TempDir()),
-		startProc(t, "mailer", bin, env, "--broker", url, "--services", "mailer", "--http", "off", "--data", t.TempDir(),
+	procs := []*proctest.Process{
+		proctest.Start(t, "users,coupons", bin, env, "--broker", url, "--services", "users,coupons", "--http", apiAddr, "--data", t.TempDir()),
+		proctest.Start(t, "mailer", bin, env, "--broker", url, "--services", "mailer", "--http", "off", "--data", t.TempDir(),
 			"--users-url", api, "--smtp", smtpAddr),
 	}
 	sink := startSink()
-	all := func() []*proc { return append(procs[:len(procs):len(procs)], sink) }
+	all := func() []*proctest.Process { return append(procs[:len(procs):len(procs)], sink) }
 	for _, p := range all() {
-		waitFor(t, p.name+" to start", 30*time.Second, all(), func() bool { return strings.Contains(p.out.String(), "troupe app started") })
+		proctest.WaitFor(t, p.Name+" to start", 30*time.Second, all(), func() bool { return strings.Contains(p.Out.String(), "troupe app started") })
 	}
 	defer client.CloseIdleConnections()
 
@@ -154,10 +155,10 @@ func runMultiProcess(t *testing.T, bin string, b mpBroker, url string) {
 
 	// 2. The mail server's process dies. Registrations go on; one user is
 	// deleted before the server is back.
-	if err := sink.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+	if err := sink.Cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	<-sink.exited
+	<-sink.Done()
 	var outage []string
 	for i := range mpOutage {
 		email := fmt.Sprintf("outage%d@example.com", i)
@@ -169,19 +170,19 @@ func runMultiProcess(t *testing.T, bin string, b mpBroker, url string) {
 		outage = append(outage, email)
 		ids[email] = u.ID
 	}
-	waitFor(t, "the mailer to fail against the dead server", 30*time.Second, procs, func() bool {
-		return strings.Contains(procs[1].out.String(), "connection refused")
+	proctest.WaitFor(t, "the mailer to fail against the dead server", 30*time.Second, procs, func() bool {
+		return strings.Contains(procs[1].Out.String(), "connection refused")
 	})
 	deleted := outage[0]
 	if status, body, err := call("DELETE", api+"/users/"+ids[deleted], ""); err != nil || status != http.StatusNoContent {
 		t.Fatalf("DELETE %s: %d %s (%v)", deleted, status, body, err)
 	}
 	sink = startSink()
-	waitFor(t, "the sink to start again", 30*time.Second, all(), func() bool { return strings.Contains(sink.out.String(), "troupe app started") })
+	proctest.WaitFor(t, "the sink to start again", 30*time.Second, all(), func() bool { return strings.Contains(sink.Out.String(), "troupe app started") })
 	// The deleted user's registration is settled when the mailer logs it.
-	waitFor(t, "the outage's mails", 90*time.Second, all(), func() bool {
+	proctest.WaitFor(t, "the outage's mails", 90*time.Second, all(), func() bool {
 		m, err := mailCount(sinkBase)
-		return err == nil && len(m) >= mpOutage-1 && strings.Contains(procs[1].out.String(), "mailer: user "+ids[deleted]+" is gone")
+		return err == nil && len(m) >= mpOutage-1 && strings.Contains(procs[1].Out.String(), "mailer: user "+ids[deleted]+" is gone")
 	})
 	mails, err = mailCount(sinkBase)
 	if err != nil {
@@ -196,7 +197,7 @@ func runMultiProcess(t *testing.T, bin string, b mpBroker, url string) {
 		t.Errorf("after the outage the sink has mails for %v; want one each for %v, none for the deleted %s", mails, outage[1:], deleted)
 	}
 	// Each user was mailed in one place only: the mailer's log.
-	sent := strings.Count(procs[1].out.String(), "mailer: sent welcome mail")
+	sent := strings.Count(procs[1].Out.String(), "mailer: sent welcome mail")
 	if want := mpUsers + mpOutage - 1; sent != want {
 		t.Errorf("the mailer logged %d mails sent, want %d", sent, want)
 	}
@@ -209,7 +210,7 @@ func runMultiProcess(t *testing.T, bin string, b mpBroker, url string) {
 	}
 	client.CloseIdleConnections()
 	for _, p := range all() {
-		p.stop(t)
+		p.Stop(t)
 	}
 	t.Logf("%s: outage of the sink process: %d registrations, %d mailed after it came back, 1 skipped (deleted), %d dead letters",
 		b.name, mpOutage, mpOutage-1, dead)
