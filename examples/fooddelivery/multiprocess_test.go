@@ -66,9 +66,9 @@ func TestMultiProcess(t *testing.T) {
 			url := b.url()
 			if err := b.probe(url); err != nil {
 				if os.Getenv("CI") != "" {
-					t.Fatalf("%s at %s: %v (CI needs it)", b.name, redacted(url), err)
+					t.Fatalf("%s at %s: %v (CI needs it)", b.name, proctest.Redacted(url), err)
 				}
-				t.Skipf("no %s at %s (%v); start it to run this test", b.name, redacted(url), err)
+				t.Skipf("no %s at %s (%v); start it to run this test", b.name, proctest.Redacted(url), err)
 			}
 			runMultiProcess(t, bin, b, url)
 		})
@@ -256,15 +256,6 @@ func runMultiProcess(t *testing.T, bin string, b mpBroker, url string) {
 	t.Logf("%s: %d assigned, %d refunded, %d dead letters, test took %s", b.name, assigned, refunded, dead, time.Since(began).Round(time.Millisecond))
 }
 
-func redacted(raw string) string {
-	if i := strings.Index(raw, "@"); i >= 0 {
-		if j := strings.Index(raw, "://"); j >= 0 && j < i {
-			return raw[:j+3] + "***@" + raw[i+1:]
-		}
-	}
-	return raw
-}
-
 // rabbitBroker is RabbitMQ: $TROUPE_TEST_AMQP, default the local one.
 var rabbitBroker = mpBroker{
 	name: "rabbitmq", env: "TROUPE_TEST_AMQP", def: "amqp://guest:guest@127.0.0.1:5672/", killRestaurant: true,
@@ -340,7 +331,7 @@ var natsBroker = mpBroker{
 	},
 	deadLetters: func(url, ns string, _ []string) (int, error) {
 		n := 0
-		err := withJetStream(url, func(ctx context.Context, js jetstream.JetStream) error {
+		err := proctest.WithJetStream(url, func(ctx context.Context, js jetstream.JetStream) error {
 			s, err := js.Stream(ctx, "TROUPE_"+ns+"_DLQ")
 			if err != nil {
 				return err
@@ -355,7 +346,7 @@ var natsBroker = mpBroker{
 		return n, err
 	},
 	cleanup: func(url, ns string, _ []string) error {
-		return withJetStream(url, func(ctx context.Context, js jetstream.JetStream) error {
+		return proctest.WithJetStream(url, func(ctx context.Context, js jetstream.JetStream) error {
 			var errs []error
 			for _, s := range []string{"EVENTS", "REPLAY", "DLQ"} {
 				if err := js.DeleteStream(ctx, "TROUPE_"+ns+"_"+s); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
@@ -365,19 +356,4 @@ var natsBroker = mpBroker{
 			return errors.Join(errs...)
 		})
 	},
-}
-
-func withJetStream(url string, f func(context.Context, jetstream.JetStream) error) error {
-	nc, err := nats.Connect(url, nats.Timeout(3*time.Second))
-	if err != nil {
-		return err
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	return f(ctx, js)
 }

@@ -124,9 +124,9 @@ func TestMultiProcess(t *testing.T) {
 			url := b.url()
 			if err := b.probe(url); err != nil {
 				if os.Getenv("CI") != "" {
-					t.Fatalf("%s at %s: %v (CI needs it)", b.name, redacted(url), err)
+					t.Fatalf("%s at %s: %v (CI needs it)", b.name, proctest.Redacted(url), err)
 				}
-				t.Skipf("no %s at %s (%v); start it to run this test", b.name, redacted(url), err)
+				t.Skipf("no %s at %s (%v); start it to run this test", b.name, proctest.Redacted(url), err)
 			}
 			runMultiProcess(t, bin, b, url)
 		})
@@ -246,13 +246,4 @@ func runMultiProcess(t *testing.T, bin string, b mpBroker, url string) {
 	for _, p := range procs {
 		p.stop(t)
 	}
-}
-
-func redacted(raw string) string {
-	if i := strings.Index(raw, "@"); i >= 0 {
-		if j := strings.Index(raw, "://"); j >= 0 && j < i {
-			return raw[:j+3] + "***@" + raw[i+1:]
-		}
-	}
-	return raw
 }

@@ -103,9 +103,9 @@ func TestMultiProcess(t *testing.T) {
 			url := b.url()
 			if err := b.probe(url); err != nil {
 				if os.Getenv("CI") != "" {
-					t.Fatalf("%s at %s: %v (CI needs it)", b.name, redactedURL(url), err)
+					t.Fatalf("%s at %s: %v (CI needs it)", b.name, proctest.Redacted(url), err)
 				}
-				t.Skipf("no %s at %s (%v); start it to run this test", b.name, redactedURL(url), err)
+				t.Skipf("no %s at %s (%v); start it to run this test", b.name, proctest.Redacted(url), err)
 			}
 			runMultiProcess(t, bin, b, url)
 		})
@@ -180,7 +180,7 @@ func startShopProcess(t *testing.T, bin, ns, broker string, services []string, h
 func runMultiProcess(t *testing.T, bin string, b mpBroker, url string) {
 	began := time.Now()
 	ns := "shopmp_" + randomHex(6)
-	t.Logf("namespace %s on %s", ns, redactedURL(url))
+	t.Logf("namespace %s on %s", ns, proctest.Redacted(url))
 	// Registered first, so it runs after the processes are gone.
 	t.Cleanup(func() { b.cleanup(t, url, ns) })
 
@@ -543,15 +543,6 @@ func countEffects(procs []*shopProcess) []*effect {
 	return effects
 }
 
-func redactedURL(raw string) string {
-	if i := strings.Index(raw, "@"); i >= 0 {
-		if j := strings.Index(raw, "://"); j >= 0 && j < i {
-			return raw[:j+3] + "***@" + raw[i+1:]
-		}
-	}
-	return raw
-}
-
 func envOr(key, def string) func() string {
 	return func() string {
 		if v := os.Getenv(key); v != "" {
@@ -576,7 +567,7 @@ var natsBroker = mpBroker{
 	},
 	deadLetters: func(t *testing.T, url, ns string) (int, error) {
 		var n int
-		err := withJetStream(url, func(ctx context.Context, js jetstream.JetStream) error {
+		err := proctest.WithJetStream(url, func(ctx context.Context, js jetstream.JetStream) error {
 			s, err := js.Stream(ctx, "TROUPE_"+ns+"_DLQ")
 			if err != nil {
 				return err
@@ -592,7 +583,7 @@ var natsBroker = mpBroker{
 	},
 	checkDeclared: func(t *testing.T, url, ns string) error {
 		var got []string
-		err := withJetStream(url, func(ctx context.Context, js jetstream.JetStream) error {
+		err := proctest.WithJetStream(url, func(ctx context.Context, js jetstream.JetStream) error {
 			s, err := js.Stream(ctx, "TROUPE_"+ns+"_EVENTS")
 			if err != nil {
 				return err
@@ -615,7 +606,7 @@ var natsBroker = mpBroker{
 		return nil
 	},
 	cleanup: func(t *testing.T, url, ns string) {
-		err := withJetStream(url, func(ctx context.Context, js jetstream.JetStream) error {
+		err := proctest.WithJetStream(url, func(ctx context.Context, js jetstream.JetStream) error {
 			var errs []error
 			for _, s := range []string{"EVENTS", "REPLAY", "DLQ"} {
 				if err := js.DeleteStream(ctx, "TROUPE_"+ns+"_"+s); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
@@ -628,21 +619,6 @@ var natsBroker = mpBroker{
 			t.Errorf("cleanup of namespace %s: %v", ns, err)
 		}
 	},
-}
-
-func withJetStream(url string, f func(context.Context, jetstream.JetStream) error) error {
-	nc, err := nats.Connect(url, nats.Timeout(3*time.Second))
-	if err != nil {
-		return err
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	return f(ctx, js)
 }
 
 // rabbitBroker is RabbitMQ: TROUPE_TEST_AMQP, default the local one with

@@ -69,9 +69,9 @@ func TestMultiProcess(t *testing.T) {
 			}
 			if err := b.probe(url); err != nil {
 				if os.Getenv("CI") != "" {
-					t.Fatalf("%s at %s: %v (CI needs it; set %s)", b.name, redact(url), err, b.env)
+					t.Fatalf("%s at %s: %v (CI needs it; set %s)", b.name, proctest.Redacted(url), err, b.env)
 				}
-				t.Skipf("no %s at %s (%v); start it or set %s to run this test", b.name, redact(url), err, b.env)
+				t.Skipf("no %s at %s (%v); start it or set %s to run this test", b.name, proctest.Redacted(url), err, b.env)
 			}
 			runMultiProcess(t, bin, b, url)
 		})
@@ -222,15 +222,6 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-func redact(raw string) string {
-	if i := strings.Index(raw, "@"); i >= 0 {
-		if j := strings.Index(raw, "://"); j >= 0 && j < i {
-			return raw[:j+3] + "***@" + raw[i+1:]
-		}
-	}
-	return raw
-}
-
 var rabbitBroker = mpBroker{
 	name: "rabbitmq", env: "TROUPE_TEST_AMQP", def: "amqp://guest:guest@127.0.0.1:5672/",
 	probe: func(url string) error {
@@ -305,7 +296,7 @@ var natsBroker = mpBroker{
 	},
 	deadLetters: func(url, ns string) (int, error) {
 		n := 0
-		err := withJetStream(url, func(ctx context.Context, js jetstream.JetStream) error {
+		err := proctest.WithJetStream(url, func(ctx context.Context, js jetstream.JetStream) error {
 			s, err := js.Stream(ctx, "TROUPE_"+ns+"_DLQ")
 			if err != nil {
 				return err
@@ -319,7 +310,7 @@ var natsBroker = mpBroker{
 		return n, err
 	},
 	cleanup: func(t *testing.T, url, ns string) {
-		err := withJetStream(url, func(ctx context.Context, js jetstream.JetStream) error {
+		err := proctest.WithJetStream(url, func(ctx context.Context, js jetstream.JetStream) error {
 			var errs []error
 			for _, s := range []string{"EVENTS", "REPLAY", "DLQ"} {
 				if err := js.DeleteStream(ctx, "TROUPE_"+ns+"_"+s); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
@@ -332,19 +323,4 @@ var natsBroker = mpBroker{
 			t.Errorf("cleanup of %s: %v", ns, err)
 		}
 	},
-}
-
-func withJetStream(url string, f func(context.Context, jetstream.JetStream) error) error {
-	nc, err := nats.Connect(url, nats.Timeout(3*time.Second))
-	if err != nil {
-		return err
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	return f(ctx, js)
 }
