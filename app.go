@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/troupe-go/troupe/transport"
@@ -81,9 +82,9 @@ type App struct {
 	running    map[string]bool              // services running in this process
 
 	middleware []Middleware
-	routes     []route     // the app's own HTTP routes
-	pubFn      PublishFunc // the publish path, set at Start
-	encodeFns  []func(context.Context, []*transport.Message)
+	routes     []route                   // the app's own HTTP routes
+	live       atomic.Pointer[liveState] // the publish path, set once Start connected
+	closing    atomic.Bool               // Stop began: publishes fail
 	onStart    []func(context.Context) error
 	onStop     []func(context.Context) error
 	onReady    []func(context.Context) error
@@ -334,7 +335,7 @@ func (a *App) Start(ctx context.Context) (err error) {
 		running[s.name] = !a.client && (len(a.cfg.Services) == 0 || slices.Contains(a.cfg.Services, s.name))
 	}
 	a.mu.Lock()
-	a.known, a.publishes, a.running = known, publishes, running
+	a.running = running
 	a.mu.Unlock()
 
 	tr := a.cfg.Transport
@@ -349,13 +350,14 @@ func (a *App) Start(ctx context.Context) (err error) {
 	a.mu.Lock()
 	a.tr, a.ownsTr = tr, owns
 	mws := slices.Clone(a.middleware)
-	a.pubFn = a.chainPublish(tr, mws)
+	a.mu.Unlock()
+	ls := &liveState{known: known, publishes: publishes, pub: a.chainPublish(tr, mws)}
 	for _, m := range mws {
 		if m.Encode != nil {
-			a.encodeFns = append(a.encodeFns, m.Encode)
+			ls.encode = append(ls.encode, m.Encode)
 		}
 	}
-	a.mu.Unlock()
+	a.live.Store(ls)
 	defer func() {
 		if err != nil {
 			cctx, cancel := context.WithTimeout(context.Background(), a.shutdownTimeout())
@@ -536,6 +538,7 @@ func (a *App) Stop(ctx context.Context) error {
 		return nil
 	}
 	a.stopped = true
+	a.closing.Store(true)
 	close(a.stopCh)
 	srv, consumers, tr, owns := a.httpSrv, a.consumers, a.tr, a.ownsTr
 	a.mu.Unlock()
@@ -615,12 +618,11 @@ func (a *App) httpDoneChan() <-chan error {
 // service does not declare, and records (and logs once) a topic a handler
 // publishes without declaring it with Emits.
 func (a *App) checkPublish(s *scope, t topicInfo) error {
-	a.mu.Lock()
-	known, publishes, started := a.known, a.publishes, a.started
-	a.mu.Unlock()
-	if !started || known == nil {
+	ls := a.live.Load()
+	if ls == nil {
 		return fmt.Errorf("publish %s: %w", transport.WireType(t.name, t.version), ErrNotStarted)
 	}
+	known, publishes := ls.known, ls.publishes
 	ti, ok := known[t.name]
 	if !ok {
 		return fmt.Errorf("publish %s: %w: add .Publishes(%s) to the service that publishes it", transport.WireType(t.name, t.version), ErrUndeclaredTopic, goIdent(t.name))
@@ -666,16 +668,23 @@ func (a *App) UndeclaredEmits() []UndeclaredEmit {
 }
 
 func (a *App) publish(ctx context.Context, msgs []*transport.Message) error {
-	a.mu.Lock()
-	pub, stopped := a.pubFn, a.stopped
-	a.mu.Unlock()
-	if pub == nil {
+	ls := a.live.Load()
+	if ls == nil {
 		return ErrNotStarted
 	}
-	if stopped {
+	if a.closing.Load() {
 		return fmt.Errorf("troupe: publish: %w", transport.ErrClosed)
 	}
-	return pub(ctx, msgs)
+	return ls.pub(ctx, msgs)
+}
+
+// liveState is what the publish path reads, fixed once Start has
+// connected: one atomic load per publish rather than the app's lock.
+type liveState struct {
+	known     map[string]topicInfo         // topic name → declaration
+	publishes map[*Service]map[string]bool // service → topics it declared
+	pub       PublishFunc                  // middlewares around the transport
+	encode    []func(context.Context, []*transport.Message)
 }
 
 func (a *App) brokerURL() string {

@@ -162,11 +162,10 @@ func encode[T any](ctx context.Context, t *Topic[T], vs []T) (*App, []*transport
 		s.stamp(m, t.name)
 		msgs[i] = m
 	}
-	a.mu.Lock()
-	hooks := a.encodeFns
-	a.mu.Unlock()
-	for _, h := range hooks {
-		h(ctx, msgs)
+	if ls := a.live.Load(); ls != nil { // checkPublish saw it set
+		for _, h := range ls.encode {
+			h(ctx, msgs)
+		}
 	}
 	return a, msgs, nil
 }

@@ -187,12 +187,11 @@ func (e *Expectation) Close() { e.a.replies().cancel(e.w) }
 
 // checkKnown rejects a topic the started app does not declare.
 func (a *App) checkKnown(t topicInfo) error {
-	a.mu.Lock()
-	known := a.known
-	a.mu.Unlock()
-	if known == nil {
+	ls := a.live.Load()
+	if ls == nil {
 		return ErrNotStarted
 	}
+	known := ls.known
 	if ti, ok := known[t.name]; !ok || ti.goType != t.goType {
 		return fmt.Errorf("%s: %w: add .Publishes(%s) to the service that publishes it", transport.WireType(t.name, t.version), ErrUndeclaredTopic, goIdent(t.name))
 	}
