@@ -164,13 +164,18 @@ func TestLoggerTakenEarlyFollowsTheFlags(t *testing.T) {
 	app := troupe.New(troupe.Config{Name: "early", DataDir: t.TempDir()})
 	app.Service("idle")
 	early := app.Logger().With("component", "early")
+	ready := make(chan struct{})
+	app.OnReady(func(context.Context) error { close(ready); return nil })
 	var stderr syncBuffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- app.RunCommand(ctx, []string{"--log-format", "json", "--http", "off"}, &stderr) }()
-	deadline := time.Now().Add(30 * time.Second)
-	for app.Transport() == nil && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("RunCommand: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the app did not start")
 	}
 	early.Info("hello from a component")
 	cancel()

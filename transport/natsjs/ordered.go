@@ -165,9 +165,8 @@ func (c *consumer) dispatch() {
 		seq.Submit(m.Header.Get("ce-"+transport.PartitionKey), func() { c.process(m) })
 	}
 	var (
-		held  []*nats.Msg
-		timer *time.Timer
-		fire  <-chan time.Time
+		held []*nats.Msg
+		fire <-chan time.Time // the sort window's end, while messages are held
 	)
 	release := func() {
 		slices.SortStableFunc(held, func(a, b *nats.Msg) int { return cmp.Compare(streamSeq(a), streamSeq(b)) })
@@ -188,8 +187,7 @@ func (c *consumer) dispatch() {
 			if wait := time.Until(until); wait > 0 && strings.HasPrefix(m.Subject, c.t.n.eventsPrefix()) {
 				held = append(held, m)
 				if fire == nil {
-					timer = time.NewTimer(wait)
-					fire = timer.C
+					fire = time.After(wait)
 				}
 				continue
 			}
