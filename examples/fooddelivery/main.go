@@ -35,7 +35,6 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/troupe-go/troupe"
 	"github.com/troupe-go/troupe/dashboard"
@@ -90,7 +89,10 @@ func main() {
 		os.Exit(1)
 	}
 	if f.simulate == 0 {
-		go announce(app, os.Stderr)
+		app.OnReady(func(context.Context) error {
+			announce(app, os.Stderr)
+			return nil
+		})
 		os.Args = append(os.Args[:1], rest...)
 		app.Main()
 		return
@@ -166,28 +168,10 @@ func httpOff(args []string) bool {
 	return false
 }
 
-// waitHTTP returns the app's HTTP address once it serves, or "" if ctx
-// ends first. troupe has no hook after the HTTP server starts, so it polls.
-func waitHTTP(ctx context.Context, app *troupe.App) string {
-	for {
-		if addr := app.HTTPAddr(); addr != "" {
-			return addr
-		}
-		select {
-		case <-ctx.Done():
-			return ""
-		case <-time.After(20 * time.Millisecond): // poll interval
-		}
-	}
-}
-
-// announce prints the URLs to try once the app serves HTTP. A process
-// without routes (--http off, a command such as graph) never serves: it
-// gives up after a minute.
+// announce prints the URLs to try, once the app serves HTTP; a process
+// without routes (--http off) prints nothing.
 func announce(app *troupe.App, w io.Writer) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	addr := waitHTTP(ctx, app)
+	addr := app.HTTPAddr()
 	if addr == "" {
 		return
 	}
@@ -217,26 +201,27 @@ func simulate(app *troupe.App, f exampleFlags, args []string) int {
 	defer stop()
 	runCtx, stopApp := context.WithCancel(ctx)
 	defer stopApp()
+	ready := make(chan string, 1)
+	app.OnReady(func(context.Context) error {
+		ready <- app.HTTPAddr()
+		return nil
+	})
 	runErr := make(chan error, 1)
 	go func() { runErr <- app.RunCommand(runCtx, args, os.Stderr) }()
 
-	addrCtx, cancel := context.WithTimeout(ctx, time.Minute)
-	go func() {
-		// Stop waiting for the address when the app ends without one.
-		select {
-		case err := <-runErr:
-			runErr <- err
-			cancel()
-		case <-addrCtx.Done():
-		}
-	}()
-	addr := waitHTTP(addrCtx, app)
-	cancel()
-	if addr == "" {
-		if err := <-runErr; err != nil {
+	var addr string
+	select {
+	case addr = <-ready:
+	case err := <-runErr:
+		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
+		return 0 // stopped by a signal before it was ready
+	}
+	if addr == "" {
+		stopApp()
+		<-runErr
 		fmt.Fprintln(os.Stderr, "fooddelivery: --simulate needs the order service's HTTP routes in this process (leave out --http off, and run the order service here)")
 		return 2
 	}
