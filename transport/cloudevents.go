@@ -63,64 +63,108 @@ func EncodeHeaders(m *Message, set func(key, value string)) {
 // [ErrMalformed] when a required attribute is missing or invalid; the
 // returned Message then holds whatever could be read.
 func DecodeHeaders(each func(yield func(key, value string) bool), body []byte) (Message, error) {
-	m := Message{Data: body}
-	var spec, ts string
+	d := headerDecoder{m: Message{Data: body}}
 	each(func(key, value string) bool {
-		switch k := strings.ToLower(key); k {
-		case HeaderSpecVersion:
-			spec = value
-		case HeaderID:
-			m.ID = value
-		case HeaderSource:
-			m.Source = value
-		case HeaderType:
-			m.Type = value
-		case HeaderTime:
-			ts = value
-		case HeaderCorrelationID:
-			m.CorrelationID = value
-		case HeaderCausationID:
-			m.CausationID = value
-		case HeaderTraceParent:
-			m.TraceParent = value
-		case HeaderContentType:
-			m.DataContentType = value
-		default:
-			if strings.HasPrefix(k, extensionPrefix) && len(k) > len(extensionPrefix) {
-				if m.Extensions == nil {
-					m.Extensions = make(map[string]string)
-				}
-				m.Extensions[k[len(extensionPrefix):]] = value
-			}
-		}
+		d.set(strings.ToLower(key), value)
 		return true
 	})
-	if spec == "" {
-		return m, fmt.Errorf("%w: missing ce-specversion (is this a CloudEvent in binary content mode?)", ErrMalformed)
-	}
-	if spec != SpecVersion {
-		return m, fmt.Errorf("%w: ce-specversion %q, want %q", ErrMalformed, spec, SpecVersion)
-	}
-	if ts != "" {
-		t, err := time.Parse(time.RFC3339Nano, ts)
-		if err != nil {
-			return m, fmt.Errorf("%w: ce-time %q is not RFC 3339", ErrMalformed, ts)
+	return d.finish()
+}
+
+// headerDecoder collects the attributes of one message for DecodeHeaders
+// and DecodeHeaderMap.
+type headerDecoder struct {
+	m        Message
+	spec, ts string
+}
+
+// set records one header; key must be in lower case.
+func (d *headerDecoder) set(key, value string) {
+	switch key {
+	case HeaderSpecVersion:
+		d.spec = value
+	case HeaderID:
+		d.m.ID = value
+	case HeaderSource:
+		d.m.Source = value
+	case HeaderType:
+		d.m.Type = value
+	case HeaderTime:
+		d.ts = value
+	case HeaderCorrelationID:
+		d.m.CorrelationID = value
+	case HeaderCausationID:
+		d.m.CausationID = value
+	case HeaderTraceParent:
+		d.m.TraceParent = value
+	case HeaderContentType:
+		d.m.DataContentType = value
+	default:
+		if strings.HasPrefix(key, extensionPrefix) && len(key) > len(extensionPrefix) {
+			if d.m.Extensions == nil {
+				d.m.Extensions = make(map[string]string)
+			}
+			d.m.Extensions[key[len(extensionPrefix):]] = value
 		}
-		m.Time = t
 	}
-	return m, m.Validate()
+}
+
+func (d *headerDecoder) finish() (Message, error) {
+	if d.spec == "" {
+		return d.m, fmt.Errorf("%w: missing ce-specversion (is this a CloudEvent in binary content mode?)", ErrMalformed)
+	}
+	if d.spec != SpecVersion {
+		return d.m, fmt.Errorf("%w: ce-specversion %q, want %q", ErrMalformed, d.spec, SpecVersion)
+	}
+	if d.ts != "" {
+		t, err := time.Parse(time.RFC3339Nano, d.ts)
+		if err != nil {
+			return d.m, fmt.Errorf("%w: ce-time %q is not RFC 3339", ErrMalformed, d.ts)
+		}
+		d.m.Time = t
+	}
+	return d.m, d.m.Validate()
+}
+
+// attributeHeaders are the attribute headers EncodeHeaders writes, in the
+// case it writes them.
+var attributeHeaders = [...]string{
+	HeaderSpecVersion, HeaderID, HeaderSource, HeaderType, HeaderTime,
+	HeaderCorrelationID, HeaderCausationID, HeaderTraceParent, HeaderContentType,
 }
 
 // DecodeHeaderMap is [DecodeHeaders] for headers held in a map of value
-// lists, as NATS and HTTP keep them; it uses each key's first value.
-func DecodeHeaderMap(h map[string][]string, body []byte) (Message, error) {
-	return DecodeHeaders(func(yield func(key, value string) bool) {
-		for k, vs := range h {
-			if len(vs) > 0 && !yield(k, vs[0]) {
-				return
+// lists, as NATS and HTTP keep them; it uses each key's first value and
+// matches names case-insensitively. Naming in skip the headers a transport
+// knows are not attributes (its own message id, say) lets it read an event
+// written by troupe with one lookup per attribute instead of a pass over
+// every header; with extensions, or names in another case (a foreign
+// publisher), it makes the pass.
+func DecodeHeaderMap(h map[string][]string, body []byte, skip ...string) (Message, error) {
+	d := headerDecoder{m: Message{Data: body}}
+	seen := 0
+	for _, k := range attributeHeaders {
+		if vs, ok := h[k]; ok {
+			seen++
+			if len(vs) > 0 {
+				d.set(k, vs[0])
 			}
 		}
-	}, body)
+	}
+	for _, k := range skip {
+		if _, ok := h[k]; ok {
+			seen++
+		}
+	}
+	if seen < len(h) {
+		d = headerDecoder{m: Message{Data: body}}
+		for k, vs := range h {
+			if len(vs) > 0 {
+				d.set(strings.ToLower(k), vs[0])
+			}
+		}
+	}
+	return d.finish()
 }
 
 // Headers troupe adds beside the CloudEvents attributes, named alike on every

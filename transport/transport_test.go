@@ -159,3 +159,68 @@ func TestValidName(t *testing.T) {
 		}
 	}
 }
+
+// DecodeHeaderMap reads troupe's own headers by lookup and anything else by
+// a pass over the map; both ways must give what DecodeHeaders gives.
+func TestDecodeHeaderMapAgreesWithDecodeHeaders(t *testing.T) {
+	in := transport.Message{
+		ID: "id-1", Type: "order_placed.v2", Source: "/shop/orders",
+		Time:          time.Date(2026, 11, 22, 1, 2, 3, 456789000, time.UTC),
+		CorrelationID: "c", CausationID: "k", DataContentType: "application/json",
+		Data: []byte(`{"x":1}`),
+	}
+	base := map[string][]string{}
+	transport.EncodeHeaders(&in, func(k, v string) { base[k] = []string{v} })
+	base["Nats-Msg-Id"] = []string{"id-1"}
+	cases := map[string]func(h map[string][]string){
+		"as troupe writes it":        func(map[string][]string) {},
+		"an extension":               func(h map[string][]string) { h["ce-tenant"] = []string{"acme"} },
+		"upper-case names":           func(h map[string][]string) { h["CE-SOURCE"] = h["ce-source"]; delete(h, "ce-source") },
+		"an unknown header":          func(h map[string][]string) { h["X-Other"] = []string{"1"} },
+		"an empty value list":        func(h map[string][]string) { h["ce-correlationid"] = nil },
+		"upper-case required name":   func(h map[string][]string) { h["CE-ID"] = []string{"other"}; delete(h, "ce-id") },
+		"no specversion":             func(h map[string][]string) { delete(h, "ce-specversion") },
+		"upper-case bad specversion": func(h map[string][]string) { h["CE-SPECVERSION"] = []string{"0.3"}; delete(h, "ce-specversion") },
+	}
+	for name, change := range cases {
+		h := maps.Clone(base)
+		change(h)
+		want, wantErr := transport.DecodeHeaders(func(yield func(k, v string) bool) {
+			for k, vs := range h {
+				if len(vs) > 0 && !yield(k, vs[0]) {
+					return
+				}
+			}
+		}, in.Data)
+		got, err := transport.DecodeHeaderMap(h, in.Data, "Nats-Msg-Id")
+		if (err == nil) != (wantErr == nil) {
+			t.Errorf("%s: err %v, DecodeHeaders says %v", name, err, wantErr)
+			continue
+		}
+		if got.ID != want.ID || got.Source != want.Source || got.Type != want.Type || !got.Time.Equal(want.Time) ||
+			got.CorrelationID != want.CorrelationID || got.CausationID != want.CausationID ||
+			got.DataContentType != want.DataContentType || !maps.Equal(got.Extensions, want.Extensions) ||
+			string(got.Data) != string(want.Data) {
+			t.Errorf("%s:\n got  %+v\n want %+v", name, got, want)
+		}
+	}
+	// Without naming the message id header the map takes the slow pass, and
+	// the result is the same.
+	got, err := transport.DecodeHeaderMap(base, in.Data)
+	if err != nil || got.ID != "id-1" || got.Extensions != nil {
+		t.Errorf("without skip: %+v, %v", got, err)
+	}
+}
+
+func BenchmarkDecodeHeaderMap(b *testing.B) {
+	in := transport.Message{ID: "0193a5b8-7c1e-7d2f-9a3b-000000000001", Type: "order_placed.v1", Source: "/shop/orders",
+		Time: time.Now(), CorrelationID: "0193a5b8-7c1e-7d2f-9a3b-000000000001"}
+	h := map[string][]string{"Nats-Msg-Id": {in.ID}}
+	transport.EncodeHeaders(&in, func(k, v string) { h[k] = []string{v} })
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := transport.DecodeHeaderMap(h, nil, "Nats-Msg-Id"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

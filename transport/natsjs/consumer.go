@@ -19,6 +19,9 @@ import (
 // other dead-letter headers are shared by all transports (package transport).
 const hdrDLSubject = "troupe-dl-subject"
 
+// ownHeaders are headers troupe writes beside the CloudEvents attributes.
+var ownHeaders = []string{jetstream.MsgIDHeader, transport.HeaderReplays}
+
 // handle runs one delivery and settles it with the server.
 func (c *consumer) handle(m *nats.Msg) {
 	started := time.Now()
@@ -35,7 +38,7 @@ func (c *consumer) handle(m *nats.Msg) {
 	if r := hdr.Get(transport.HeaderReplays); r != "" {
 		d.Replays, _ = strconv.Atoi(r)
 	}
-	msg, decErr := transport.DecodeHeaderMap(hdr, m.Data)
+	msg, decErr := transport.DecodeHeaderMap(hdr, m.Data, ownHeaders...)
 	d.Message = msg
 	switch {
 	case decErr != nil:

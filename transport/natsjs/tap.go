@@ -68,7 +68,7 @@ func (t *Transport) Tap(ctx context.Context, topics []string, fn func(*transport
 		for {
 			select {
 			case m := <-tp.msgs:
-				msg, err := transport.DecodeHeaderMap(m.Header, m.Data)
+				msg, err := transport.DecodeHeaderMap(m.Header, m.Data, ownHeaders...)
 				if err == nil {
 					fn(&msg)
 				}
