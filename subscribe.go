@@ -272,9 +272,9 @@ func Subscribe[T any](s *Service, t *Topic[T], name string, h Handler[T], opts .
 				return err
 			}
 		}
-		hctx, cancel := context.WithTimeout(ctx, cfg.deadline)
-		defer cancel()
-		hctx = withScope(hctx, &scope{app: app, service: s, sub: sub, ev: &ev.Envelope})
+		hctx := newAttemptCtx(ctx, cfg.deadline)
+		defer hctx.end()
+		hctx.scope = scope{app: app, service: s, sub: sub, ev: &ev.Envelope}
 		start := time.Now()
 		err = callHandler(hctx, h, ev)
 		if err != nil && errors.Is(hctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {

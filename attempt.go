@@ -1,0 +1,114 @@
+package troupe
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// attemptCtx is the context of one handler attempt: the delivery's context,
+// the attempt's deadline and the scope Publish reads, in one allocation.
+//
+// It does what context.WithTimeout followed by context.WithValue does, but
+// lazily: most handlers never wait on their context, so the channel, the
+// timer and the link to the parent are only made when something asks for
+// Done. Err compares the clock with the deadline until then. end, which
+// the attempt's caller defers, cancels it like WithTimeout's cancel.
+type attemptCtx struct {
+	parent   context.Context
+	deadline time.Time
+	scope    scope
+
+	mu         sync.Mutex
+	done       chan struct{} // made by the first Done
+	err        error         // set once, when the context ends
+	timer      *time.Timer
+	stopParent func() bool
+}
+
+func newAttemptCtx(parent context.Context, d time.Duration) *attemptCtx {
+	c := &attemptCtx{parent: parent, deadline: time.Now().Add(d)}
+	if pd, ok := parent.Deadline(); ok && pd.Before(c.deadline) {
+		c.deadline = pd
+	}
+	return c
+}
+
+func (c *attemptCtx) Deadline() (time.Time, bool) { return c.deadline, true }
+
+func (c *attemptCtx) Value(key any) any {
+	if key == (scopeKey{}) {
+		return &c.scope
+	}
+	return c.parent.Value(key)
+}
+
+func (c *attemptCtx) Done() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.done != nil {
+		return c.done
+	}
+	c.done = make(chan struct{})
+	if c.err == nil {
+		c.err = c.expired()
+	}
+	if c.err != nil {
+		close(c.done)
+		return c.done
+	}
+	c.timer = time.AfterFunc(time.Until(c.deadline), func() { c.cancel(context.DeadlineExceeded) })
+	c.stopParent = context.AfterFunc(c.parent, func() { c.cancel(c.parent.Err()) })
+	return c.done
+}
+
+func (c *attemptCtx) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err == nil && c.done == nil {
+		// Without a Done channel nothing watches the clock or the parent.
+		c.err = c.expired()
+	}
+	return c.err
+}
+
+// expired reports why the context has ended without anyone cancelling it:
+// the parent ended, or the deadline passed. c.mu must be held.
+func (c *attemptCtx) expired() error {
+	if err := c.parent.Err(); err != nil {
+		return err
+	}
+	if !time.Now().Before(c.deadline) {
+		return context.DeadlineExceeded
+	}
+	return nil
+}
+
+// cancel ends the context with err unless it has ended already.
+func (c *attemptCtx) cancel(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err == nil {
+		c.err = err
+	}
+	if c.done != nil {
+		select {
+		case <-c.done:
+		default:
+			close(c.done)
+		}
+	}
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	if c.stopParent != nil {
+		c.stopParent()
+	}
+}
+
+// end cancels the context once the attempt is over, as the cancel function
+// of context.WithTimeout does, so goroutines the handler left behind see it
+// end.
+func (c *attemptCtx) end() { c.cancel(context.Canceled) }
+
+func (c *attemptCtx) String() string { return "troupe.attemptCtx" }
