@@ -117,7 +117,7 @@ func (s *Server) ClientURL() string {
 
 // Conn opens a new in-process client connection to the server.
 func (s *Server) Conn(name string) (*nats.Conn, error) {
-	return nats.Connect("", nats.InProcessServer(s.ns), nats.Name(name),
+	return nats.Connect("", nats.InProcessServer(inProcess{s.ns}), nats.Name(name),
 		nats.MaxReconnects(-1))
 }
 
