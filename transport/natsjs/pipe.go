@@ -91,10 +91,10 @@ func (b *bufferedConn) writer() {
 		b.mu.Unlock()
 		_, err := b.Conn.Write(out)
 		b.mu.Lock()
-		if cap(out) <= maxBuffered {
-			b.spare = out[:0] // a burst's oversized buffer is not kept
+		b.spare, b.writing = out[:0], false
+		if cap(out) > maxBuffered {
+			b.spare = nil // a burst's oversized buffer is not kept
 		}
-		b.writing = false
 		if err != nil {
 			b.err, b.buf = err, nil
 		}

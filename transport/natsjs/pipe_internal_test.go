@@ -45,6 +45,73 @@ func TestBufferedConnWritesInOrderWithoutWaitingForTheReader(t *testing.T) {
 	}
 }
 
+// After the writer has sent a buffer larger than maxBuffered (which it does
+// not keep), the buffer it hands to Write next must not be the one it is
+// sending. The reader is driven step by step so that the writer is caught
+// sending exactly when a new write arrives.
+func TestBufferedConnNeverWritesIntoTheBufferBeingSent(t *testing.T) {
+	client, server := net.Pipe()
+	defer server.Close()
+	b := newBufferedConn(client)
+	defer b.Close()
+	var want bytes.Buffer
+	write := func(n int, fill byte) {
+		t.Helper()
+		p := bytes.Repeat([]byte{fill}, n)
+		want.Write(p)
+		if _, err := b.Write(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read := func(n int) {
+		t.Helper()
+		if _, err := io.ReadFull(server, make([]byte, n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// sending waits until the writer has taken everything buffered.
+	sending := func() {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			b.mu.Lock()
+			taken := b.writing && len(b.buf) == 0
+			b.mu.Unlock()
+			if taken {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the writer did not take the buffer")
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	const chunk = 64 << 10
+	write(1<<20, 'a') // buffer A, 1 MiB: being sent, nobody reads yet
+	sending()
+	big := 0
+	for big+chunk < maxBuffered {
+		write(chunk, 'b')
+		big += chunk
+	}
+	write(2*chunk, 'b') // buffer B now holds more than maxBuffered
+	big += 2 * chunk
+	read(1 << 20) // A sent; the writer keeps A as spare and sends B
+	sending()
+	write(chunk, 'c') // into A
+	write(chunk, 'd')
+	read(big) // B sent (and dropped); the writer sends A's c and d
+	sending()
+	write(chunk, 'e') // must not land in A while A is being sent
+	got := make([]byte, 3*chunk)
+	if _, err := io.ReadFull(server, got); err != nil {
+		t.Fatal(err)
+	}
+	if tail := want.Bytes()[want.Len()-3*chunk:]; !bytes.Equal(got, tail) {
+		t.Fatalf("read back %q… where %q… was written", got[:8], tail[:8])
+	}
+}
+
 // A full buffer makes Write wait for the reader instead of growing.
 func TestBufferedConnBackpressure(t *testing.T) {
 	client, server := net.Pipe()
