@@ -36,6 +36,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -55,6 +56,8 @@ type Transport struct {
 	server   *Server // owned embedded server, shut down on Close
 
 	events, replay, dead jetstream.Stream
+
+	wire wireCache
 
 	mu        sync.Mutex
 	closed    bool
@@ -222,9 +225,8 @@ func (t *Transport) Publish(ctx context.Context, msgs ...*transport.Message) err
 		return transport.ErrClosed
 	}
 	out := make([]*nats.Msg, len(msgs))
-	var enc encoder
 	for i, m := range msgs {
-		nm, err := enc.encode(t, m)
+		nm, err := t.encode(m)
 		if err != nil {
 			return err
 		}
@@ -265,46 +267,67 @@ func (t *Transport) publishErr(m *transport.Message, err error) error {
 	return fmt.Errorf("natsjs: publish %s: %w", m.Type, err)
 }
 
-// encoder maps messages to NATS messages in CloudEvents binary mode. The
-// messages of one batch mostly share their attribute values (type, source,
-// time, correlation), so it reuses one header value slice for equal values
-// instead of allocating one per message and attribute; nats.go only reads
-// them.
-type encoder struct {
-	subjectFor string
-	subject    string
-	values     map[string][]string
-}
-
-func (e *encoder) encode(t *Transport, m *transport.Message) (*nats.Msg, error) {
+// encode maps a message to a NATS message in CloudEvents binary mode.
+//
+// It is on the path of every publish, so it allocates little: the subject
+// and the header values that repeat from message to message (spec version,
+// type, source, content type) are made once per transport and shared, as
+// nats.go only reads them, and the values that are the message's own (id,
+// time, correlation, ...) share one allocation.
+func (t *Transport) encode(m *transport.Message) (*nats.Msg, error) {
 	if err := m.Validate(); err != nil {
 		return nil, fmt.Errorf("natsjs: publish: %w", err)
 	}
 	if len(m.Data) > t.cfg.MaxMessageBytes {
 		return nil, fmt.Errorf("natsjs: publish %s: %w: %d bytes, limit %d", m.Type, transport.ErrTooLarge, len(m.Data), t.cfg.MaxMessageBytes)
 	}
-	if m.Type != e.subjectFor {
-		topic, version, _ := transport.ParseType(m.Type)
-		e.subjectFor, e.subject = m.Type, t.n.eventSubject(topic, version)
-	}
-	if e.values == nil {
-		e.values = make(map[string][]string, 8)
-	}
 	h := make(nats.Header, 11)
+	own := make([]string, 0, 6+len(m.Extensions))
 	transport.EncodeHeaders(m, func(k, v string) {
-		if k == transport.HeaderID {
-			h[k] = []string{v}
-			return
+		switch k {
+		case transport.HeaderSpecVersion, transport.HeaderType, transport.HeaderSource, transport.HeaderContentType:
+			h[k] = t.wire.value(v)
+		default:
+			own = append(own, v)
+			h[k] = own[len(own)-1 : len(own) : len(own)]
 		}
-		vs, ok := e.values[v]
-		if !ok {
-			vs = []string{v}
-			e.values[v] = vs
-		}
-		h[k] = vs
 	})
 	h[jetstream.MsgIDHeader] = h[transport.HeaderID]
-	return &nats.Msg{Subject: e.subject, Data: m.Data, Header: h}, nil
+	return &nats.Msg{Subject: t.wire.subject(t.n, m.Type), Data: m.Data, Header: h}, nil
+}
+
+// wireCache holds what encode shares between messages. Both maps are
+// bounded by the app's topics and services; maxWireCache caps them anyway,
+// past which values are made per message.
+type wireCache struct {
+	subjects sync.Map // wire type -> subject
+	values   sync.Map // header value -> []string{value}
+	size     atomic.Int64
+}
+
+const maxWireCache = 4096
+
+func (w *wireCache) subject(n names, wireType string) string {
+	if s, ok := w.subjects.Load(wireType); ok {
+		return s.(string)
+	}
+	topic, version, _ := transport.ParseType(wireType) // validated by the caller
+	s := n.eventSubject(topic, version)
+	if w.size.Add(1) <= maxWireCache {
+		w.subjects.Store(wireType, s)
+	}
+	return s
+}
+
+func (w *wireCache) value(v string) []string {
+	if vs, ok := w.values.Load(v); ok {
+		return vs.([]string)
+	}
+	vs := []string{v}
+	if w.size.Add(1) <= maxWireCache {
+		w.values.Store(v, vs)
+	}
+	return vs
 }
 
 // Close implements [transport.Transport].
