@@ -169,8 +169,8 @@ func (c *consumer) Stop(ctx context.Context) error {
 		c.cancel()
 		// Acks are sent without waiting for a reply; make sure the server has
 		// them before saying the consumer stopped.
-		if !c.t.nc.IsClosed() {
-			if err := flush(ctx, c.t.nc); err != nil && c.stopErr == nil && !errors.Is(err, nats.ErrConnectionClosed) {
+		if !c.t.cnc.IsClosed() {
+			if err := flush(ctx, c.t.cnc); err != nil && c.stopErr == nil && !errors.Is(err, nats.ErrConnectionClosed) {
 				c.stopErr = fmt.Errorf("natsjs: stop %s: flush acks: %w", c.sub.String(), err)
 			}
 		}

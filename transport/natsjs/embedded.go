@@ -121,20 +121,17 @@ func (s *Server) Conn(name string) (*nats.Conn, error) {
 		nats.MaxReconnects(-1))
 }
 
-// Connect opens a transport on a new in-process connection. Closing the
-// transport closes the connection, not the server.
+// Connect opens a transport on new in-process connections (one for
+// publishing, one for consuming). Closing the transport closes them, not the
+// server.
 func (s *Server) Connect(ctx context.Context, cfg Config) (*Transport, error) {
-	nc, err := s.Conn("troupe")
-	if err != nil {
-		return nil, fmt.Errorf("natsjs: connect to embedded server: %w", err)
-	}
-	t, err := New(ctx, nc, cfg)
-	if err != nil {
-		nc.Close()
-		return nil, err
-	}
-	t.ownsConn = true
-	return t, nil
+	return open(ctx, cfg, func(name string) (*nats.Conn, error) {
+		nc, err := s.Conn(name)
+		if err != nil {
+			return nil, fmt.Errorf("natsjs: connect to embedded server: %w", err)
+		}
+		return nc, nil
+	})
 }
 
 // Shutdown stops the server and waits until it has stopped. The store stays

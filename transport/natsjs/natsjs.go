@@ -47,7 +47,12 @@ import (
 // Transport is a troupe transport on NATS JetStream. Create it with
 // [OpenEmbedded], [Server.Connect], [Connect] or [New].
 type Transport struct {
-	nc       *nats.Conn
+	nc *nats.Conn // publishes, stream management, taps
+	// cnc carries the consumers' pull requests, deliveries and acks. It is
+	// nc on a connection the caller passed to New; a transport that dials
+	// its own opens a second one, so that publishing and consuming do not
+	// queue on one connection's lock or one server read loop.
+	cnc      *nats.Conn
 	js       jetstream.JetStream
 	cfg      Config
 	n        names
@@ -59,8 +64,9 @@ type Transport struct {
 
 	wire wireCache
 
+	closed atomic.Bool // set under mu, read without it on the publish path
+
 	mu        sync.Mutex
-	closed    bool
 	consumers map[*consumer]struct{}
 	taps      map[*tap]struct{}
 }
@@ -68,14 +74,27 @@ type Transport struct {
 var _ transport.Transport = (*Transport)(nil)
 
 // Connect dials an external NATS server (url as nats.Connect takes it, e.g.
-// "nats://127.0.0.1:4222") and returns a transport that owns the connection.
+// "nats://127.0.0.1:4222") and returns a transport that owns its two
+// connections (one publishes, one consumes).
 // The client reconnects forever after a lost connection; publishes during an
 // outage wait for the reconnect until their context ends.
 func Connect(ctx context.Context, url string, cfg Config) (*Transport, error) {
-	nc, err := nats.Connect(url, nats.Name("troupe"), nats.MaxReconnects(-1),
-		nats.RetryOnFailedConnect(false))
+	dial := func(name string) (*nats.Conn, error) {
+		nc, err := nats.Connect(url, nats.Name(name), nats.MaxReconnects(-1), nats.RetryOnFailedConnect(false))
+		if err != nil {
+			return nil, fmt.Errorf("natsjs: connect to %s: %w (is the NATS server running, with -js?)", redact(url), err)
+		}
+		return nc, nil
+	}
+	return open(ctx, cfg, dial)
+}
+
+// open builds a transport on two connections from dial, which it owns: one
+// for publishing and one for consuming.
+func open(ctx context.Context, cfg Config, dial func(name string) (*nats.Conn, error)) (*Transport, error) {
+	nc, err := dial("troupe")
 	if err != nil {
-		return nil, fmt.Errorf("natsjs: connect to %s: %w (is the NATS server running, with -js?)", redact(url), err)
+		return nil, err
 	}
 	t, err := New(ctx, nc, cfg)
 	if err != nil {
@@ -83,6 +102,10 @@ func Connect(ctx context.Context, url string, cfg Config) (*Transport, error) {
 		return nil, err
 	}
 	t.ownsConn = true
+	if t.cnc, err = dial("troupe-consume"); err != nil {
+		nc.Close()
+		return nil, err
+	}
 	return t, nil
 }
 
@@ -98,7 +121,7 @@ func New(ctx context.Context, nc *nats.Conn, cfg Config) (*Transport, error) {
 		return nil, fmt.Errorf("natsjs: %w", err)
 	}
 	t := &Transport{
-		nc: nc, js: js, cfg: cfg, n: names{cfg.Namespace}, log: cfg.Logger,
+		nc: nc, cnc: nc, js: js, cfg: cfg, n: names{cfg.Namespace}, log: cfg.Logger,
 		consumers: make(map[*consumer]struct{}),
 	}
 	if err := t.ensureStreams(ctx); err != nil {
@@ -150,7 +173,8 @@ func (t *Transport) ensureStreams(ctx context.Context) error {
 	return nil
 }
 
-// Conn returns the transport's NATS connection.
+// Conn returns the transport's NATS connection for publishing and stream
+// management (consumers may use a second one).
 func (t *Transport) Conn() *nats.Conn { return t.nc }
 
 // Server returns the embedded server the transport owns, or nil.
@@ -221,7 +245,7 @@ func (t *Transport) declare(ctx context.Context, s transport.Subscription) (main
 // Publish implements [transport.Transport]. Messages are sent pipelined and
 // confirmed together.
 func (t *Transport) Publish(ctx context.Context, msgs ...*transport.Message) error {
-	if t.isClosed() {
+	if t.closed.Load() { // a closed connection fails the publish below
 		return transport.ErrClosed
 	}
 	out := make([]*nats.Msg, len(msgs))
@@ -333,11 +357,11 @@ func (w *wireCache) value(v string) []string {
 // Close implements [transport.Transport].
 func (t *Transport) Close(ctx context.Context) error {
 	t.mu.Lock()
-	if t.closed {
+	if t.closed.Load() {
 		t.mu.Unlock()
 		return nil
 	}
-	t.closed = true
+	t.closed.Store(true)
 	cs := make([]*consumer, 0, len(t.consumers))
 	for c := range t.consumers {
 		cs = append(cs, c)
@@ -351,10 +375,12 @@ func (t *Transport) Close(ctx context.Context) error {
 		errs = append(errs, c.Stop(ctx))
 	}
 	if t.ownsConn {
-		if err := t.nc.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
-			errs = append(errs, err)
+		for _, nc := range t.conns() {
+			if err := nc.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+				errs = append(errs, err)
+			}
+			waitClosed(ctx, nc)
 		}
-		waitClosed(ctx, t.nc)
 	}
 	if t.server != nil {
 		t.server.Shutdown()
@@ -366,18 +392,26 @@ func (t *Transport) Close(ctx context.Context) error {
 // killed with SIGKILL would. It exists for tests of redelivery.
 func (t *Transport) Kill() {
 	t.mu.Lock()
-	t.closed = true
+	t.closed.Store(true)
 	t.mu.Unlock()
-	t.nc.Close()
+	for _, nc := range t.conns() {
+		nc.Close()
+	}
 	if t.server != nil {
 		t.server.Shutdown()
 	}
 }
 
 func (t *Transport) isClosed() bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.closed || t.nc.IsClosed()
+	return t.closed.Load() || t.nc.IsClosed() || t.cnc.IsClosed()
+}
+
+// conns returns the transport's connections, the consumers' first.
+func (t *Transport) conns() []*nats.Conn {
+	if t.cnc == t.nc {
+		return []*nats.Conn{t.nc}
+	}
+	return []*nats.Conn{t.cnc, t.nc}
 }
 
 func waitClosed(ctx context.Context, nc *nats.Conn) {

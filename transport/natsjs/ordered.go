@@ -75,7 +75,7 @@ func (g *gate) run() {
 			return
 		case <-tick.C:
 		}
-		if g.c.t.nc.IsClosed() {
+		if g.c.t.cnc.IsClosed() {
 			g.held.Store(false)
 			return
 		}

@@ -107,7 +107,7 @@ func (t *Transport) Consume(ctx context.Context, sub transport.Subscription, h t
 	for _, s := range specs {
 		c.pullers = append(c.pullers, &puller{
 			c: c, api: "$JS.API.CONSUMER.MSG.NEXT." + s.stream + "." + name,
-			inbox: t.nc.NewInbox(), limit: s.limit, seen: time.Now(),
+			inbox: t.cnc.NewInbox(), limit: s.limit, seen: time.Now(),
 		})
 		total += s.limit
 	}
@@ -115,7 +115,7 @@ func (t *Transport) Consume(ctx context.Context, sub transport.Subscription, h t
 	c.work = make(chan *nats.Msg, total)
 	for _, p := range c.pullers {
 		var err error
-		p.sub, err = t.nc.Subscribe(p.inbox+".*", p.receive)
+		p.sub, err = t.cnc.Subscribe(p.inbox+".*", p.receive)
 		if err != nil {
 			for _, q := range c.pullers {
 				if q.sub != nil {
@@ -170,7 +170,7 @@ func (p *puller) ask() {
 	p.seq++
 	reply := p.inbox + "." + strconv.FormatUint(p.seq, 10)
 	body := fmt.Appendf(nil, `{"batch":%d,"expires":%d,"idle_heartbeat":%d}`, free, pullExpires, pullHeartbeat)
-	if err := c.t.nc.PublishRequest(p.api, reply, body); err != nil {
+	if err := c.t.cnc.PublishRequest(p.api, reply, body); err != nil {
 		p.pauseTil = time.Now().Add(time.Second)
 		return
 	}

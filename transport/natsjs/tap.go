@@ -47,7 +47,7 @@ func (t *Transport) Tap(ctx context.Context, topics []string, fn func(*transport
 		return nil, fmt.Errorf("natsjs: tap: %w", err)
 	}
 	t.mu.Lock()
-	if t.closed {
+	if t.closed.Load() {
 		t.mu.Unlock()
 		tp.unsubscribe()
 		return nil, transport.ErrClosed
