@@ -303,6 +303,9 @@ func crashAndRecover(t *testing.T, b broker, d database, killEnv string, killed 
 	}()
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
+		// Counted again each time: a COMMIT the killed process had sent may
+		// complete on the server after the count above.
+		committed = countRows(t, db, "SELECT count(*) FROM orders")
 		applied := countRows(t, db, "SELECT count(DISTINCT n) FROM effects")
 		p, err := ob.Pending(context.Background())
 		if err != nil {
