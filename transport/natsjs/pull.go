@@ -155,16 +155,18 @@ func (t *Transport) Consume(ctx context.Context, sub transport.Subscription, h t
 	return c, nil
 }
 
-// ask sends a pull request for the room left in p's budget, once at least a
-// quarter of it is free (or all of it, when nothing is asked or held), so
-// requests are worth their round trip. c.mu must be held.
+// ask sends a pull request for the room left in p's budget once at least
+// half of it is free, so that requests are few and worth their round trip
+// (the server's cost is per request as well as per message). Handlers are
+// never starved by the wait: until then they have the held half to work on,
+// and each settled message asks again. c.mu must be held.
 func (p *puller) ask() {
 	c := p.c
 	if c.stopping.Load() || time.Now().Before(p.pauseTil) || !c.gate.open() {
 		return
 	}
 	free := p.limit - p.asked - p.held
-	if free <= 0 || (p.asked > 0 && free < max(1, p.limit/4)) {
+	if free < max(1, (p.limit+1)/2) {
 		return
 	}
 	p.seq++
