@@ -47,8 +47,10 @@ type env struct {
 func newEnv(ctx context.Context, o options) (*env, error) {
 	e := &env{o: o, loadStart: loadAvg()}
 	if o.quick {
-		e.nEmbedded, e.nRabbit, e.nNATS = 20_000, 10_000, 20_000
-		e.flowOrders, e.flowInFlight, e.flowPaced = 5_000, 500, 3*time.Second
+		// Long enough that a run is not mostly start-up (a 20k-event run
+		// lasted a fifth of a second), short enough for 5 minutes.
+		e.nEmbedded, e.nRabbit, e.nNATS = 50_000, 10_000, 40_000
+		e.flowOrders, e.flowInFlight, e.flowPaced = 15_000, 500, 3*time.Second
 		e.subsPoints, e.topicPoints = []int{1, 8, 32}, []int{1, 100, 1000}
 		e.scalingEvents = 10_000
 		e.rssBacklogs = []int{10_000, 200_000}

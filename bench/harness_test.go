@@ -30,8 +30,9 @@ func TestThroughputHarness(t *testing.T) {
 	const n = 300
 	runs := map[string]func() (Metrics, error){
 		"troupe":      func() (Metrics, error) { return troupeThroughput(ctx, e, "embedded", n) },
-		"raw":         func() (Metrics, error) { return rawNATSThroughput(ctx, e.embeddedConn, n, false) },
-		"raw+headers": func() (Metrics, error) { return rawNATSThroughput(ctx, e.embeddedConn, n, true) },
+		"raw":         func() (Metrics, error) { return rawNATSThroughput(ctx, e.embeddedConn, n, rawBare) },
+		"raw+msgid":   func() (Metrics, error) { return rawNATSThroughput(ctx, e.embeddedConn, n, rawMsgID) },
+		"raw+headers": func() (Metrics, error) { return rawNATSThroughput(ctx, e.embeddedConn, n, rawTroupe) },
 		"watermill":   func() (Metrics, error) { return watermillNATSThroughput(ctx, e.embeddedConn, n) },
 	}
 	for name, run := range runs {

@@ -64,12 +64,11 @@ func throughputPlan(e *env) []*Measure {
 	add("embedded", "watermill", e.nEmbedded, func(ctx context.Context, n int) (Metrics, error) {
 		return watermillNATSThroughput(ctx, e.embeddedConn, n)
 	})
-	add("embedded", "raw", e.nEmbedded, func(ctx context.Context, n int) (Metrics, error) {
-		return rawNATSThroughput(ctx, e.embeddedConn, n, false)
-	})
-	add("embedded", rawCE, e.nEmbedded, func(ctx context.Context, n int) (Metrics, error) {
-		return rawNATSThroughput(ctx, e.embeddedConn, n, true)
-	})
+	for _, h := range []rawHeaders{rawBare, rawMsgID, rawTroupe} {
+		add("embedded", h.client(), e.nEmbedded, func(ctx context.Context, n int) (Metrics, error) {
+			return rawNATSThroughput(ctx, e.embeddedConn, n, h)
+		})
+	}
 	add("embedded", "watermill-gochannel", e.nEmbedded, func(ctx context.Context, n int) (Metrics, error) {
 		return goChannelThroughput(ctx, n)
 	})
@@ -92,12 +91,11 @@ func throughputPlan(e *env) []*Measure {
 		add("nats", "watermill", e.nNATS, func(ctx context.Context, n int) (Metrics, error) {
 			return watermillNATSThroughput(ctx, dial, n)
 		})
-		add("nats", "raw", e.nNATS, func(ctx context.Context, n int) (Metrics, error) {
-			return rawNATSThroughput(ctx, dial, n, false)
-		})
-		add("nats", rawCE, e.nNATS, func(ctx context.Context, n int) (Metrics, error) {
-			return rawNATSThroughput(ctx, dial, n, true)
-		})
+		for _, h := range []rawHeaders{rawBare, rawMsgID, rawTroupe} {
+			add("nats", h.client(), e.nNATS, func(ctx context.Context, n int) (Metrics, error) {
+				return rawNATSThroughput(ctx, dial, n, h)
+			})
+		}
 	}
 	return out
 }
@@ -265,17 +263,30 @@ func waitProgress(ctx context.Context, done <-chan struct{}, count func() int64,
 	}
 }
 
-// rawCE names the raw NATS client sending what troupe sends: the same
-// CloudEvents headers and the event id as Nats-Msg-Id, which the server
-// parses and deduplicates. It tells the cost of the wire format from the
-// cost of troupe's code.
+// rawHeaders says what the raw NATS client sends beside the bare payload.
+// The rows it makes tell the cost of the wire format from the cost of
+// troupe's code: the server parses headers and deduplicates by message id
+// whichever client sends them.
+type rawHeaders int
+
+const (
+	rawBare   rawHeaders = iota // nothing
+	rawMsgID                    // only Nats-Msg-Id, which the server deduplicates by
+	rawTroupe                   // troupe's CloudEvents headers and Nats-Msg-Id
+)
+
+// rawCE names the raw client sending what troupe sends.
 const rawCE = "raw + troupe's headers"
 
-// rawNATSThroughput publishes n bare payloads (withCE: with troupe's
-// headers) with async publish (up to 16,384 unconfirmed) to a file-backed
-// stream with a dedup window like troupe's, then consumes them with a
-// durable pull consumer, explicit acks.
-func rawNATSThroughput(ctx context.Context, dial func() (*nats.Conn, error), n int, withCE bool) (Metrics, error) {
+func (h rawHeaders) client() string {
+	return [...]string{"raw", "raw + message id", rawCE}[h]
+}
+
+// rawNATSThroughput publishes n bare payloads (with the headers h says)
+// with async publish (up to 16,384 unconfirmed) to a file-backed stream
+// with a dedup window like troupe's, then consumes them with a durable pull
+// consumer, explicit acks.
+func rawNATSThroughput(ctx context.Context, dial func() (*nats.Conn, error), n int, h rawHeaders) (Metrics, error) {
 	nc, err := dial()
 	if err != nil {
 		return nil, err
@@ -296,11 +307,17 @@ func rawNATSThroughput(ctx context.Context, dial func() (*nats.Conn, error), n i
 	start := time.Now()
 	for i := range n {
 		m := &nats.Msg{Subject: subject, Data: benchPayload}
-		if withCE {
-			// What troupe's natsjs encoder writes for an event published
-			// outside a handler: a UUIDv7-shaped id, used as correlation id
-			// and as Nats-Msg-Id.
-			id := fmt.Sprintf("0193a5b8-7c1e-7d2f-9a3b-%012x", i)
+		// What troupe's natsjs encoder writes for an event published outside
+		// a handler: a UUIDv7-shaped id, used as correlation id and as
+		// Nats-Msg-Id.
+		var id string
+		if h != rawBare {
+			id = fmt.Sprintf("0193a5b8-7c1e-7d2f-9a3b-%012x", i)
+		}
+		switch h {
+		case rawMsgID:
+			m.Header = nats.Header{jetstream.MsgIDHeader: {id}}
+		case rawTroupe:
 			m.Header = nats.Header{
 				"ce-specversion": {"1.0"}, "ce-id": {id}, "ce-source": {"/bench/pub"}, "ce-type": {"bench.v1"},
 				"ce-time": {time.Now().UTC().Format(time.RFC3339Nano)}, "ce-correlationid": {id},
