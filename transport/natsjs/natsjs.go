@@ -37,6 +37,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -65,6 +66,11 @@ type Transport struct {
 	wire wireCache
 
 	closed atomic.Bool // set under mu, read without it on the publish path
+	// gone is closed once the transport has closed its connections, which
+	// leaves publishes waiting for a confirm without one: nats.go fails
+	// pending confirms when a connection drops, but not when it closes.
+	gone     chan struct{}
+	goneOnce sync.Once
 
 	mu        sync.Mutex
 	consumers map[*consumer]struct{}
@@ -122,7 +128,7 @@ func New(ctx context.Context, nc *nats.Conn, cfg Config) (*Transport, error) {
 	}
 	t := &Transport{
 		nc: nc, cnc: nc, js: js, cfg: cfg, n: names{cfg.Namespace}, log: cfg.Logger,
-		consumers: make(map[*consumer]struct{}),
+		consumers: make(map[*consumer]struct{}), gone: make(chan struct{}),
 	}
 	if err := t.ensureStreams(ctx); err != nil {
 		return nil, err
@@ -243,11 +249,18 @@ func (t *Transport) declare(ctx context.Context, s transport.Subscription) (main
 }
 
 // Publish implements [transport.Transport]. Messages are sent pipelined and
-// confirmed together.
+// confirmed together. At most 16,384 are unconfirmed at once per transport;
+// a larger batch, or many concurrent ones, wait for room until ctx ends (30s
+// without a deadline) rather than fail after nats.go's default 200ms.
 func (t *Transport) Publish(ctx context.Context, msgs ...*transport.Message) error {
 	if t.closed.Load() { // a closed connection fails the publish below
 		return transport.ErrClosed
 	}
+	stall := publishStallWait
+	if d, ok := ctx.Deadline(); ok {
+		stall = max(time.Until(d), time.Millisecond)
+	}
+	room := jetstream.WithStallWait(stall)
 	out := make([]*nats.Msg, len(msgs))
 	for i, m := range msgs {
 		nm, err := t.encode(m)
@@ -258,7 +271,7 @@ func (t *Transport) Publish(ctx context.Context, msgs ...*transport.Message) err
 	}
 	futures := make([]jetstream.PubAckFuture, len(out))
 	for i, nm := range out {
-		f, err := t.js.PublishMsgAsync(nm)
+		f, err := t.js.PublishMsgAsync(nm, room)
 		if err != nil {
 			return t.publishErr(msgs[i], err)
 		}
@@ -271,6 +284,8 @@ func (t *Transport) Publish(ctx context.Context, msgs ...*transport.Message) err
 			return t.publishErr(msgs[i], err)
 		case <-ctx.Done():
 			return fmt.Errorf("natsjs: publish %s: waiting for confirm: %w", msgs[i].Type, ctx.Err())
+		case <-t.gone:
+			return fmt.Errorf("natsjs: publish %s: closed while waiting for the confirm (the event may have been stored): %w", msgs[i].Type, transport.ErrClosed)
 		}
 	}
 	return nil
@@ -279,6 +294,11 @@ func (t *Transport) Publish(ctx context.Context, msgs ...*transport.Message) err
 func (t *Transport) publishErr(m *transport.Message, err error) error {
 	if err == nil {
 		return nil
+	}
+	if t.closed.Load() || t.nc.IsClosed() {
+		// nats.go does not always wrap ErrConnectionClosed (setting up its
+		// reply subscription on a closed connection, for one).
+		return fmt.Errorf("natsjs: publish %s: %w: %v", m.Type, transport.ErrClosed, err)
 	}
 	switch {
 	case errors.Is(err, nats.ErrConnectionClosed):
@@ -354,6 +374,10 @@ func (w *wireCache) value(v string) []string {
 	return vs
 }
 
+// publishStallWait bounds the wait for room among unconfirmed publishes when
+// the caller's context has no deadline.
+const publishStallWait = 30 * time.Second
+
 // Close implements [transport.Transport].
 func (t *Transport) Close(ctx context.Context) error {
 	t.mu.Lock()
@@ -381,6 +405,7 @@ func (t *Transport) Close(ctx context.Context) error {
 			}
 			waitClosed(ctx, nc)
 		}
+		t.goneOnce.Do(func() { close(t.gone) })
 	}
 	if t.server != nil {
 		t.server.Shutdown()
@@ -397,6 +422,7 @@ func (t *Transport) Kill() {
 	for _, nc := range t.conns() {
 		nc.Close()
 	}
+	t.goneOnce.Do(func() { close(t.gone) })
 	if t.server != nil {
 		t.server.Shutdown()
 	}
