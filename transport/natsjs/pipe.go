@@ -31,19 +31,21 @@ func (p inProcess) InProcessConn() (net.Conn, error) {
 // bufferedConn is a net.Conn whose Write copies into a buffer that a
 // goroutine writes to the underlying connection, in order. Write waits only
 // when maxBuffered bytes are waiting, and returns the error of an earlier
-// write that failed. Close writes what is buffered (for at most
-// closeDrainTimeout) before closing the connection.
+// write that failed. The writing goroutine runs only while there are bytes
+// to write, so a connection its owner drops without Close leaves nothing
+// running. Close writes what is buffered (for at most closeDrainTimeout)
+// before closing the connection.
 type bufferedConn struct {
 	net.Conn
 
 	mu      sync.Mutex
-	changed sync.Cond // signalled when buf gets bytes, is written, or the conn closes
+	changed sync.Cond // signalled when buf is written, the writer stops, or Close begins or gives up
 	buf     []byte    // waiting to be written
-	spare   []byte    // the buffer being written, reused next
-	writing bool
-	err     error // of the last write; no further writes after it
+	spare   []byte    // the last buffer written, reused next
+	writing bool      // the writer goroutine is running
+	err     error     // of the last write; no further writes after it
 	closing bool
-	drained chan struct{} // closed when the writer goroutine returns
+	gaveUp  bool // Close stopped waiting for the writer
 }
 
 const (
@@ -52,9 +54,8 @@ const (
 )
 
 func newBufferedConn(c net.Conn) *bufferedConn {
-	b := &bufferedConn{Conn: c, drained: make(chan struct{})}
+	b := &bufferedConn{Conn: c}
 	b.changed.L = &b.mu
-	go b.writer()
 	return b
 }
 
@@ -71,27 +72,32 @@ func (b *bufferedConn) Write(p []byte) (int, error) {
 		return 0, net.ErrClosed
 	}
 	b.buf = append(b.buf, p...)
-	b.changed.Broadcast()
+	if !b.writing {
+		b.writing = true
+		go b.writer()
+	}
 	return len(p), nil
 }
 
+// writer writes the buffer until it is empty, swapping it with the spare
+// so that Write never appends to the bytes being written.
 func (b *bufferedConn) writer() {
-	defer close(b.drained)
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	for {
-		for len(b.buf) == 0 && !b.closing {
-			b.changed.Wait()
-		}
-		if len(b.buf) == 0 {
-			return // closing, everything written
-		}
+	for len(b.buf) > 0 && b.err == nil {
 		out := b.buf
-		b.buf, b.writing = b.spare[:0], true
+		b.buf = b.spare[:0]
 		b.mu.Unlock()
 		_, err := b.Conn.Write(out)
+		if err != nil {
+			// Part of a protocol operation may have gone out. Close the
+			// connection so that its reader fails too and the client
+			// reconnects, as it does when a write to a socket fails midway;
+			// otherwise the server would wait for the rest of the operation.
+			_ = b.Conn.Close()
+		}
 		b.mu.Lock()
-		b.spare, b.writing = out[:0], false
+		b.spare = out[:0]
 		if cap(out) > maxBuffered {
 			b.spare = nil // a burst's oversized buffer is not kept
 		}
@@ -99,20 +105,27 @@ func (b *bufferedConn) writer() {
 			b.err, b.buf = err, nil
 		}
 		b.changed.Broadcast()
-		if err != nil {
-			return
-		}
 	}
+	b.writing = false
+	b.changed.Broadcast()
 }
 
 func (b *bufferedConn) Close() error {
 	b.mu.Lock()
 	b.closing = true
 	b.changed.Broadcast()
-	b.mu.Unlock()
-	select {
-	case <-b.drained:
-	case <-time.After(closeDrainTimeout):
+	if b.writing {
+		timer := time.AfterFunc(closeDrainTimeout, func() {
+			b.mu.Lock()
+			b.gaveUp = true
+			b.changed.Broadcast()
+			b.mu.Unlock()
+		})
+		for b.writing && !b.gaveUp {
+			b.changed.Wait()
+		}
+		timer.Stop()
 	}
+	b.mu.Unlock()
 	return b.Conn.Close()
 }

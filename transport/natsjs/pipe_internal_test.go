@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -163,6 +164,70 @@ func TestBufferedConnReportsAFailedWrite(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("writes to a closed pipe kept succeeding")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// When a write fails (here, a write deadline already past, as nats.go's
+// flush timeout would set), the connection is closed for reading too, so
+// that the client notices and reconnects instead of leaving the server
+// waiting for the rest of an operation.
+func TestBufferedConnFailedWriteClosesTheReadSide(t *testing.T) {
+	client, server := net.Pipe()
+	defer server.Close()
+	b := newBufferedConn(client)
+	defer b.Close()
+	if err := b.SetWriteDeadline(time.Now().Add(-time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := b.Write([]byte("PUB x 1\r\nx\r\n")); err != nil {
+			break // the writer's failure has been reported
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("writes past the write deadline kept succeeding")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	read := make(chan error, 1)
+	go func() {
+		_, err := b.Read(make([]byte, 1))
+		read <- err
+	}()
+	select {
+	case err := <-read:
+		if err == nil {
+			t.Fatal("read succeeded on a connection whose write failed")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the read side stayed open after a failed write")
+	}
+}
+
+// The writing goroutine stops once everything is written, so a connection
+// dropped without Close (as nats.go drops one whose handshake failed)
+// leaves nothing running.
+func TestBufferedConnWriterStopsWhenIdle(t *testing.T) {
+	client, server := net.Pipe()
+	defer server.Close()
+	b := newBufferedConn(client)
+	if _, err := b.Write([]byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(server, make([]byte, 5)); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	stacks := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(stacks, true)
+		if !bytes.Contains(stacks[:n], []byte("(*bufferedConn).writer")) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a writer goroutine is still running with nothing to write")
 		}
 		time.Sleep(time.Millisecond)
 	}
