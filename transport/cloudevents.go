@@ -2,6 +2,7 @@ package transport
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -151,9 +152,9 @@ func DecodeHeaderMap(h map[string][]string, body []byte, skip ...string) (Messag
 			}
 		}
 	}
-	for _, k := range skip {
-		if _, ok := h[k]; ok {
-			seen++
+	for i, k := range skip {
+		if _, ok := h[k]; ok && !slices.Contains(attributeHeaders[:], k) && !slices.Contains(skip[:i], k) {
+			seen++ // each present key counted once
 		}
 	}
 	if seen < len(h) {

@@ -204,6 +204,16 @@ func TestDecodeHeaderMapAgreesWithDecodeHeaders(t *testing.T) {
 			t.Errorf("%s:\n got  %+v\n want %+v", name, got, want)
 		}
 	}
+	// A skip list that repeats a name or names an attribute must not make
+	// the lookups think every header is accounted for.
+	withKey := maps.Clone(base)
+	withKey["ce-partitionkey"] = []string{"k"}
+	for _, skip := range [][]string{{"Nats-Msg-Id", "Nats-Msg-Id"}, {"Nats-Msg-Id", "ce-id"}} {
+		got, err := transport.DecodeHeaderMap(withKey, in.Data, skip...)
+		if err != nil || got.Extensions["partitionkey"] != "k" {
+			t.Errorf("skip %q: extensions %v, err %v", skip, got.Extensions, err)
+		}
+	}
 	// Without naming the message id header the map takes the slow pass, and
 	// the result is the same.
 	got, err := transport.DecodeHeaderMap(base, in.Data)
