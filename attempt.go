@@ -20,10 +20,11 @@ type attemptCtx struct {
 	scope    scope
 
 	mu         sync.Mutex
-	done       chan struct{} // made by the first Done
+	done       chan struct{} // made by the first Done or AfterFunc
 	err        error         // set once, when the context ends
 	timer      *time.Timer
 	stopParent func() bool
+	after      map[*func()]struct{} // AfterFunc callbacks still to run
 }
 
 func newAttemptCtx(parent context.Context, d time.Duration) *attemptCtx {
@@ -46,8 +47,15 @@ func (c *attemptCtx) Value(key any) any {
 func (c *attemptCtx) Done() <-chan struct{} {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.watch()
+	return c.done
+}
+
+// watch makes the Done channel and, unless the context has ended already,
+// the timer and the parent link that end it. c.mu must be held.
+func (c *attemptCtx) watch() {
 	if c.done != nil {
-		return c.done
+		return
 	}
 	c.done = make(chan struct{})
 	if c.err == nil {
@@ -55,11 +63,37 @@ func (c *attemptCtx) Done() <-chan struct{} {
 	}
 	if c.err != nil {
 		close(c.done)
-		return c.done
+		return
 	}
 	c.timer = time.AfterFunc(time.Until(c.deadline), func() { c.cancel(context.DeadlineExceeded) })
 	c.stopParent = context.AfterFunc(c.parent, func() { c.cancel(c.parent.Err()) })
-	return c.done
+}
+
+// AfterFunc runs f in its own goroutine once the context ends, and stop
+// keeps it from running if it has not yet. The context package uses it, when
+// a context has it, to make contexts derived from this one (with
+// context.WithTimeout in a handler, say) follow it without a goroutine of
+// their own waiting on Done, as they follow the standard contexts.
+func (c *attemptCtx) AfterFunc(f func()) (stop func() bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.watch()
+	if c.err != nil {
+		go f()
+		return func() bool { return false }
+	}
+	key := &f
+	if c.after == nil {
+		c.after = make(map[*func()]struct{})
+	}
+	c.after[key] = struct{}{}
+	return func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		_, waiting := c.after[key]
+		delete(c.after, key)
+		return waiting
+	}
 }
 
 func (c *attemptCtx) Err() error {
@@ -91,6 +125,10 @@ func (c *attemptCtx) cancel(err error) {
 	if c.err == nil {
 		c.err = err
 	}
+	for f := range c.after {
+		go (*f)()
+	}
+	c.after = nil
 	if c.done != nil {
 		select {
 		case <-c.done:

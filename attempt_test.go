@@ -3,6 +3,7 @@ package troupe
 import (
 	"context"
 	"errors"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -114,6 +115,55 @@ func TestAttemptCtx(t *testing.T) {
 			t.Fatalf("scope through a child: %+v", s)
 		}
 	})
+}
+
+// Contexts a handler derives from its attempt context follow it without a
+// goroutine each (through AfterFunc), end with it, and context.AfterFunc
+// callbacks run once when it ends unless stopped.
+func TestAttemptCtxDerivedContexts(t *testing.T) {
+	c := newAttemptCtx(context.Background(), time.Hour)
+	before := runtime.NumGoroutine()
+	var children []context.Context
+	var cancels []context.CancelFunc
+	for range 100 {
+		child, cancel := context.WithTimeout(c, time.Hour)
+		children = append(children, child)
+		cancels = append(cancels, cancel)
+	}
+	if grown := runtime.NumGoroutine() - before; grown >= 50 {
+		t.Errorf("100 derived contexts started %d goroutines", grown)
+	}
+	cancels[0]() // a child cancelled on its own leaves the others
+	ran := make(chan struct{}, 2)
+	context.AfterFunc(c, func() { ran <- struct{}{} })
+	stop := context.AfterFunc(c, func() { ran <- struct{}{} })
+	if !stop() {
+		t.Error("stop of a waiting AfterFunc reported it had run")
+	}
+	c.end()
+	for i, child := range children {
+		select {
+		case <-child.Done():
+		case <-time.After(10 * time.Second):
+			t.Fatalf("derived context %d did not end with the attempt", i)
+		}
+		if i > 0 && !errors.Is(child.Err(), context.Canceled) {
+			t.Fatalf("derived context %d: %v", i, child.Err())
+		}
+	}
+	select {
+	case <-ran:
+	case <-time.After(10 * time.Second):
+		t.Fatal("context.AfterFunc did not run when the attempt ended")
+	}
+	select {
+	case <-ran:
+		t.Fatal("a stopped AfterFunc ran")
+	case <-time.After(50 * time.Millisecond): // a bounded wait for something that must not happen
+	}
+	for _, cancel := range cancels {
+		cancel()
+	}
 }
 
 func BenchmarkAttemptCtx(b *testing.B) {
