@@ -61,27 +61,24 @@ const replayLimit = 16
 // puller asks one JetStream consumer (the subscription's events, or its
 // replays) for messages within its own budget, so a waiting request on one
 // never starves the other.
+//
+// The server sends a request's messages under their own subjects and
+// spreads them over the open requests as it likes (it rotates a partly
+// filled request to the back of its queue), so the puller counts only
+// totals: each message lowers asked by one, and a request's ending status
+// names the request and says how many it will not send.
 type puller struct {
 	c        *consumer
 	api      string // subject of pull requests
 	inbox    string // requests reply to inbox.<n>
 	sub      *nats.Subscription
-	limit    int        // most messages held at once
-	seq      uint64     // last request number
-	reqs     []*pullReq // open requests, oldest first
-	asked    int        // messages asked for in open requests, not yet arrived
-	held     int        // arrived, not yet settled
-	seen     time.Time  // last message or heartbeat
-	pauseTil time.Time  // no new requests before this (after an error status)
-}
-
-// pullReq is an open pull request. The server sends a request's messages
-// under their own subjects, so only its statuses name it; messages are
-// counted against the oldest request, which is the one the server fills
-// first.
-type pullReq struct {
-	reply string
-	left  int // messages still to come, as far as we can tell
+	limit    int            // most messages held at once
+	seq      uint64         // last request number
+	open     map[string]int // open requests: reply subject -> messages asked
+	asked    int            // messages asked for in open requests, not yet arrived
+	held     int            // arrived, not yet settled
+	seen     time.Time      // last message or heartbeat
+	pauseTil time.Time      // no new requests before this (after an error status)
 }
 
 // Consume implements [transport.Transport].
@@ -179,7 +176,10 @@ func (p *puller) ask() {
 	if p.asked == 0 {
 		p.seen = time.Now() // the liveness clock starts with the first open request
 	}
-	p.reqs = append(p.reqs, &pullReq{reply: reply, left: free})
+	if p.open == nil {
+		p.open = make(map[string]int)
+	}
+	p.open[reply] = free
 	p.asked += free
 }
 
@@ -197,11 +197,6 @@ func (p *puller) receive(m *nats.Msg) {
 		}
 	}
 	p.asked = max(p.asked-1, 0)
-	if len(p.reqs) > 0 {
-		if p.reqs[0].left--; p.reqs[0].left <= 0 {
-			p.reqs = p.reqs[1:]
-		}
-	}
 	p.held++
 	c.held[m] = p
 	c.mu.Unlock()
@@ -216,20 +211,18 @@ func (p *puller) status(m *nats.Msg, status string) {
 	}
 	// Any other status ends the request: 404 and 408 are the normal ends of
 	// a request that got fewer messages than it asked for; 409 reports a
-	// limit or a deleted consumer. The server says how many it did not send.
-	for i, r := range p.reqs {
-		if r.reply != m.Subject {
-			continue
-		}
-		left := r.left
+	// limit or a deleted consumer. The server says how many it did not
+	// send; without that header, the whole request is taken back (asking a
+	// little too much is safe: the work queue has room for bursts).
+	if asked, ok := p.open[m.Subject]; ok {
+		left := asked
 		if n, err := strconv.Atoi(m.Header.Get("Nats-Pending-Messages")); err == nil {
 			left = n
 		}
 		p.asked = max(p.asked-left, 0)
-		p.reqs = append(p.reqs[:i], p.reqs[i+1:]...)
-		break
+		delete(p.open, m.Subject)
 	}
-	if len(p.reqs) == 0 {
+	if len(p.open) == 0 {
 		p.asked = 0
 	}
 	if status != "404" && status != "408" {
@@ -296,7 +289,8 @@ func (c *consumer) tend() {
 			// Open requests send a heartbeat while idle; silence means they
 			// were lost with a connection or a server restart.
 			if p.asked > 0 && now.Sub(p.seen) > 2*pullHeartbeat+time.Second {
-				p.asked, p.reqs = 0, nil
+				p.asked = 0
+				clear(p.open) // their statuses, if any come, are ignored
 			}
 			p.ask()
 		}
