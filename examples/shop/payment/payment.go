@@ -95,12 +95,21 @@ var errProviderTimeout = errors.New("payment provider timed out (injected by Fai
 
 // fails decides whether the injected provider fails this attempt.
 func (p *processor) fails(orderID string, attempt int) bool {
-	if p.failRate <= 0 {
+	return InjectedFailure(orderID, attempt, p.failRate)
+}
+
+// InjectedFailure reports whether FailRate(rate) fails the given attempt to
+// charge an order. The decision is a hash of the order id and the attempt,
+// so it is the same on every run and in every process, and a test can tell
+// which orders need many attempts (or fail every attempt and are
+// dead-lettered).
+func InjectedFailure(orderID string, attempt int, rate float64) bool {
+	if rate <= 0 {
 		return false
 	}
 	h := fnv.New64a()
 	fmt.Fprintf(h, "%s/%d", orderID, attempt)
-	return float64(h.Sum64()%10000)/10000 < p.failRate
+	return float64(h.Sum64()%10000)/10000 < rate
 }
 
 // chargeOnce charges order id unless it was charged before, and returns the

@@ -17,7 +17,9 @@ import (
 
 	"github.com/troupe-go/troupe"
 	"github.com/troupe-go/troupe/examples/shop/orders"
+	"github.com/troupe-go/troupe/examples/shop/payment"
 	"github.com/troupe-go/troupe/examples/shop/shop"
+	"github.com/troupe-go/troupe/transport"
 )
 
 // waitTimeout bounds every wait of these tests; the flow itself takes
@@ -110,7 +112,12 @@ func placeOrder(t *testing.T, base, body string) string {
 // all five events, and returns it.
 func waitFulfilled(t *testing.T, base, id string) orders.Order {
 	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
+	return waitFulfilledWithin(t, base, id, waitTimeout)
+}
+
+func waitFulfilledWithin(t *testing.T, base, id string, wait time.Duration) orders.Order {
+	t.Helper()
+	deadline := time.Now().Add(wait)
 	var last []byte
 	for {
 		status, b := do(t, "GET", base+"/orders/"+id, "")
@@ -126,7 +133,7 @@ func waitFulfilled(t *testing.T, base, id string) orders.Order {
 		}
 		last = b
 		if time.Now().After(deadline) {
-			t.Fatalf("order %s not fulfilled after %s; last seen:\n%s", id, waitTimeout, last)
+			t.Fatalf("order %s not fulfilled after %s; last seen:\n%s", id, wait, last)
 		}
 		time.Sleep(10 * time.Millisecond) // poll interval
 	}
@@ -355,17 +362,39 @@ func (h countingHandler) Enabled(context.Context, slog.Level) bool { return true
 func TestInjectedPaymentFailuresAreRetried(t *testing.T) {
 	var timeouts atomic.Int64
 	log := slog.New(countingHandler{Handler: slog.DiscardHandler, word: "provider timed out", n: &timeouts})
-	base := startShopWith(t, log, nil, shop.FailRate(0.5))
+	const rate = 0.5
+	base := startShopWith(t, log, nil, shop.FailRate(rate))
 	const n = 10
 	ids := make([]string, n)
 	for i := range n {
 		ids[i] = placeOrder(t, base, fmt.Sprintf(`{"customer":"c%d","items":[{"sku":"pen","qty":1}]}`, i))
 	}
+	// The injected failures are a hash of the order id and the attempt, so
+	// the test knows how many attempts each order needs and waits for as
+	// long as troupe's default backoff takes to get there (500ms doubling,
+	// with up to 20% jitter); an order that fails all 8 attempts is
+	// dead-lettered and never fulfilled (in about 1 run in 26 at this rate
+	// one of the ten does).
+	failed := 0
 	for _, id := range ids {
-		o := waitFulfilled(t, base, id)
+		k := 0 // attempts that fail before the first that succeeds
+		for k < transport.DefaultMaxAttempts && payment.InjectedFailure(id, k+1, rate) {
+			k++
+		}
+		failed += k
+		if k == transport.DefaultMaxAttempts {
+			t.Logf("order %s fails every attempt (dead-lettered); not waiting for it", id)
+			continue
+		}
+		wait := waitTimeout
+		for i := range k {
+			backoff := min(transport.DefaultMinBackoff<<i, transport.DefaultMaxBackoff)
+			wait += time.Duration((1 + transport.DefaultJitter) * float64(backoff))
+		}
+		o := waitFulfilledWithin(t, base, id, wait)
 		checkTimeline(t, o)
 	}
-	if timeouts.Load() == 0 {
-		t.Error("no injected payment failure was logged: FailRate(0.5) did nothing")
+	if failed > 0 && timeouts.Load() < int64(failed) {
+		t.Errorf("%d injected payment failures logged, want at least %d: FailRate(%v) did not take effect", timeouts.Load(), failed, rate)
 	}
 }
