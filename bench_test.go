@@ -47,6 +47,9 @@ const (
 // the id as Nats-Msg-Id for dedup, as troupe writes them).
 func rawMsg(i int, hdr rawHeaders) *nats.Msg {
 	m := &nats.Msg{Subject: "raw.bench", Data: []byte(`{"body":"` + benchBody + `"}`)}
+	if hdr == rawBare {
+		return m // no id to format: the bare client pays for nothing it does not send
+	}
 	id := fmt.Sprintf("0193a5b8-7c1e-7d2f-9a3b-%012x", i)
 	switch hdr {
 	case rawDedup:

@@ -315,9 +315,9 @@ func (a *App) logHandled(sub string, ev *Envelope, took time.Duration, err error
 // is stored, or an error that dead-letters ev.
 func (a *App) compensate(ctx context.Context, sub *Subscription, ev any, env *Envelope, cause error) error {
 	c := sub.cfg.compensate
-	cctx, cancel := context.WithTimeout(ctx, sub.cfg.deadline)
-	defer cancel()
-	cctx = withScope(cctx, &scope{app: a, service: sub.service, sub: sub, ev: env, salt: "compensation"})
+	cctx := newAttemptCtx(ctx, sub.cfg.deadline)
+	defer cctx.end()
+	cctx.scope = scope{app: a, service: sub.service, sub: sub, ev: env, salt: "compensation"}
 	if err := c.publish(cctx, ev, cause); err != nil {
 		a.log.Error("compensation failed; dead-lettering the event", "subscription", sub.String(),
 			"id", env.ID, "failure", c.topic.Type(), "err", err)

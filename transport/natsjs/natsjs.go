@@ -405,7 +405,7 @@ func (t *Transport) Close(ctx context.Context) error {
 			}
 			waitClosed(ctx, nc)
 		}
-		t.goneOnce.Do(func() { close(t.gone) })
+		t.markGone()
 	}
 	if t.server != nil {
 		t.server.Shutdown()
@@ -422,7 +422,7 @@ func (t *Transport) Kill() {
 	for _, nc := range t.conns() {
 		nc.Close()
 	}
-	t.goneOnce.Do(func() { close(t.gone) })
+	t.markGone()
 	if t.server != nil {
 		t.server.Shutdown()
 	}
@@ -431,6 +431,10 @@ func (t *Transport) Kill() {
 func (t *Transport) isClosed() bool {
 	return t.closed.Load() || t.nc.IsClosed() || t.cnc.IsClosed()
 }
+
+// markGone releases the publishes waiting for a confirm once the
+// transport's connections are closed.
+func (t *Transport) markGone() { t.goneOnce.Do(func() { close(t.gone) }) }
 
 // conns returns the transport's connections, the consumers' first.
 func (t *Transport) conns() []*nats.Conn {
