@@ -44,6 +44,9 @@
 // declared and consumed at start. An observer is a hidden service of the app
 // with its own subscription, so it never takes events from the app's own.
 //
+// [RecordPublishes], also before Start, lists the types of everything the
+// app publishes: the witness that a bad request published nothing.
+//
 // # Failures
 //
 // [FailFirst] wraps a handler so the first n attempts at each event fail,

@@ -225,3 +225,26 @@ func TestHelpersFailTheTestWithTheReason(t *testing.T) {
 		}
 	}
 }
+
+// RecordPublishes sees what an app publishes, in order, and Taken forgets
+// what it returned.
+func TestRecordPublishes(t *testing.T) {
+	t.Parallel()
+	app := troupe.New(troupetest.Config(t, troupe.Config{Name: "shop", Transport: troupetest.NewRecorder()}))
+	declareShop(app, charge)
+	pub := troupetest.RecordPublishes(app)
+	troupetest.Start(t, app)
+	if got := pub.Taken(); got != nil {
+		t.Fatalf("before any publish: %v", got)
+	}
+	ctx := app.Context(context.Background())
+	if err := troupe.PublishBatch(ctx, orderPlaced, []OrderPlaced{{OrderID: "1"}, {OrderID: "2"}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := pub.Taken(); len(got) != 2 || got[0] != orderPlaced.Type() || got[1] != orderPlaced.Type() {
+		t.Fatalf("after two publishes: %v", got)
+	}
+	if got := pub.Taken(); got != nil {
+		t.Fatalf("taken twice: %v", got)
+	}
+}

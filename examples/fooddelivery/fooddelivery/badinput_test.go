@@ -9,11 +9,12 @@ import (
 	"github.com/troupe-go/troupe"
 	"github.com/troupe-go/troupe/examples/fooddelivery/fooddelivery"
 	"github.com/troupe-go/troupe/examples/fooddelivery/order"
+	"github.com/troupe-go/troupe/troupetest"
 )
 
 func TestBadRequestsGetJSONErrorsAndPublishNothing(t *testing.T) {
-	var pub *publishedTypes
-	_, base := startApp(t, fooddelivery.Options{Restaurant: fastRestaurant(0)}, func(app *troupe.App) { pub = countPublishes(app) })
+	var pub *troupetest.PublishLog
+	_, base := startApp(t, fooddelivery.Options{Restaurant: fastRestaurant(0)}, func(app *troupe.App) { pub = troupetest.RecordPublishes(app) })
 	good := orderBody("ada")
 	item := func(s string) string {
 		return `{"customer":"ada","restaurant":"napoli","items":[` + s + `]}`
@@ -108,7 +109,7 @@ func TestBadRequestsGetJSONErrorsAndPublishNothing(t *testing.T) {
 			if status == http.StatusMethodNotAllowed && h.Get("Allow") == "" {
 				t.Error("405 without an Allow header")
 			}
-			if got := pub.taken(); len(got) > 0 {
+			if got := pub.Taken(); len(got) > 0 {
 				t.Errorf("the bad request published %v", got)
 			}
 		})
@@ -127,21 +128,21 @@ func TestBadRequestsGetJSONErrorsAndPublishNothing(t *testing.T) {
 	// published is its order_placed.
 	id := place(t, base, good)
 	waitTerminal(t, base, id, 4)
-	if got := pub.taken(); len(got) == 0 || got[0] != "order_placed.v1" {
+	if got := pub.Taken(); len(got) == 0 || got[0] != "order_placed.v1" {
 		t.Errorf("after a good order the app published %v, want order_placed.v1 first", got)
 	}
 }
 
 func TestIdempotencyKeyPlacesOneOrder(t *testing.T) {
-	var pub *publishedTypes
-	_, base := startApp(t, fooddelivery.Options{Restaurant: fastRestaurant(0)}, func(app *troupe.App) { pub = countPublishes(app) })
+	var pub *troupetest.PublishLog
+	_, base := startApp(t, fooddelivery.Options{Restaurant: fastRestaurant(0)}, func(app *troupe.App) { pub = troupetest.RecordPublishes(app) })
 	key := "3f1c2a9e-retry-me"
 	id := place(t, base, orderBody("ada"), "Idempotency-Key", key)
 	if id != order.IDForKey("ada", key) {
 		t.Errorf("order id %s, want the one derived from the key", id)
 	}
 	waitTerminal(t, base, id, 4)
-	pub.taken()
+	pub.Taken()
 
 	// The client retries: same answer, marked replayed, nothing published.
 	status, b, _ := do(t, "POST", base+"/orders", orderBody("ada"), "Idempotency-Key", key)
@@ -154,7 +155,7 @@ func TestIdempotencyKeyPlacesOneOrder(t *testing.T) {
 	if status != http.StatusConflict || !strings.Contains(string(b), "different order") {
 		t.Errorf("POST with the key of another order: %d %s; want 409", status, b)
 	}
-	if got := pub.taken(); len(got) > 0 {
+	if got := pub.Taken(); len(got) > 0 {
 		t.Errorf("the retries published %v", got)
 	}
 	if bk := books(t, base); bk.Charges != 1 {

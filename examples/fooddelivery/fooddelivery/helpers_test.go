@@ -1,7 +1,6 @@
 package fooddelivery_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,7 +15,6 @@ import (
 	"github.com/troupe-go/troupe/examples/fooddelivery/order"
 	"github.com/troupe-go/troupe/examples/fooddelivery/payment"
 	"github.com/troupe-go/troupe/examples/fooddelivery/restaurant"
-	"github.com/troupe-go/troupe/transport"
 	"github.com/troupe-go/troupe/troupetest"
 )
 
@@ -221,36 +219,4 @@ func books(t testing.TB, base string) payment.Books {
 	var b payment.Books
 	getJSON(t, base+"/ledger", &b)
 	return b
-}
-
-// publishedTypes counts every event the app publishes, by topic, through
-// a middleware: the witness that a request published nothing.
-type publishedTypes struct {
-	ch chan string
-}
-
-func countPublishes(app *troupe.App) *publishedTypes {
-	p := &publishedTypes{ch: make(chan string, 1<<16)}
-	app.Use(troupe.Middleware{Name: "count-publishes", Publish: func(next troupe.PublishFunc) troupe.PublishFunc {
-		return func(ctx context.Context, msgs []*transport.Message) error {
-			for _, m := range msgs {
-				p.ch <- m.Type
-			}
-			return next(ctx, msgs)
-		}
-	}})
-	return p
-}
-
-// taken returns the types published since the last call.
-func (p *publishedTypes) taken() []string {
-	var out []string
-	for {
-		select {
-		case typ := <-p.ch:
-			out = append(out, typ)
-		default:
-			return out
-		}
-	}
 }

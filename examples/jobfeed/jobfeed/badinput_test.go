@@ -10,13 +10,14 @@ import (
 	"github.com/troupe-go/troupe"
 	"github.com/troupe-go/troupe/examples/jobfeed/jobfeed"
 	"github.com/troupe-go/troupe/examples/jobfeed/portal"
+	"github.com/troupe-go/troupe/troupetest"
 )
 
 // Every endpoint answers a bad request with a 4xx and a JSON error that
 // says what to fix, and nothing is stored or published for it.
 func TestBadRequestsGetJSONErrorsAndPublishNothing(t *testing.T) {
-	var pub *publishedTypes
-	_, base := startApp(t, jobfeed.Options{}, func(app *troupe.App) { pub = countPublishes(app) })
+	var pub *troupetest.PublishLog
+	_, base := startApp(t, jobfeed.Options{}, func(app *troupe.App) { pub = troupetest.RecordPublishes(app) })
 
 	cand := func(fields string) string {
 		return `{"name":"Ada","email":"ada@example.com","preferences":{"frequency":"daily"},"resume":"Go, 5 years"` + fields + `}`
@@ -121,7 +122,7 @@ func TestBadRequestsGetJSONErrorsAndPublishNothing(t *testing.T) {
 			if status == http.StatusMethodNotAllowed && h.Get("Allow") == "" {
 				t.Error("405 without an Allow header")
 			}
-			if got := pub.taken(); len(got) > 0 {
+			if got := pub.Taken(); len(got) > 0 {
 				t.Errorf("the bad request published %v", got)
 			}
 		})
@@ -142,7 +143,7 @@ func TestBadRequestsGetJSONErrorsAndPublishNothing(t *testing.T) {
 	id := register(t, base, "Ada", portal.Daily, "Go, 5 years")
 	poll(t, "the profile", func() portal.Candidate { return candidate(t, base, id) },
 		func(c portal.Candidate) bool { return c.Status == "profiled" })
-	if got, want := pub.taken(), []string{"candidate_registered.v1", "profile_created.v1"}; !slices.Equal(got, want) {
+	if got, want := pub.Taken(), []string{"candidate_registered.v1", "profile_created.v1"}; !slices.Equal(got, want) {
 		t.Errorf("after a good registration the app published %v, want %v", got, want)
 	}
 
@@ -152,7 +153,7 @@ func TestBadRequestsGetJSONErrorsAndPublishNothing(t *testing.T) {
 	if err := json.Unmarshal(b, &body); err != nil || status != http.StatusConflict || !strings.Contains(body["error"], "ada@example.com is already registered") {
 		t.Errorf("a second registration of ada@example.com: %d %s (%v); want 409", status, b, err)
 	}
-	if got := pub.taken(); len(got) > 0 {
+	if got := pub.Taken(); len(got) > 0 {
 		t.Errorf("the refused registration published %v", got)
 	}
 }

@@ -1,7 +1,6 @@
 package jobfeed_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,7 +15,6 @@ import (
 	"github.com/troupe-go/troupe/examples/jobfeed/jobfeed"
 	"github.com/troupe-go/troupe/examples/jobfeed/notification"
 	"github.com/troupe-go/troupe/examples/jobfeed/portal"
-	"github.com/troupe-go/troupe/transport"
 	"github.com/troupe-go/troupe/troupetest"
 )
 
@@ -175,36 +173,4 @@ func sent(t testing.TB, base, id string) notification.Sent {
 	}
 	getJSON(t, url, &s)
 	return s
-}
-
-// publishedTypes counts every event the app publishes, by wire type,
-// through a middleware: the witness that a request published nothing.
-type publishedTypes struct {
-	ch chan string
-}
-
-func countPublishes(app *troupe.App) *publishedTypes {
-	p := &publishedTypes{ch: make(chan string, 1<<12)}
-	app.Use(troupe.Middleware{Name: "count-publishes", Publish: func(next troupe.PublishFunc) troupe.PublishFunc {
-		return func(ctx context.Context, msgs []*transport.Message) error {
-			for _, m := range msgs {
-				p.ch <- m.Type
-			}
-			return next(ctx, msgs)
-		}
-	}})
-	return p
-}
-
-// taken returns the types published since the last call.
-func (p *publishedTypes) taken() []string {
-	var out []string
-	for {
-		select {
-		case typ := <-p.ch:
-			out = append(out, typ)
-		default:
-			return out
-		}
-	}
 }
