@@ -3,9 +3,7 @@ package fooddelivery_test
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
-	"strings"
 	"testing"
 	"time"
 
@@ -15,13 +13,14 @@ import (
 	"github.com/troupe-go/troupe/examples/fooddelivery/order"
 	"github.com/troupe-go/troupe/examples/fooddelivery/payment"
 	"github.com/troupe-go/troupe/examples/fooddelivery/restaurant"
+	"github.com/troupe-go/troupe/examples/internal/apitest"
 	"github.com/troupe-go/troupe/troupetest"
 )
 
 // waitTimeout bounds every wait of these tests; a flow takes milliseconds.
 const waitTimeout = 30 * time.Second
 
-var client = &http.Client{Timeout: 10 * time.Second}
+var client = apitest.Client
 
 // fastRestaurant retries quickly, so the tests of its failure paths take
 // milliseconds, not seconds.
@@ -45,42 +44,11 @@ func startApp(t *testing.T, opts fooddelivery.Options, declare func(*troupe.App)
 	return app, "http://" + app.HTTPAddr()
 }
 
-// do sends a request and returns the status, the body and the headers.
-func do(t testing.TB, method, url, body string, header ...string) (int, []byte, http.Header) {
-	t.Helper()
-	req, err := http.NewRequest(method, url, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, b, resp.Header
-}
-
-// getJSON GETs url, expects 200 and decodes the body into v.
-func getJSON(t testing.TB, url string, v any) {
-	t.Helper()
-	status, b, _ := do(t, "GET", url, "")
-	if status != http.StatusOK {
-		t.Fatalf("GET %s: %d %s", url, status, b)
-	}
-	if err := json.Unmarshal(b, v); err != nil {
-		t.Fatalf("GET %s: %v in %s", url, err, b)
-	}
-}
+// The calls of these tests, shared with the other examples.
+var (
+	do      = apitest.Do
+	getJSON = apitest.GetJSON
+)
 
 // orderBody is a valid order of customer; its total is 2×950 + 600 = 2500.
 func orderBody(customer string) string {

@@ -3,7 +3,6 @@ package jobfeed_test
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/troupe-go/troupe"
+	"github.com/troupe-go/troupe/examples/internal/apitest"
 	"github.com/troupe-go/troupe/examples/jobfeed/jobfeed"
 	"github.com/troupe-go/troupe/examples/jobfeed/notification"
 	"github.com/troupe-go/troupe/examples/jobfeed/portal"
@@ -21,7 +21,7 @@ import (
 // waitTimeout bounds every wait of these tests; a flow takes milliseconds.
 const waitTimeout = 30 * time.Second
 
-var client = &http.Client{Timeout: 10 * time.Second}
+var client = apitest.Client
 
 func testLogger() *slog.Logger {
 	if testing.Verbose() {
@@ -49,39 +49,11 @@ func startApp(t *testing.T, opts jobfeed.Options, declare func(*troupe.App)) (*t
 	return app, "http://" + app.HTTPAddr()
 }
 
-// do sends a request and returns the status, the body and the headers.
-func do(t testing.TB, method, url, body string) (int, []byte, http.Header) {
-	t.Helper()
-	req, err := http.NewRequest(method, url, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, b, resp.Header
-}
-
-// getJSON GETs url, expects 200 and decodes the body into v.
-func getJSON(t testing.TB, url string, v any) {
-	t.Helper()
-	status, b, _ := do(t, "GET", url, "")
-	if status != http.StatusOK {
-		t.Fatalf("GET %s: %d %s", url, status, b)
-	}
-	if err := json.Unmarshal(b, v); err != nil {
-		t.Fatalf("GET %s: %v in %s", url, err, b)
-	}
-}
+// The calls of these tests, shared with the other examples.
+var (
+	do      = apitest.Do
+	getJSON = apitest.GetJSON
+)
 
 // post POSTs body to base+path, expects 201 and returns the new id.
 func post(t testing.TB, base, path, body string) string {
