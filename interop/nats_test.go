@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/troupe-go/troupe"
+	"github.com/troupe-go/troupe/transport/natsjs"
 )
 
 // natsURL is the NATS server the tests use: TROUPE_TEST_NATS, as for the
@@ -39,20 +40,13 @@ func dialNATS(t *testing.T) *nats.Conn {
 	return nc
 }
 
-// deleteNATSNamespace deletes the three streams of a troupe app named ns,
-// with the consumers on them.
+// deleteNATSNamespace deletes the streams of a troupe app named ns, with
+// the consumers on them.
 func deleteNATSNamespace(t *testing.T, nc *nats.Conn, ns string) {
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Errorf("cleanup: %v", err)
-		return
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	for _, s := range []string{"EVENTS", "REPLAY", "DLQ"} {
-		if err := js.DeleteStream(ctx, "TROUPE_"+ns+"_"+s); err != nil {
-			t.Errorf("cleanup: delete stream TROUPE_%s_%s: %v", ns, s, err)
-		}
+	if err := natsjs.DeleteNamespace(ctx, nc, ns); err != nil {
+		t.Errorf("cleanup: %v", err)
 	}
 }
 
