@@ -179,7 +179,7 @@ func watermillThroughput(ctx context.Context, n int, publish func(k int) error,
 	if err != nil {
 		return nil, err
 	}
-	var got atomic.Int64
+	var got, bad atomic.Int64
 	done := make(chan struct{})
 	var once sync.Once
 	var wg sync.WaitGroup
@@ -191,6 +191,9 @@ func watermillThroughput(ctx context.Context, n int, publish func(k int) error,
 				case m, ok := <-ch:
 					if !ok {
 						return
+					}
+					if !handleBench(m.Payload) {
+						bad.Add(1)
 					}
 					m.Ack()
 					if got.Add(1) >= int64(n) {
@@ -208,6 +211,9 @@ func watermillThroughput(ctx context.Context, n int, publish func(k int) error,
 	wg.Wait()
 	if err != nil {
 		return nil, fmt.Errorf("consume: %w (of %d)", err, n)
+	}
+	if err := undecoded(bad.Load()); err != nil {
+		return nil, err
 	}
 	return Metrics{"publish": pubRate, "consume": rate}, nil
 }
@@ -233,12 +239,15 @@ func watermillPassThrough(ctx context.Context, n int, gc *gochannel.GoChannel) (
 	if err != nil {
 		return 0, err
 	}
-	var got atomic.Int64
+	var got, bad atomic.Int64
 	done := make(chan struct{})
 	var once sync.Once
 	for range workers {
 		go func() {
 			for m := range ch {
+				if !handleBench(m.Payload) {
+					bad.Add(1)
+				}
 				m.Ack()
 				if got.Add(1) >= int64(n) {
 					once.Do(func() { close(done) })
@@ -253,5 +262,6 @@ func watermillPassThrough(ctx context.Context, n int, gc *gochannel.GoChannel) (
 	if err := waitDone(ctx, done, 5*time.Minute); err != nil {
 		return 0, errors.New("gochannel: not all messages arrived")
 	}
-	return float64(n) / time.Since(start).Seconds(), nil
+	rate := float64(n) / time.Since(start).Seconds()
+	return rate, undecoded(bad.Load())
 }
