@@ -13,6 +13,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/troupe-go/troupe"
+	"github.com/troupe-go/troupe/transport/natsjs"
 )
 
 // BenchmarkBrokers puts troupe beside the raw client of each external broker
@@ -204,15 +205,9 @@ func rawAMQPPublish(b *testing.B, conn *amqp.Connection, consume bool) {
 }
 
 func deleteStreams(nc *nats.Conn, ns string) {
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	for _, s := range []string{"EVENTS", "REPLAY", "DLQ"} {
-		_ = js.DeleteStream(ctx, "TROUPE_"+ns+"_"+s)
-	}
+	_ = natsjs.DeleteNamespace(ctx, nc, ns)
 }
 
 // deleteRabbitNamespace removes what an app named ns with one subscription

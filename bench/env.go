@@ -66,6 +66,9 @@ func newEnv(ctx context.Context, o options) (*env, error) {
 	if o.events > 0 {
 		e.nEmbedded, e.nRabbit, e.nNATS = o.events, o.events, o.events
 	}
+	if o.orders > 0 {
+		e.flowOrders = o.orders
+	}
 	dir, err := os.MkdirTemp("", "troupe-bench-")
 	if err != nil {
 		return nil, err

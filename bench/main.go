@@ -52,6 +52,7 @@ type options struct {
 	amqpURL    string
 	natsURL    string
 	events     int
+	orders     int
 	brokers    string
 }
 
@@ -72,6 +73,7 @@ func main() {
 	flag.StringVar(&o.amqpURL, "amqp", "amqp://guest:guest@127.0.0.1:5672/", "RabbitMQ URL (skipped when unreachable)")
 	flag.StringVar(&o.natsURL, "nats", "nats://127.0.0.1:4222", "external NATS server with JetStream (skipped when unreachable)")
 	flag.IntVar(&o.events, "events", 0, "events per throughput run on every broker, instead of the mode's counts")
+	flag.IntVar(&o.orders, "orders", 0, "orders of the saturated order-flow run, instead of the mode's count")
 	flag.StringVar(&o.brokers, "brokers", "embedded,rabbitmq,nats", "brokers of the throughput scenario, comma-separated")
 	flag.Parse()
 	if o.runs < 1 {

@@ -21,6 +21,9 @@ func renderReport(e *env, o options, plan []*Measure, took time.Duration) string
 	if o.runs != 3 {
 		cmd += fmt.Sprintf(" --runs %d", o.runs)
 	}
+	if o.orders > 0 {
+		cmd += fmt.Sprintf(" --orders %d", o.orders)
+	}
 	if o.events > 0 {
 		cmd += fmt.Sprintf(" --events %d", o.events)
 	}

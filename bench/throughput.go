@@ -444,15 +444,9 @@ func rawAMQPThroughput(ctx context.Context, url string, n int) (Metrics, error) 
 
 // deleteTroupeStreams removes the streams of troupe namespace ns.
 func deleteTroupeStreams(nc *nats.Conn, ns string) {
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	for _, s := range []string{"EVENTS", "REPLAY", "DLQ"} {
-		_ = js.DeleteStream(ctx, "TROUPE_"+ns+"_"+s)
-	}
+	_ = natsjs.DeleteNamespace(ctx, nc, ns)
 }
 
 // deleteTroupeRabbit removes the exchange of troupe namespace ns and the

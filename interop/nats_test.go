@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/troupe-go/troupe"
+	"github.com/troupe-go/troupe/transport/natsjs"
 )
 
 // natsURL is the NATS server the tests use: TROUPE_TEST_NATS, as for the
@@ -42,17 +43,10 @@ func dialNATS(t *testing.T) *nats.Conn {
 // deleteNATSNamespace deletes the three streams of a troupe app named ns,
 // with the consumers on them.
 func deleteNATSNamespace(t *testing.T, nc *nats.Conn, ns string) {
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Errorf("cleanup: %v", err)
-		return
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	for _, s := range []string{"EVENTS", "REPLAY", "DLQ"} {
-		if err := js.DeleteStream(ctx, "TROUPE_"+ns+"_"+s); err != nil {
-			t.Errorf("cleanup: delete stream TROUPE_%s_%s: %v", ns, s, err)
-		}
+	if err := natsjs.DeleteNamespace(ctx, nc, ns); err != nil {
+		t.Errorf("cleanup: %v", err)
 	}
 }
 
@@ -124,9 +118,9 @@ func pinnedVersion(path, key string) (string, error) {
 }
 
 // eventSubject and eventsStream name where a troupe app named ns keeps its
-// events, as package natsjs lays them out.
+// events, as package natsjs lays them out: a stream per topic.
 func eventSubject(ns, wireType string) string { return "troupe." + ns + ".e." + wireType }
-func eventsStream(ns string) string           { return "TROUPE_" + ns + "_EVENTS" }
+func eventsStream(ns, topic string) string    { return "TROUPE_" + ns + "_EVENTS_" + topic }
 
 // TestNatsJSPublishesToTroupe has a Node.js program publish an event with
 // nats.js to the events stream of a troupe app, in CloudEvents binary
@@ -153,7 +147,7 @@ func TestNatsJSPublishesToTroupe(t *testing.T) {
 	correlation := "signup-" + ns
 	p := startProc(t, ctx, dir, []string{"TROUPE_INTEROP_URL=" + natsURL()}, "node", "publish.mjs",
 		"--subject", eventSubject(ns, signups.Type()),
-		"--stream", eventsStream(ns),
+		"--stream", eventsStream(ns, signups.Name()),
 		"--source", "/crm-import/node",
 		"--type", signups.Type(),
 		"--correlation-id", correlation,
@@ -168,8 +162,8 @@ func TestNatsJSPublishesToTroupe(t *testing.T) {
 	}
 	decodeLine(t, p.line(t, ctx), &sent)
 	p.wait(t, ctx)
-	if sent.Stream != eventsStream(ns) || sent.Seq == 0 || sent.Duplicate {
-		t.Errorf("JetStream acknowledged %+v; want stream %s, a sequence, no duplicate", sent, eventsStream(ns))
+	if sent.Stream != eventsStream(ns, signups.Name()) || sent.Seq == 0 || sent.Duplicate {
+		t.Errorf("JetStream acknowledged %+v; want stream %s, a sequence, no duplicate", sent, eventsStream(ns, signups.Name()))
 	}
 
 	ev := receiveID(t, ctx, got, sent.ID)
@@ -195,7 +189,7 @@ func TestNatsJSConsumesFromTroupe(t *testing.T) {
 
 	subject := eventSubject(ns, w.invoiced.Type())
 	p := startProc(t, ctx, dir, []string{"TROUPE_INTEROP_URL=" + natsURL()}, "node", "consume.mjs",
-		"--stream", eventsStream(ns),
+		"--stream", eventsStream(ns, w.invoiced.Name()),
 		"--subject", subject,
 		"--timeout", scriptTimeoutArg())
 	p.waitReady(t, ctx)
@@ -233,7 +227,7 @@ func TestNatsJSConsumesFromTroupe(t *testing.T) {
 		}
 	}
 	checkPublished(t, headers, msg.Body, want)
-	if msg.Subject != subject || msg.Stream != eventsStream(ns) {
-		t.Errorf("read %s from stream %s, want %s from %s", msg.Subject, msg.Stream, subject, eventsStream(ns))
+	if msg.Subject != subject || msg.Stream != eventsStream(ns, w.invoiced.Name()) {
+		t.Errorf("read %s from stream %s, want %s from %s", msg.Subject, msg.Stream, subject, eventsStream(ns, w.invoiced.Name()))
 	}
 }

@@ -11,11 +11,11 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/troupe-go/troupe"
 	"github.com/troupe-go/troupe/journal"
+	"github.com/troupe-go/troupe/transport/natsjs"
 	"github.com/troupe-go/troupe/transport/rabbitmq"
 	"github.com/troupe-go/troupe/troupetest"
 )
@@ -51,15 +51,9 @@ var brokers = []broker{
 		}
 		t.Cleanup(func() {
 			defer nc.Close()
-			js, err := jetstream.New(nc)
-			if err != nil {
-				return
-			}
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			for _, s := range []string{"EVENTS", "REPLAY", "DLQ", "JOURNAL"} {
-				_ = js.DeleteStream(ctx, "TROUPE_"+ns+"_"+s)
-			}
+			_ = natsjs.DeleteNamespace(ctx, nc, ns)
 		})
 		return nil
 	}},

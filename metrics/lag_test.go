@@ -10,11 +10,11 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/troupe-go/troupe"
 	"github.com/troupe-go/troupe/metrics"
+	"github.com/troupe-go/troupe/transport/natsjs"
 	"github.com/troupe-go/troupe/troupetest"
 )
 
@@ -96,15 +96,9 @@ func deleteNATS(t *testing.T, url, ns string) {
 		return
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	for _, s := range []string{"EVENTS", "REPLAY", "DLQ"} {
-		_ = js.DeleteStream(ctx, "TROUPE_"+ns+"_"+s)
-	}
+	_ = natsjs.DeleteNamespace(ctx, nc, ns)
 }
 
 func deleteRabbit(t *testing.T, url, ns string) {

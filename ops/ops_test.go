@@ -20,13 +20,13 @@ import (
 	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/troupe-go/troupe"
 	"github.com/troupe-go/troupe/journal"
 	"github.com/troupe-go/troupe/ops"
 	"github.com/troupe-go/troupe/transport"
+	"github.com/troupe-go/troupe/transport/natsjs"
 	"github.com/troupe-go/troupe/transport/rabbitmq"
 	"github.com/troupe-go/troupe/troupetest"
 )
@@ -150,11 +150,7 @@ func cleanNATS(t *testing.T, ns string) error {
 	}
 	t.Cleanup(func() {
 		defer nc.Close()
-		if js, err := jetstream.New(nc); err == nil {
-			for _, s := range []string{"EVENTS", "REPLAY", "DLQ", "JOURNAL"} {
-				_ = js.DeleteStream(context.Background(), "TROUPE_"+ns+"_"+s)
-			}
-		}
+		_ = natsjs.DeleteNamespace(context.Background(), nc, ns)
 	})
 	return nil
 }

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	amqp "github.com/rabbitmq/amqp091-go"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/troupe-go/troupe"
 	"github.com/troupe-go/troupe/tracing"
+	"github.com/troupe-go/troupe/transport/natsjs"
 	"github.com/troupe-go/troupe/transport/rabbitmq"
 	"github.com/troupe-go/troupe/troupetest"
 )
@@ -125,11 +125,7 @@ func cleanup(t *testing.T, raw, ns string) {
 			return
 		}
 		defer nc.Close()
-		if js, err := jetstream.New(nc); err == nil {
-			for _, s := range []string{"EVENTS", "REPLAY", "DLQ"} {
-				_ = js.DeleteStream(ctx, "TROUPE_"+ns+"_"+s)
-			}
-		}
+		_ = natsjs.DeleteNamespace(ctx, nc, ns)
 		return
 	}
 	conn, err := amqp.Dial(raw)

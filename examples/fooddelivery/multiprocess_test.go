@@ -6,7 +6,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"os"
 	"regexp"
@@ -24,6 +23,7 @@ import (
 	"github.com/troupe-go/troupe/examples/fooddelivery/order"
 	"github.com/troupe-go/troupe/examples/fooddelivery/restaurant"
 	"github.com/troupe-go/troupe/examples/internal/proctest"
+	"github.com/troupe-go/troupe/transport/natsjs"
 	"github.com/troupe-go/troupe/transport/rabbitmq"
 )
 
@@ -347,13 +347,7 @@ var natsBroker = mpBroker{
 	},
 	cleanup: func(url, ns string, _ []string) error {
 		return proctest.WithJetStream(url, func(ctx context.Context, js jetstream.JetStream) error {
-			var errs []error
-			for _, s := range []string{"EVENTS", "REPLAY", "DLQ"} {
-				if err := js.DeleteStream(ctx, "TROUPE_"+ns+"_"+s); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
-					errs = append(errs, err)
-				}
-			}
-			return errors.Join(errs...)
+			return natsjs.DeleteNamespace(ctx, js.Conn(), ns)
 		})
 	},
 }

@@ -6,7 +6,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -15,13 +14,13 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/troupe-go/troupe"
 	"github.com/troupe-go/troupe/examples/internal/proctest"
 	"github.com/troupe-go/troupe/examples/jobfeed/jobfeed"
 	"github.com/troupe-go/troupe/examples/jobfeed/portal"
+	"github.com/troupe-go/troupe/transport/natsjs"
 	"github.com/troupe-go/troupe/transport/rabbitmq"
 )
 
@@ -100,19 +99,9 @@ var brokers = []mpBroker{
 				return err
 			}
 			defer nc.Close()
-			js, err := jetstream.New(nc)
-			if err != nil {
-				return err
-			}
 			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 			defer cancel()
-			var errs []error
-			for _, s := range []string{"EVENTS", "REPLAY", "DLQ"} {
-				if err := js.DeleteStream(ctx, "TROUPE_"+ns+"_"+s); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
-					errs = append(errs, err)
-				}
-			}
-			return errors.Join(errs...)
+			return natsjs.DeleteNamespace(ctx, nc, ns)
 		},
 	},
 }

@@ -31,6 +31,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/troupe-go/troupe/examples/internal/proctest"
+	"github.com/troupe-go/troupe/transport/natsjs"
 	"github.com/troupe-go/troupe/transport/rabbitmq"
 )
 
@@ -584,15 +585,23 @@ var natsBroker = mpBroker{
 	checkDeclared: func(t *testing.T, url, ns string) error {
 		var got []string
 		err := proctest.WithJetStream(url, func(ctx context.Context, js jetstream.JetStream) error {
-			s, err := js.Stream(ctx, "TROUPE_"+ns+"_EVENTS")
-			if err != nil {
-				return err
+			// A stream per topic: the subscriptions are the consumers
+			// on all of them.
+			streams := js.StreamNames(ctx, jetstream.WithStreamListSubject("troupe."+ns+".e.>"))
+			for name := range streams.Name() {
+				s, err := js.Stream(ctx, name)
+				if err != nil {
+					return err
+				}
+				names := s.ConsumerNames(ctx)
+				for name := range names.Name() {
+					got = append(got, strings.Replace(name, "@", ".", 1))
+				}
+				if err := names.Err(); err != nil {
+					return err
+				}
 			}
-			names := s.ConsumerNames(ctx)
-			for name := range names.Name() {
-				got = append(got, strings.Replace(name, "@", ".", 1))
-			}
-			return names.Err()
+			return streams.Err()
 		})
 		if err != nil {
 			return fmt.Errorf("listing the consumers: %v", err)
@@ -607,13 +616,7 @@ var natsBroker = mpBroker{
 	},
 	cleanup: func(t *testing.T, url, ns string) {
 		err := proctest.WithJetStream(url, func(ctx context.Context, js jetstream.JetStream) error {
-			var errs []error
-			for _, s := range []string{"EVENTS", "REPLAY", "DLQ"} {
-				if err := js.DeleteStream(ctx, "TROUPE_"+ns+"_"+s); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
-					errs = append(errs, err)
-				}
-			}
-			return errors.Join(errs...)
+			return natsjs.DeleteNamespace(ctx, js.Conn(), ns)
 		})
 		if err != nil {
 			t.Errorf("cleanup of namespace %s: %v", ns, err)

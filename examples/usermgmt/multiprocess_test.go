@@ -7,7 +7,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -22,6 +21,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/troupe-go/troupe/examples/internal/proctest"
+	"github.com/troupe-go/troupe/transport/natsjs"
 	"github.com/troupe-go/troupe/transport/rabbitmq"
 )
 
@@ -311,13 +311,7 @@ var natsBroker = mpBroker{
 	},
 	cleanup: func(t *testing.T, url, ns string) {
 		err := proctest.WithJetStream(url, func(ctx context.Context, js jetstream.JetStream) error {
-			var errs []error
-			for _, s := range []string{"EVENTS", "REPLAY", "DLQ"} {
-				if err := js.DeleteStream(ctx, "TROUPE_"+ns+"_"+s); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
-					errs = append(errs, err)
-				}
-			}
-			return errors.Join(errs...)
+			return natsjs.DeleteNamespace(ctx, js.Conn(), ns)
 		})
 		if err != nil {
 			t.Errorf("cleanup of %s: %v", ns, err)

@@ -98,13 +98,7 @@ func TestConformanceExternal(t *testing.T) {
 
 // deleteNamespace removes the streams of a test namespace from a shared server.
 func deleteNamespace(nc *nats.Conn, ns string) {
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	for _, s := range []string{"EVENTS", "REPLAY", "DLQ"} {
-		_ = js.DeleteStream(ctx, "TROUPE_"+ns+"_"+s)
-	}
+	_ = natsjs.DeleteNamespace(ctx, nc, ns)
 }

@@ -46,11 +46,7 @@ func TestJournal(t *testing.T) {
 		}
 		t.Cleanup(func() {
 			_ = tr.Close(context.Background())
-			if js, err := jetstream.New(nc); err == nil {
-				for _, s := range []string{"EVENTS", "REPLAY", "DLQ", "JOURNAL"} {
-					_ = js.DeleteStream(context.Background(), "TROUPE_"+ns+"_"+s)
-				}
-			}
+			_ = natsjs.DeleteNamespace(context.Background(), nc, ns)
 			nc.Close()
 		})
 		exerciseJournal(t, tr, ns)

@@ -46,7 +46,7 @@ type gate struct {
 
 func (t *Transport) openGate(ctx context.Context, c *consumer) (*gate, error) {
 	kv, err := t.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket: "TROUPE_" + t.n.ns + "_LOCKS", Description: "troupe: which consumer of each ordered subscription is active",
+		Bucket: locksBucket(t.n.ns), Description: "troupe: which consumer of each ordered subscription is active",
 		History: 1, Storage: jetstream.FileStorage, Replicas: t.cfg.Replicas,
 	})
 	if err != nil {
@@ -61,6 +61,10 @@ func (t *Transport) openGate(ctx context.Context, c *consumer) (*gate, error) {
 	go g.run()
 	return g, nil
 }
+
+// locksBucket is the key-value bucket of a namespace's ordered
+// subscriptions (its stream is KV_<bucket>).
+func locksBucket(ns string) string { return "TROUPE_" + ns + "_LOCKS" }
 
 // open reports whether this consumer may pull.
 func (g *gate) open() bool { return g == nil || g.held.Load() }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/troupe-go/troupe"
 	"github.com/troupe-go/troupe/transport"
+	"github.com/troupe-go/troupe/transport/natsjs"
 )
 
 // errNoHistory is returned by rebuild on a broker that keeps no history.
@@ -46,37 +47,30 @@ func (v *view) build(ctx context.Context, app *troupe.App) error {
 	return err
 }
 
-// rebuild reads the events of the view's topics from the start of the
-// broker's events stream and applies them in order, returning how many
-// it read. It needs NATS JetStream (embedded or external), whose events
-// stream keeps every event for its retention (7 days by default); it reads
-// it with an ordered consumer, which the server forgets when it is done.
-// The stream's name and subjects are troupe's documented layout (see
-// package transport/natsjs).
+// rebuild reads the events of the view's topics from the start of their
+// streams on the broker and applies them in order, returning how many it
+// read. It needs NATS JetStream (embedded or external), whose streams keep
+// every event for their retention (7 days by default); natsjs's
+// TopicStream finds each topic's stream, and an ordered consumer, which
+// the server forgets when it is done, reads it.
 func (v *view) rebuild(ctx context.Context, app *troupe.App) (int, error) {
-	tr, ok := app.Transport().(interface{ Conn() *nats.Conn })
+	tr, ok := app.Transport().(*natsjs.Transport)
 	if !ok {
 		return 0, errNoHistory
-	}
-	js, err := jetstream.New(tr.Conn())
-	if err != nil {
-		return 0, err
-	}
-	ns := app.Name()
-	stream, err := js.Stream(ctx, "TROUPE_"+ns+"_EVENTS")
-	if err != nil {
-		return 0, fmt.Errorf("events stream: %w", err)
 	}
 	decoders := make(map[string]ViewSource)
 	for _, s := range v.sources {
 		decoders[s.topic.Type()] = s
 	}
-	// One topic after the other: the model does not depend on the order
-	// of events of different topics, and servers before 2.10 take one
-	// filter subject per consumer.
+	// One topic after the other, each from its own stream: the model does
+	// not depend on the order of events of different topics.
 	n := 0
 	for _, s := range v.sources {
-		m, err := v.replayTopic(ctx, stream, "troupe."+ns+".e."+s.topic.Name()+".*", decoders)
+		stream, err := tr.TopicStream(ctx, s.topic.Name())
+		if err != nil {
+			return n, fmt.Errorf("events stream of %s: %w", s.topic.Name(), err)
+		}
+		m, err := v.replayTopic(ctx, stream, tr.TopicSubjects(s.topic.Name()), decoders)
 		n += m
 		if err != nil {
 			return n, err
