@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -366,6 +367,12 @@ func (a *App) Start(ctx context.Context) (err error) {
 		}
 	}()
 
+	if td, ok := tr.(transport.TopicDeclarer); ok {
+		topics := slices.Sorted(maps.Keys(known))
+		if err := td.DeclareTopics(ctx, topics...); err != nil {
+			return fmt.Errorf("troupe: declare topics: %w", err)
+		}
+	}
 	var specs []transport.Subscription
 	for _, s := range a.services {
 		for _, sub := range s.subs {

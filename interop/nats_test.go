@@ -118,9 +118,9 @@ func pinnedVersion(path, key string) (string, error) {
 }
 
 // eventSubject and eventsStream name where a troupe app named ns keeps its
-// events, as package natsjs lays them out.
+// events, as package natsjs lays them out: a stream per topic.
 func eventSubject(ns, wireType string) string { return "troupe." + ns + ".e." + wireType }
-func eventsStream(ns string) string           { return "TROUPE_" + ns + "_EVENTS" }
+func eventsStream(ns, topic string) string    { return "TROUPE_" + ns + "_EVENTS_" + topic }
 
 // TestNatsJSPublishesToTroupe has a Node.js program publish an event with
 // nats.js to the events stream of a troupe app, in CloudEvents binary
@@ -147,7 +147,7 @@ func TestNatsJSPublishesToTroupe(t *testing.T) {
 	correlation := "signup-" + ns
 	p := startProc(t, ctx, dir, []string{"TROUPE_INTEROP_URL=" + natsURL()}, "node", "publish.mjs",
 		"--subject", eventSubject(ns, signups.Type()),
-		"--stream", eventsStream(ns),
+		"--stream", eventsStream(ns, signups.Name()),
 		"--source", "/crm-import/node",
 		"--type", signups.Type(),
 		"--correlation-id", correlation,
@@ -162,8 +162,8 @@ func TestNatsJSPublishesToTroupe(t *testing.T) {
 	}
 	decodeLine(t, p.line(t, ctx), &sent)
 	p.wait(t, ctx)
-	if sent.Stream != eventsStream(ns) || sent.Seq == 0 || sent.Duplicate {
-		t.Errorf("JetStream acknowledged %+v; want stream %s, a sequence, no duplicate", sent, eventsStream(ns))
+	if sent.Stream != eventsStream(ns, signups.Name()) || sent.Seq == 0 || sent.Duplicate {
+		t.Errorf("JetStream acknowledged %+v; want stream %s, a sequence, no duplicate", sent, eventsStream(ns, signups.Name()))
 	}
 
 	ev := receiveID(t, ctx, got, sent.ID)
@@ -189,7 +189,7 @@ func TestNatsJSConsumesFromTroupe(t *testing.T) {
 
 	subject := eventSubject(ns, w.invoiced.Type())
 	p := startProc(t, ctx, dir, []string{"TROUPE_INTEROP_URL=" + natsURL()}, "node", "consume.mjs",
-		"--stream", eventsStream(ns),
+		"--stream", eventsStream(ns, w.invoiced.Name()),
 		"--subject", subject,
 		"--timeout", scriptTimeoutArg())
 	p.waitReady(t, ctx)
@@ -227,7 +227,7 @@ func TestNatsJSConsumesFromTroupe(t *testing.T) {
 		}
 	}
 	checkPublished(t, headers, msg.Body, want)
-	if msg.Subject != subject || msg.Stream != eventsStream(ns) {
-		t.Errorf("read %s from stream %s, want %s from %s", msg.Subject, msg.Stream, subject, eventsStream(ns))
+	if msg.Subject != subject || msg.Stream != eventsStream(ns, w.invoiced.Name()) {
+		t.Errorf("read %s from stream %s, want %s from %s", msg.Subject, msg.Stream, subject, eventsStream(ns, w.invoiced.Name()))
 	}
 }

@@ -15,7 +15,7 @@ type Config struct {
 	// that several apps (or test runs) share one server without seeing each
 	// other's events. Use the app's name. Default "troupe".
 	Namespace string
-	// Retention is how long published events stay in the events stream, for
+	// Retention is how long published events stay in their topic's stream, for
 	// subscriptions declared later with StartAtBeginning and for rebuilding
 	// read models. Acknowledged events are not removed earlier. Default 7 days.
 	Retention time.Duration
@@ -73,10 +73,10 @@ func (c Config) withDefaults() (Config, error) {
 // names derives every broker name of one namespace in one place.
 type names struct{ ns string }
 
-func (n names) eventsStream() string { return "TROUPE_" + n.ns + "_EVENTS" }
 func (n names) replayStream() string { return "TROUPE_" + n.ns + "_REPLAY" }
 func (n names) deadStream() string   { return "TROUPE_" + n.ns + "_DLQ" }
 
+// eventsSubjects matches every event of the namespace, whatever its topic.
 func (n names) eventsSubjects() string { return "troupe." + n.ns + ".e.>" }
 
 // eventsPrefix starts every events subject.

@@ -11,29 +11,8 @@ import (
 	"github.com/troupe-go/troupe/transport"
 )
 
-// TopicStream returns the stream that stores topic's events, every version
-// of it: the namespace's events stream, TROUPE_<namespace>_EVENTS, which
-// holds all its topics. Read a topic's history from it with a consumer
-// filtered to [Transport.TopicSubjects], for instance to rebuild a read
-// model. It fails for an invalid topic name and with [transport.ErrClosed]
-// after Close.
-func (t *Transport) TopicStream(ctx context.Context, topic string) (jetstream.Stream, error) {
-	if t.isClosed() {
-		return nil, transport.ErrClosed
-	}
-	if !transport.ValidName(topic) {
-		return nil, fmt.Errorf("natsjs: topic name %q: use a letter followed by letters, digits, '_' or '-'", topic)
-	}
-	return t.events, nil
-}
-
-// TopicSubjects returns the subject filter that matches every version of
-// topic's events: troupe.<namespace>.e.<topic>.*; version N is published
-// to troupe.<namespace>.e.<topic>.vN.
-func (t *Transport) TopicSubjects(topic string) string { return t.n.topicFilter(topic) }
-
 // DeleteNamespace deletes from the server every stream of a troupe
-// namespace (events, replays, dead letters, the journal) and its lock
+// namespace (each topic's events, replays, dead letters, the journal) and its lock
 // bucket, with their consumers: what every process of the app stored there
 // is gone. It is for tests and for retiring an app; stop the namespace's
 // processes first. A namespace with nothing on the server is not an error.

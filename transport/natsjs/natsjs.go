@@ -4,19 +4,28 @@
 //
 // # Layout on the broker
 //
-// Each namespace (normally the app's name) owns three streams:
+// Each namespace (normally the app's name) owns these streams:
 //
-//	TROUPE_<ns>_EVENTS  subjects troupe.<ns>.e.<topic>.v<N>    every published event
-//	TROUPE_<ns>_REPLAY  subjects troupe.<ns>.r.<service>.<sub>  dead letters sent back to one subscription
-//	TROUPE_<ns>_DLQ     subjects troupe.<ns>.d.<service>.<sub>  dead letters of each subscription
+//	TROUPE_<ns>_EVENTS_<topic>  subjects troupe.<ns>.e.<topic>.v<N>    the events of one topic, every version
+//	TROUPE_<ns>_REPLAY          subjects troupe.<ns>.r.<service>.<sub>  dead letters sent back to one subscription
+//	TROUPE_<ns>_DLQ             subjects troupe.<ns>.d.<service>.<sub>  dead letters of each subscription
 //
-// A subscription is a durable pull consumer named "<service>@<sub>" on the
-// events stream, filtered to its topic, plus one of the same name on the
-// replay stream. Consumers of one subscription in several processes share
-// those consumers (competing consumers); each subscription has its own
-// (fan-out). Retries are naks with a delay, so the server redelivers them
-// even after the consuming process died. Events are published with their id
-// as Nats-Msg-Id, so the server drops a second publish of the same event
+// A topic's stream is made when the topic is first published to or
+// subscribed to, unless a stream already stores its subjects: then that one
+// is used as it is (a namespace created before streams were per topic keeps
+// its one stream TROUPE_<ns>_EVENTS, and an operator may make a topic's
+// stream with limits of their own). With a stream per topic, whatever
+// holds up one stream on the server holds up one step of a flow, not every
+// step. [Transport.TopicStream] finds a topic's stream, [DeleteNamespace]
+// removes all of them.
+//
+// A subscription is a durable pull consumer named "<service>@<sub>" on its
+// topic's stream, plus one of the same name on the replay stream.
+// Consumers of one subscription in several processes share those consumers
+// (competing consumers); each subscription has its own (fan-out). Retries
+// are naks with a delay, so the server redelivers them even after the
+// consuming process died. Events are published with their id as
+// Nats-Msg-Id, so the server drops a second publish of the same event
 // within the dedup window.
 //
 // Event attributes travel as CloudEvents binary-mode headers (ce-id, ce-type,
@@ -34,6 +43,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -61,7 +71,8 @@ type Transport struct {
 	ownsConn bool
 	server   *Server // owned embedded server, shut down on Close
 
-	events, replay, dead jetstream.Stream
+	replay, dead jetstream.Stream
+	streams      topicStreams
 
 	wire wireCache
 
@@ -116,7 +127,9 @@ func open(ctx context.Context, cfg Config, dial func(name string) (*nats.Conn, e
 }
 
 // New builds a transport on an existing connection and creates the
-// namespace's streams if they do not exist. The caller keeps ownership of nc.
+// namespace's replay and dead-letter streams if they do not exist (each
+// topic's stream is made when the topic is first used). The caller keeps
+// ownership of nc.
 func New(ctx context.Context, nc *nats.Conn, cfg Config) (*Transport, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -136,21 +149,10 @@ func New(ctx context.Context, nc *nats.Conn, cfg Config) (*Transport, error) {
 	return t, nil
 }
 
+// ensureStreams creates the namespace's replay and dead-letter streams;
+// each topic's events stream is made when the topic is first used.
 func (t *Transport) ensureStreams(ctx context.Context) error {
 	var err error
-	t.events, err = t.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:        t.n.eventsStream(),
-		Description: "troupe events of namespace " + t.cfg.Namespace,
-		Subjects:    []string{t.n.eventsSubjects()},
-		Retention:   jetstream.LimitsPolicy,
-		MaxAge:      t.cfg.Retention,
-		Storage:     jetstream.FileStorage,
-		Replicas:    t.cfg.Replicas,
-		Duplicates:  t.cfg.DedupWindow,
-	})
-	if err != nil {
-		return fmt.Errorf("natsjs: create events stream: %w (is JetStream enabled on the server?)", err)
-	}
 	t.replay, err = t.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        t.n.replayStream(),
 		Description: "troupe dead letters replayed to one subscription, namespace " + t.cfg.Namespace,
@@ -161,7 +163,7 @@ func (t *Transport) ensureStreams(ctx context.Context) error {
 		Duplicates:  t.cfg.DedupWindow,
 	})
 	if err != nil {
-		return fmt.Errorf("natsjs: create replay stream: %w", err)
+		return fmt.Errorf("natsjs: create replay stream: %w%s", err, jsHint(err))
 	}
 	t.dead, err = t.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        t.n.deadStream(),
@@ -192,18 +194,25 @@ func (t *Transport) Declare(ctx context.Context, subs ...transport.Subscription)
 		return transport.ErrClosed
 	}
 	for _, s := range subs {
-		if _, _, err := t.declare(ctx, s.WithDefaults()); err != nil {
+		if _, _, _, err := t.declare(ctx, s.WithDefaults()); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// declare creates or updates the two durable consumers of a subscription.
-func (t *Transport) declare(ctx context.Context, s transport.Subscription) (main, replay jetstream.Consumer, err error) {
+// declare creates or updates the two durable consumers of a subscription,
+// the one on its topic's stream first, and returns them with that stream's
+// name.
+func (t *Transport) declare(ctx context.Context, s transport.Subscription) (main, replay jetstream.Consumer, stream string, err error) {
 	if err := s.Validate(); err != nil {
-		return nil, nil, err
+		return nil, nil, "", err
 	}
+	events, err := t.topicStream(ctx, s.Topic)
+	if err != nil {
+		return nil, nil, "", fmt.Errorf("natsjs: declare subscription %s: %w", s.String(), err)
+	}
+	stream = events.CachedInfo().Config.Name
 	name := consumerName(s.SubscriptionRef)
 	cc := jetstream.ConsumerConfig{
 		Durable:       name,
@@ -220,22 +229,28 @@ func (t *Transport) declare(ctx context.Context, s transport.Subscription) (main
 	}
 	// The deliver policy of an existing consumer cannot change; keep it, so
 	// that redeclaring only updates tuning.
-	if c, err := t.events.Consumer(ctx, name); err == nil {
+	if c, err := events.Consumer(ctx, name); err == nil {
 		info := c.CachedInfo()
 		cc.DeliverPolicy = info.Config.DeliverPolicy
 		cc.OptStartSeq = info.Config.OptStartSeq
 		cc.OptStartTime = info.Config.OptStartTime
 		if info.Config.FilterSubject != cc.FilterSubject {
-			return nil, nil, fmt.Errorf("natsjs: subscription %s already exists on topic filter %q, not %q: a subscription cannot change its topic; give it a new name",
-				s.String(), info.Config.FilterSubject, cc.FilterSubject)
+			return nil, nil, "", topicChanged(s, info.Config.FilterSubject, cc.FilterSubject)
 		}
 	} else if !errors.Is(err, jetstream.ErrConsumerNotFound) {
-		return nil, nil, fmt.Errorf("natsjs: look up subscription %s: %w", s.String(), err)
+		return nil, nil, "", fmt.Errorf("natsjs: look up subscription %s: %w", s.String(), err)
+	} else if elsewhere, err := t.consumerStreams(ctx, name); err != nil {
+		return nil, nil, "", fmt.Errorf("natsjs: look up subscription %s: %w", s.String(), err)
+	} else if elsewhere = slices.DeleteFunc(elsewhere, func(s string) bool { return s == stream }); len(elsewhere) > 0 {
+		// A new consumer here while the subscription has one on another
+		// topic's stream: its topic changed.
+		return nil, nil, "", topicChanged(s, "stream "+strings.Join(elsewhere, ", "), "stream "+stream)
 	}
-	main, err = t.events.CreateOrUpdateConsumer(ctx, cc)
+	main, err = events.CreateOrUpdateConsumer(ctx, cc)
 	if err != nil {
-		return nil, nil, fmt.Errorf("natsjs: declare subscription %s: %w", s.String(), err)
+		return nil, nil, "", fmt.Errorf("natsjs: declare subscription %s: %w", s.String(), err)
 	}
+	t.rememberSubscription(name, stream)
 	rc := cc
 	rc.Description = "troupe replays for subscription " + s.String()
 	rc.FilterSubject = t.n.replaySubject(s.SubscriptionRef)
@@ -243,9 +258,14 @@ func (t *Transport) declare(ctx context.Context, s transport.Subscription) (main
 	rc.OptStartSeq, rc.OptStartTime = 0, nil
 	replay, err = t.replay.CreateOrUpdateConsumer(ctx, rc)
 	if err != nil {
-		return nil, nil, fmt.Errorf("natsjs: declare replay consumer of %s: %w", s.String(), err)
+		return nil, nil, "", fmt.Errorf("natsjs: declare replay consumer of %s: %w", s.String(), err)
 	}
-	return main, replay, nil
+	return main, replay, stream, nil
+}
+
+func topicChanged(s transport.Subscription, was, now string) error {
+	return fmt.Errorf("natsjs: subscription %s already exists on %s, not %s (topic %s): a subscription cannot change its topic; give it a new name",
+		s.String(), was, now, s.Topic)
 }
 
 // Publish implements [transport.Transport]. Messages are sent pipelined and
@@ -268,6 +288,9 @@ func (t *Transport) Publish(ctx context.Context, msgs ...*transport.Message) err
 			return err
 		}
 		out[i] = nm
+	}
+	if err := t.ensureTopics(ctx, msgs); err != nil {
+		return err
 	}
 	futures := make([]jetstream.PubAckFuture, len(out))
 	for i, nm := range out {
@@ -306,7 +329,11 @@ func (t *Transport) publishErr(m *transport.Message, err error) error {
 	case errors.Is(err, nats.ErrMaxPayload) || strings.Contains(err.Error(), "maximum payload"):
 		return fmt.Errorf("natsjs: publish %s: %w: %v", m.Type, transport.ErrTooLarge, err)
 	case errors.Is(err, jetstream.ErrNoStreamResponse):
-		return fmt.Errorf("natsjs: publish %s: no stream stored it (was the namespace's stream deleted?): %w", m.Type, err)
+		// Deleted by hand, most likely: the next publish makes it again.
+		if topic, _, perr := transport.ParseType(m.Type); perr == nil {
+			t.forgetTopic(topic)
+		}
+		return fmt.Errorf("natsjs: publish %s: no stream stored it (was the topic's stream deleted? the next publish creates it again): %w", m.Type, err)
 	}
 	return fmt.Errorf("natsjs: publish %s: %w", m.Type, err)
 }
@@ -337,30 +364,49 @@ func (t *Transport) encode(m *transport.Message) (*nats.Msg, error) {
 		}
 	})
 	h[jetstream.MsgIDHeader] = h[transport.HeaderID]
-	return &nats.Msg{Subject: t.wire.subject(t.n, m.Type), Data: m.Data, Header: h}, nil
+	return &nats.Msg{Subject: t.wire.wireType(t.n, m.Type).subject, Data: m.Data, Header: h}, nil
 }
 
 // wireCache holds what encode shares between messages. Both maps are
 // bounded by the app's topics and services; maxWireCache caps them anyway,
 // past which values are made per message.
 type wireCache struct {
-	subjects sync.Map // wire type -> subject
-	values   sync.Map // header value -> []string{value}
-	size     atomic.Int64
+	types  sync.Map // wire type -> *wireType
+	values sync.Map // header value -> []string{value}
+	size   atomic.Int64
+}
+
+// wireType is what a publish needs to know of its event's type.
+type wireType struct {
+	subject string
+	topic   string
+	ready   atomic.Bool // the topic's stream is known to exist
 }
 
 const maxWireCache = 4096
 
-func (w *wireCache) subject(n names, wireType string) string {
-	if s, ok := w.subjects.Load(wireType); ok {
-		return s.(string)
+func (w *wireCache) wireType(n names, wt string) *wireType {
+	if e, ok := w.types.Load(wt); ok {
+		return e.(*wireType)
 	}
-	topic, version, _ := transport.ParseType(wireType) // validated by the caller
-	s := n.eventSubject(topic, version)
+	topic, version, _ := transport.ParseType(wt) // validated by the caller
+	e := &wireType{subject: n.eventSubject(topic, version), topic: topic}
 	if w.size.Add(1) <= maxWireCache {
-		w.subjects.Store(wireType, s)
+		if prev, loaded := w.types.LoadOrStore(wt, e); loaded {
+			return prev.(*wireType)
+		}
 	}
-	return s
+	return e
+}
+
+// unready marks topic's stream as not known to exist.
+func (w *wireCache) unready(topic string) {
+	w.types.Range(func(_, v any) bool {
+		if e := v.(*wireType); e.topic == topic {
+			e.ready.Store(false)
+		}
+		return true
+	})
 }
 
 func (w *wireCache) value(v string) []string {

@@ -87,7 +87,8 @@ func (t *Transport) Consume(ctx context.Context, sub transport.Subscription, h t
 		return nil, transport.ErrClosed
 	}
 	sub = sub.WithDefaults()
-	if _, _, err := t.declare(ctx, sub); err != nil {
+	_, _, stream, err := t.declare(ctx, sub)
+	if err != nil {
 		return nil, err
 	}
 	c := &consumer{t: t, sub: sub, h: h, held: make(map[*nats.Msg]*puller), done: make(chan struct{}), stopped: make(chan struct{})}
@@ -97,7 +98,7 @@ func (t *Transport) Consume(ctx context.Context, sub transport.Subscription, h t
 		stream string
 		limit  int
 	}{
-		{t.n.eventsStream(), sub.Concurrency + sub.Prefetch},
+		{stream, sub.Concurrency + sub.Prefetch},
 		{t.n.replayStream(), replayLimit},
 	}
 	total := 0

@@ -47,12 +47,12 @@ func (v *view) build(ctx context.Context, app *troupe.App) error {
 	return err
 }
 
-// rebuild reads the events of the view's topics from the start of the
-// broker's history and applies them in order, returning how many it read.
-// It needs NATS JetStream (embedded or external), which keeps every event
-// for the stream's retention (7 days by default); natsjs's TopicStream
-// finds the stream of each topic, and an ordered consumer, which the
-// server forgets when it is done, reads it.
+// rebuild reads the events of the view's topics from the start of their
+// streams on the broker and applies them in order, returning how many it
+// read. It needs NATS JetStream (embedded or external), whose streams keep
+// every event for their retention (7 days by default); natsjs's
+// TopicStream finds each topic's stream, and an ordered consumer, which
+// the server forgets when it is done, reads it.
 func (v *view) rebuild(ctx context.Context, app *troupe.App) (int, error) {
 	tr, ok := app.Transport().(*natsjs.Transport)
 	if !ok {
@@ -62,9 +62,8 @@ func (v *view) rebuild(ctx context.Context, app *troupe.App) (int, error) {
 	for _, s := range v.sources {
 		decoders[s.topic.Type()] = s
 	}
-	// One topic after the other: the model does not depend on the order
-	// of events of different topics, and servers before 2.10 take one
-	// filter subject per consumer.
+	// One topic after the other, each from its own stream: the model does
+	// not depend on the order of events of different topics.
 	n := 0
 	for _, s := range v.sources {
 		stream, err := tr.TopicStream(ctx, s.topic.Name())
