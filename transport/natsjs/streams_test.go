@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -118,7 +119,7 @@ func TestEachTopicHasItsOwnStream(t *testing.T) {
 		"TROUPE_pertopic_REPLAY":          0,
 		"TROUPE_pertopic_DLQ":             0,
 	}
-	if got := f.streams(t, "pertopic"); !mapsEqual(got, want) {
+	if got := f.streams(t, "pertopic"); !maps.Equal(got, want) {
 		t.Errorf("streams and their messages: %v, want %v", got, want)
 	}
 	if _, err := f.js.Consumer(f.ctx, "TROUPE_pertopic_EVENTS_signups", "mail@welcome"); err != nil {
@@ -137,18 +138,6 @@ func TestEachTopicHasItsOwnStream(t *testing.T) {
 	if _, err := tr.TopicStream(f.ctx, "no.dots"); err == nil {
 		t.Error("TopicStream of an invalid topic name: no error")
 	}
-}
-
-func mapsEqual(a, b map[string]uint64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || w != v {
-			return false
-		}
-	}
-	return true
 }
 
 // A namespace made before streams were per topic has one stream for all
@@ -186,7 +175,7 @@ func TestANamespaceWithOneEventsStreamKeepsIt(t *testing.T) {
 		t.Fatal("the event published to the namespace's one stream was not handled")
 	}
 	want := map[string]uint64{"TROUPE_legacy_EVENTS": 2, "TROUPE_legacy_REPLAY": 0, "TROUPE_legacy_DLQ": 0}
-	if got := f.streams(t, ns); !mapsEqual(got, want) {
+	if got := f.streams(t, ns); !maps.Equal(got, want) {
 		t.Errorf("streams and their messages: %v, want %v", got, want)
 	}
 	if s, err := tr.TopicStream(f.ctx, "payments"); err != nil || s.CachedInfo().Config.Name != "TROUPE_legacy_EVENTS" {
