@@ -66,7 +66,7 @@ func TestStopDrainsRunningHandlers(t *testing.T) {
 	js, _ := jetstream.New(nc)
 	cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := js.Consumer(cctx, "TROUPE_drain_EVENTS_order_placed", "payment@charge")
+	c, err := js.Consumer(cctx, "TROUPE_drain_EVENTS@order_placed", "payment@charge")
 	if err != nil {
 		t.Fatal(err)
 	}

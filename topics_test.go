@@ -32,7 +32,7 @@ func TestStartDeclaresEveryTopicsStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, topic := range []string{"order_imported", "order_placed"} {
-		if _, err := js.Stream(ctx, "TROUPE_declared_EVENTS_"+topic); err != nil {
+		if _, err := js.Stream(ctx, "TROUPE_declared_EVENTS@"+topic); err != nil {
 			t.Errorf("stream of topic %s after Start: %v", topic, err)
 		}
 	}

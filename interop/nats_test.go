@@ -120,7 +120,7 @@ func pinnedVersion(path, key string) (string, error) {
 // eventSubject and eventsStream name where a troupe app named ns keeps its
 // events, as package natsjs lays them out: a stream per topic.
 func eventSubject(ns, wireType string) string { return "troupe." + ns + ".e." + wireType }
-func eventsStream(ns, topic string) string    { return "TROUPE_" + ns + "_EVENTS_" + topic }
+func eventsStream(ns, topic string) string    { return "TROUPE_" + ns + "_EVENTS@" + topic }
 
 // TestNatsJSPublishesToTroupe has a Node.js program publish an event with
 // nats.js to the events stream of a troupe app, in CloudEvents binary

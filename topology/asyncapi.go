@@ -47,7 +47,7 @@ func (g *Graph) AsyncAPI(w io.Writer) error {
 			Version: AsyncAPIInfoVersion,
 			Description: fmt.Sprintf("The events of the troupe app %s. Every event is a CloudEvent 1.0 in binary content mode: "+
 				"the attributes are ce-* headers, the data is the JSON body. A channel's address is the event's wire type "+
-				"<topic>.v<N>; on NATS JetStream it is published to the subject troupe.%s.e.<topic>.v<N> (stream TROUPE_%s_EVENTS_<topic>), "+
+				"<topic>.v<N>; on NATS JetStream it is published to the subject troupe.%s.e.<topic>.v<N> (stream TROUPE_%s_EVENTS@<topic>), "+
 				"on AMQP 0-9-1 to the topic exchange troupe.%s with the routing key <topic>.v<N>.", g.App, g.App, g.App, g.App),
 		},
 		DefaultContentType: "application/json",
@@ -157,7 +157,7 @@ func publishedBy(t Topic) string {
 
 func subscriptionDescription(app string, s Subscription, topics map[string]Topic) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "Every subscription gets its own copy of each event (NATS consumer %s@%s on stream TROUPE_%s_EVENTS_%s; AMQP queue %s.%s.%s).",
+	fmt.Fprintf(&b, "Every subscription gets its own copy of each event (NATS consumer %s@%s on stream TROUPE_%s_EVENTS@%s; AMQP queue %s.%s.%s).",
 		s.Service, s.Name, app, s.Topic, app, s.Service, s.Name)
 	if len(s.Emits) > 0 {
 		types := make([]string, len(s.Emits))

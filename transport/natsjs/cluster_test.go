@@ -99,7 +99,7 @@ func TestClusterSurvivesALostNode(t *testing.T) {
 		}
 	}()
 	<-killed
-	leader := cl.streamLeader(t, "TROUPE_cluster_EVENTS_flow")
+	leader := cl.streamLeader(t, "TROUPE_cluster_EVENTS@flow")
 	t.Logf("killing %s, the leader of the events stream, after %d confirmed publishes", leader, sent.Load())
 	cl.kill(t, leader)
 

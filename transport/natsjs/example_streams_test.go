@@ -64,7 +64,7 @@ func ExampleTransport_TopicStream() {
 		fmt.Println(err)
 	}
 	// Output:
-	// TROUPE_shop_EVENTS_orders
+	// TROUPE_shop_EVENTS@orders
 	// troupe.shop.e.orders.v1 orders-0
 	// troupe.shop.e.orders.v1 orders-2
 }

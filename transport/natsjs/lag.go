@@ -20,8 +20,9 @@ var _ transport.Lagger = (*Transport)(nil)
 // waiting for a retry after a nak with delay. The server updates these
 // counts a moment after it confirms a publish, so an event just published
 // may not be counted yet. It costs two consumer-info requests to the
-// server; the first Lag of a subscription this transport did not declare
-// also looks through the consumers of the namespace's event streams, once.
+// server; Lag of a subscription this transport did not declare may also
+// look through the consumers of the namespace's event streams (at most
+// every 5 seconds).
 // It fails with an error wrapping [transport.ErrNotFound] for a
 // subscription that was never declared, and with [transport.ErrClosed]
 // after Close.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -12,10 +13,13 @@ import (
 )
 
 // DeleteNamespace deletes from the server every stream of a troupe
-// namespace (each topic's events, replays, dead letters, the journal) and its lock
-// bucket, with their consumers: what every process of the app stored there
-// is gone. It is for tests and for retiring an app; stop the namespace's
-// processes first. A namespace with nothing on the server is not an error.
+// namespace (each topic's events, replays, dead letters, the journal) and
+// its lock bucket, with their consumers: what every process of the app
+// stored there is gone. A stream is the namespace's when all its subjects
+// are under troupe.<namespace>.; one that also stores other subjects is
+// left alone. It is for tests and for retiring an app; stop the
+// namespace's processes first. A namespace with nothing on the server is
+// not an error.
 func DeleteNamespace(ctx context.Context, nc *nats.Conn, namespace string) error {
 	if !transport.ValidName(namespace) {
 		return fmt.Errorf("natsjs: namespace %q: use a letter followed by letters, digits, '_' or '-'", namespace)
@@ -24,13 +28,22 @@ func DeleteNamespace(ctx context.Context, nc *nats.Conn, namespace string) error
 	if err != nil {
 		return fmt.Errorf("natsjs: %w", err)
 	}
-	// Every stream whose subjects are the namespace's, whatever its name.
+	// Every stream whose subjects all lie in the namespace, whatever its
+	// name; one that also stores other subjects (an operator's archive of
+	// several apps, say) is not the namespace's to delete.
+	prefix := "troupe." + namespace + "."
 	var streams []string
-	names := js.StreamNames(ctx, jetstream.WithStreamListSubject("troupe."+namespace+".>"))
-	for s := range names.Name() {
-		streams = append(streams, s)
+	l := js.ListStreams(ctx, jetstream.WithStreamListSubject(prefix+">"))
+	for info := range l.Info() {
+		ours := len(info.Config.Subjects) > 0
+		for _, subj := range info.Config.Subjects {
+			ours = ours && strings.HasPrefix(subj, prefix)
+		}
+		if ours {
+			streams = append(streams, info.Config.Name)
+		}
 	}
-	if err := names.Err(); err != nil {
+	if err := l.Err(); err != nil {
 		return fmt.Errorf("natsjs: delete namespace %s: list its streams: %w", namespace, err)
 	}
 	streams = append(streams, "KV_"+locksBucket(namespace))

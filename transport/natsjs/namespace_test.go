@@ -110,3 +110,32 @@ func TestDeleteNamespace(t *testing.T) {
 		t.Error("DeleteNamespace of an invalid name: no error")
 	}
 }
+
+// A stream an operator made for the events of every app is used by each
+// namespace, and DeleteNamespace of one of them leaves it.
+func TestDeleteNamespaceLeavesASharedStream(t *testing.T) {
+	f := newStreamsFixture(t)
+	if _, err := f.js.CreateStream(f.ctx, jetstream.StreamConfig{
+		Name: "ARCHIVE", Subjects: []string{"troupe.*.e.>"}, Storage: jetstream.FileStorage,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for i, ns := range []string{"gone", "kept"} {
+		if err := f.transport(t, ns).Publish(f.ctx, streamsMsg("a", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := natsjs.DeleteNamespace(f.ctx, f.nc, "gone"); err != nil {
+		t.Fatal(err)
+	}
+	s, err := f.js.Stream(f.ctx, "ARCHIVE")
+	if err != nil {
+		t.Fatalf("the shared stream after DeleteNamespace(gone): %v", err)
+	}
+	if n := s.CachedInfo().State.Msgs; n != 2 {
+		t.Errorf("the shared stream holds %d events, want both namespaces' 2", n)
+	}
+	if got := f.streams(t, "gone"); len(got) != 1 {
+		t.Errorf("streams with namespace gone's subjects: %v, want only ARCHIVE", got)
+	}
+}

@@ -6,17 +6,21 @@
 //
 // Each namespace (normally the app's name) owns these streams:
 //
-//	TROUPE_<ns>_EVENTS_<topic>  subjects troupe.<ns>.e.<topic>.v<N>    the events of one topic, every version
+//	TROUPE_<ns>_EVENTS@<topic>  subjects troupe.<ns>.e.<topic>.v<N>    the events of one topic, every version
 //	TROUPE_<ns>_REPLAY          subjects troupe.<ns>.r.<service>.<sub>  dead letters sent back to one subscription
 //	TROUPE_<ns>_DLQ             subjects troupe.<ns>.d.<service>.<sub>  dead letters of each subscription
 //
-// A topic's stream is made when the topic is first published to or
-// subscribed to, unless a stream already stores its subjects: then that one
-// is used as it is (a namespace created before streams were per topic keeps
-// its one stream TROUPE_<ns>_EVENTS, and an operator may make a topic's
-// stream with limits of their own). With a stream per topic, whatever
-// holds up one stream on the server holds up one step of a flow, not every
-// step. [Transport.TopicStream] finds a topic's stream, [DeleteNamespace]
+// A topic's stream is made when the app starts (for every topic it
+// declares) or when the topic is first used, unless a stream under another
+// name already stores its subjects: then that one is used as it is (a
+// namespace created before streams were per topic keeps its one stream
+// TROUPE_<ns>_EVENTS, and an operator may make a topic's stream, under a
+// name of their own, with other limits or placement). A stream under
+// troupe's name is troupe's: its limits follow [Config]. With a stream per
+// topic, whatever holds up one stream on the server holds up one step of a
+// flow, not every step. A stream deleted by hand makes publishes to its
+// topic fail until the app restarts and declares it again.
+// [Transport.TopicStream] finds a topic's stream, [DeleteNamespace]
 // removes all of them.
 //
 // A subscription is a durable pull consumer named "<service>@<sub>" on its
@@ -329,11 +333,10 @@ func (t *Transport) publishErr(m *transport.Message, err error) error {
 	case errors.Is(err, nats.ErrMaxPayload) || strings.Contains(err.Error(), "maximum payload"):
 		return fmt.Errorf("natsjs: publish %s: %w: %v", m.Type, transport.ErrTooLarge, err)
 	case errors.Is(err, jetstream.ErrNoStreamResponse):
-		// Deleted by hand, most likely: the next publish makes it again.
-		if topic, _, perr := transport.ParseType(m.Type); perr == nil {
-			t.forgetTopic(topic)
-		}
-		return fmt.Errorf("natsjs: publish %s: no stream stored it (was the topic's stream deleted? the next publish creates it again): %w", m.Type, err)
+		// Deleted by hand, most likely, with the consumers on it. Making it
+		// again here would store events that no subscription reads until a
+		// restart declares them anew, from then on: keep failing instead.
+		return fmt.Errorf("natsjs: publish %s: no stream stored it (was the topic's stream deleted? restart the app to declare it again): %w", m.Type, err)
 	}
 	return fmt.Errorf("natsjs: publish %s: %w", m.Type, err)
 }
@@ -397,16 +400,6 @@ func (w *wireCache) wireType(n names, wt string) *wireType {
 		}
 	}
 	return e
-}
-
-// unready marks topic's stream as not known to exist.
-func (w *wireCache) unready(topic string) {
-	w.types.Range(func(_, v any) bool {
-		if e := v.(*wireType); e.topic == topic {
-			e.ready.Store(false)
-		}
-		return true
-	})
 }
 
 func (w *wireCache) value(v string) []string {

@@ -339,7 +339,7 @@ func TestServerRestart(t *testing.T) {
 	wait("the subscription to settle every delivery", 60*time.Second, func() bool {
 		c, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
-		cons, err := js.Consumer(c, "TROUPE_restart_EVENTS_tick", "sink@record")
+		cons, err := js.Consumer(c, "TROUPE_restart_EVENTS@tick", "sink@record")
 		if err != nil {
 			return false
 		}
@@ -379,7 +379,7 @@ func TestServerRestart(t *testing.T) {
 func restartStreamMsgs(t *testing.T, js jetstream.JetStream) uint64 {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	s, err := js.Stream(ctx, "TROUPE_restart_EVENTS_tick")
+	s, err := js.Stream(ctx, "TROUPE_restart_EVENTS@tick")
 	if err == nil {
 		var info *jetstream.StreamInfo
 		if info, err = s.Info(ctx); err == nil {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -34,7 +35,7 @@ type topicStreams struct {
 	mu        sync.Mutex
 	topics    map[string]*streamLookup // topic -> its stream
 	consumers map[string][]string      // consumer name -> event streams it is on
-	scanned   bool                     // consumers holds the server's answer too (see consumerStreams)
+	scannedAt time.Time                // when consumers last took in the server's answer (see consumerStreams)
 	scan      sync.Mutex               // held while asking the server, so only one asks
 }
 
@@ -71,7 +72,7 @@ func (t *Transport) topicStream(ctx context.Context, topic string) (jetstream.St
 	ts.topics[topic] = l
 	ts.mu.Unlock()
 
-	l.s, l.err = t.findOrMakeStream(ctx, topic)
+	l.s, l.err = t.findOrMakeStreamWaiting(ctx, topic)
 	if l.err != nil {
 		ts.mu.Lock()
 		delete(ts.topics, topic)
@@ -81,20 +82,26 @@ func (t *Transport) topicStream(ctx context.Context, topic string) (jetstream.St
 	return l.s, l.err
 }
 
-// forgetTopic drops what the transport knows of topic's stream, after a
-// publish found no stream for it (deleted by an operator), so that the
-// next publish makes it again.
-func (t *Transport) forgetTopic(topic string) {
-	t.streams.mu.Lock()
-	if l, ok := t.streams.topics[topic]; ok {
+// findOrMakeStreamWaiting is findOrMakeStream that waits out a lost
+// connection as a publish does: until ctx ends, or publishStallWait when
+// ctx has no deadline (nats.go would give up after 5 seconds).
+func (t *Transport) findOrMakeStreamWaiting(ctx context.Context, topic string) (jetstream.Stream, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, publishStallWait)
+		defer cancel()
+	}
+	for {
+		s, err := t.findOrMakeStream(ctx, topic)
+		if err == nil || ctx.Err() != nil || t.closed.Load() || !t.nc.IsReconnecting() {
+			return s, err
+		}
 		select {
-		case <-l.done:
-			delete(t.streams.topics, topic)
-		default: // a lookup is under way; it will be current
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(100 * time.Millisecond):
 		}
 	}
-	t.streams.mu.Unlock()
-	t.wire.unready(topic)
 }
 
 func (t *Transport) findOrMakeStream(ctx context.Context, topic string) (jetstream.Stream, error) {
@@ -199,18 +206,27 @@ func (t *Transport) rememberSubscription(name, stream string) {
 }
 
 // consumerStreams returns the event streams that have a consumer named
-// name, sorted. The first call asks the server for the consumers of every
-// event stream of the namespace (a request per stream) and later calls
-// use that answer and what this transport declared since, so a consumer
-// another process makes afterwards is not seen.
+// name, sorted. What this transport declared is known; for any other name
+// it asks the server for the consumers of every event stream of the
+// namespace (a request per stream), at most once per rescanAfter, so a
+// consumer another process made since the last scan may be missed for
+// that long.
 func (t *Transport) consumerStreams(ctx context.Context, name string) ([]string, error) {
 	ts := &t.streams
+	ts.mu.Lock()
+	on := slices.Clone(ts.consumers[name])
+	ts.mu.Unlock()
+	if len(on) > 0 {
+		slices.Sort(on)
+		return on, nil
+	}
 	ts.scan.Lock() // one scan at a time
 	defer ts.scan.Unlock()
 	ts.mu.Lock()
-	on, scanned := slices.Clone(ts.consumers[name]), ts.scanned
+	on = slices.Clone(ts.consumers[name])
+	fresh := !ts.scannedAt.IsZero() && time.Since(ts.scannedAt) < rescanAfter
 	ts.mu.Unlock()
-	if len(on) > 0 || scanned {
+	if len(on) > 0 || fresh {
 		slices.Sort(on)
 		return on, nil
 	}
@@ -249,7 +265,7 @@ func (t *Transport) consumerStreams(ctx context.Context, name string) ([]string,
 			}
 		}
 	}
-	ts.scanned = true
+	ts.scannedAt = time.Now()
 	on = slices.Clone(ts.consumers[name])
 	ts.mu.Unlock()
 	slices.Sort(on)
@@ -266,10 +282,12 @@ func jsHint(err error) string {
 }
 
 // topicStreamName is the stream troupe makes for a topic:
-// TROUPE_<ns>_EVENTS_<topic>, shortened with a hash of the topic where it
-// would pass the server's 255 characters.
+// TROUPE_<ns>_EVENTS@<topic>, shortened with a hash of the topic where it
+// would pass the server's 255 characters. Names never hold '@', so the
+// name of one namespace's topic stream cannot be another namespace's
+// stream of any kind.
 func topicStreamName(ns, topic string) string {
-	name := "TROUPE_" + ns + "_EVENTS_" + topic
+	name := "TROUPE_" + ns + "_EVENTS@" + topic
 	if len(name) <= maxStreamName {
 		return name
 	}
@@ -278,6 +296,10 @@ func topicStreamName(ns, topic string) string {
 	return name[:maxStreamName-len(tag)] + tag
 }
 
+// rescanAfter is how old the last scan of the namespace's consumers may be
+// before a name it did not find is looked for again.
+var rescanAfter = 5 * time.Second
+
 // maxStreamName is nats-server's longest stream name.
 const maxStreamName = 255
 
@@ -285,7 +307,7 @@ const maxStreamName = 255
 // of it, creating it as a publish would if no stream does; read a topic's
 // history from it, for instance to rebuild a read model with an ordered
 // consumer filtered to [Transport.TopicSubjects]. Troupe names the streams
-// it creates TROUPE_<namespace>_EVENTS_<topic>, but a topic may live in
+// it creates TROUPE_<namespace>_EVENTS@<topic>, but a topic may live in
 // another stream: the namespace's single stream of earlier versions
 // (TROUPE_<namespace>_EVENTS), or one an operator made. It fails for an
 // invalid topic name, with [transport.ErrClosed] after Close, and with the

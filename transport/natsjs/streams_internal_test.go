@@ -6,7 +6,7 @@ import (
 )
 
 func TestTopicStreamNameFitsTheServer(t *testing.T) {
-	if got := topicStreamName("shop", "order_placed"); got != "TROUPE_shop_EVENTS_order_placed" {
+	if got := topicStreamName("shop", "order_placed"); got != "TROUPE_shop_EVENTS@order_placed" {
 		t.Errorf("short name: %s", got)
 	}
 	ns, a, b := strings.Repeat("n", 128), strings.Repeat("t", 127)+"a", strings.Repeat("t", 127)+"b"
@@ -17,7 +17,7 @@ func TestTopicStreamNameFitsTheServer(t *testing.T) {
 	if na == nb {
 		t.Errorf("two long topics share the stream %s", na)
 	}
-	if !strings.HasPrefix(na, "TROUPE_"+ns+"_EVENTS_ttt") {
+	if !strings.HasPrefix(na, "TROUPE_"+ns+"_EVENTS@ttt") {
 		t.Errorf("a long name does not start with the namespace and topic: %s", na)
 	}
 }

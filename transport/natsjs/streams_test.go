@@ -113,23 +113,23 @@ func TestEachTopicHasItsOwnStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]uint64{
-		"TROUPE_pertopic_EVENTS_orders":   17,
-		"TROUPE_pertopic_EVENTS_payments": 1,
-		"TROUPE_pertopic_EVENTS_signups":  0,
+		"TROUPE_pertopic_EVENTS@orders":   17,
+		"TROUPE_pertopic_EVENTS@payments": 1,
+		"TROUPE_pertopic_EVENTS@signups":  0,
 		"TROUPE_pertopic_REPLAY":          0,
 		"TROUPE_pertopic_DLQ":             0,
 	}
 	if got := f.streams(t, "pertopic"); !maps.Equal(got, want) {
 		t.Errorf("streams and their messages: %v, want %v", got, want)
 	}
-	if _, err := f.js.Consumer(f.ctx, "TROUPE_pertopic_EVENTS_signups", "mail@welcome"); err != nil {
+	if _, err := f.js.Consumer(f.ctx, "TROUPE_pertopic_EVENTS@signups", "mail@welcome"); err != nil {
 		t.Errorf("the subscription's consumer on its topic's stream: %v", err)
 	}
 	s, err := tr.TopicStream(f.ctx, "orders")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if name := s.CachedInfo().Config.Name; name != "TROUPE_pertopic_EVENTS_orders" {
+	if name := s.CachedInfo().Config.Name; name != "TROUPE_pertopic_EVENTS@orders" {
 		t.Errorf("TopicStream(orders) = %s", name)
 	}
 	if got := tr.TopicSubjects("orders"); got != "troupe.pertopic.e.orders.*" {
@@ -200,10 +200,10 @@ func TestASubscriptionCannotMoveToAnotherTopic(t *testing.T) {
 	}
 	later := f.transport(t, "moving")
 	err := later.Declare(f.ctx, streamsSub("mail", "welcome", "logins"))
-	if err == nil || !strings.Contains(err.Error(), "cannot change its topic") || !strings.Contains(err.Error(), "TROUPE_moving_EVENTS_signups") {
+	if err == nil || !strings.Contains(err.Error(), "cannot change its topic") || !strings.Contains(err.Error(), "TROUPE_moving_EVENTS@signups") {
 		t.Fatalf("declaring mail.welcome on another topic: %v, want an error naming the stream it is on", err)
 	}
-	if _, err := f.js.Consumer(f.ctx, "TROUPE_moving_EVENTS_logins", "mail@welcome"); !errors.Is(err, jetstream.ErrConsumerNotFound) && !errors.Is(err, jetstream.ErrStreamNotFound) {
+	if _, err := f.js.Consumer(f.ctx, "TROUPE_moving_EVENTS@logins", "mail@welcome"); !errors.Is(err, jetstream.ErrConsumerNotFound) && !errors.Is(err, jetstream.ErrStreamNotFound) {
 		t.Errorf("a consumer was made on the new topic's stream anyway: %v", err)
 	}
 	if err := later.Declare(f.ctx, streamsSub("mail", "welcome", "signups")); err != nil {
@@ -242,26 +242,46 @@ func TestLagOfASubscriptionDeclaredElsewhere(t *testing.T) {
 	}
 }
 
-// A topic's stream deleted by hand costs one failed publish, which says
-// so; the next publish makes the stream again.
-func TestADeletedTopicStreamIsMadeAgain(t *testing.T) {
+// A topic's stream deleted by hand takes its subscriptions' consumers
+// with it. Publishing does not quietly make the stream again, which would
+// store events no subscription reads: every publish fails and says what
+// to do, and a restart (a new transport) declares stream and consumer.
+func TestADeletedTopicStreamFailsPublishesUntilARestart(t *testing.T) {
 	f := newStreamsFixture(t)
 	tr := f.transport(t, "deleted")
+	sub := streamsSub("billing", "charge", "orders")
+	if err := tr.Declare(f.ctx, sub); err != nil {
+		t.Fatal(err)
+	}
 	if err := tr.Publish(f.ctx, streamsMsg("orders", 1)); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.js.DeleteStream(f.ctx, "TROUPE_deleted_EVENTS_orders"); err != nil {
+	if err := f.js.DeleteStream(f.ctx, "TROUPE_deleted_EVENTS@orders"); err != nil {
 		t.Fatal(err)
 	}
-	err := tr.Publish(f.ctx, streamsMsg("orders", 2))
-	if err == nil || !strings.Contains(err.Error(), "stream deleted") {
-		t.Fatalf("publishing after the stream was deleted: %v, want an error that says the stream is gone", err)
+	for i := 2; i <= 3; i++ {
+		err := tr.Publish(f.ctx, streamsMsg("orders", i))
+		if err == nil || !strings.Contains(err.Error(), "stream deleted") || !strings.Contains(err.Error(), "restart") {
+			t.Fatalf("publish %d after the stream was deleted: %v, want an error that says the stream is gone", i, err)
+		}
 	}
-	if err := tr.Publish(f.ctx, streamsMsg("orders", 3)); err != nil {
-		t.Fatalf("publishing again: %v", err)
+	if got, ok := f.streams(t, "deleted")["TROUPE_deleted_EVENTS@orders"]; ok {
+		t.Fatalf("the stream was made again (%d events) with no consumer on it", got)
 	}
-	if got := f.streams(t, "deleted")["TROUPE_deleted_EVENTS_orders"]; got != 1 {
-		t.Errorf("the stream made again holds %d events, want 1", got)
+	restarted := f.transport(t, "deleted")
+	if err := restarted.Declare(f.ctx, sub); err != nil {
+		t.Fatal(err)
+	}
+	if err := restarted.Publish(f.ctx, streamsMsg("orders", 4)); err != nil {
+		t.Fatalf("publishing after a restart: %v", err)
+	}
+	n, err := restarted.Lag(f.ctx, sub.SubscriptionRef)
+	for deadline := time.Now().Add(10 * time.Second); err == nil && n != 1 && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+		n, err = restarted.Lag(f.ctx, sub.SubscriptionRef)
+	}
+	if err != nil || n != 1 {
+		t.Errorf("after the restart the subscription has %d events waiting (%v), want the one published since", n, err)
 	}
 }
 
@@ -270,7 +290,7 @@ func TestADeletedTopicStreamIsMadeAgain(t *testing.T) {
 func TestAStreamNameTakenByOtherSubjectsIsAnError(t *testing.T) {
 	f := newStreamsFixture(t)
 	if _, err := f.js.CreateStream(f.ctx, jetstream.StreamConfig{
-		Name: "TROUPE_taken_EVENTS_orders", Subjects: []string{"elsewhere.>"}, Storage: jetstream.FileStorage,
+		Name: "TROUPE_taken_EVENTS@orders", Subjects: []string{"elsewhere.>"}, Storage: jetstream.FileStorage,
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -279,11 +299,37 @@ func TestAStreamNameTakenByOtherSubjectsIsAnError(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "belongs to something else") {
 		t.Fatalf("publishing to a topic whose stream name is taken: %v", err)
 	}
-	s, err := f.js.Stream(f.ctx, "TROUPE_taken_EVENTS_orders")
+	s, err := f.js.Stream(f.ctx, "TROUPE_taken_EVENTS@orders")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if subj := s.CachedInfo().Config.Subjects; !slices.Equal(subj, []string{"elsewhere.>"}) {
 		t.Errorf("the other stream's subjects became %v", subj)
+	}
+}
+
+// A subscription another process declares after this transport looked for
+// it is found once the last look is old enough.
+func TestLagFindsASubscriptionDeclaredAfterItLooked(t *testing.T) {
+	defer natsjs.SetRescanAfter(50 * time.Millisecond)()
+	f := newStreamsFixture(t)
+	watcher := f.transport(t, "late")
+	sub := streamsSub("billing", "charge", "orders")
+	if _, err := watcher.Lag(f.ctx, sub.SubscriptionRef); !errors.Is(err, transport.ErrNotFound) {
+		t.Fatalf("Lag before anyone declared it: %v, want ErrNotFound", err)
+	}
+	if err := f.transport(t, "late").Declare(f.ctx, sub); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, err := watcher.Lag(f.ctx, sub.SubscriptionRef)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, transport.ErrNotFound) || time.Now().After(deadline) {
+			t.Fatalf("Lag of a subscription declared since the last look: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
