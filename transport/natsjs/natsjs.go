@@ -287,14 +287,14 @@ func (t *Transport) Publish(ctx context.Context, msgs ...*transport.Message) err
 	room := jetstream.WithStallWait(stall)
 	out := make([]*nats.Msg, len(msgs))
 	for i, m := range msgs {
-		nm, err := t.encode(m)
+		nm, w, err := t.encode(m)
 		if err != nil {
 			return err
 		}
+		if err := t.ensureTopic(ctx, m.Type, w); err != nil {
+			return err
+		}
 		out[i] = nm
-	}
-	if err := t.ensureTopics(ctx, msgs); err != nil {
-		return err
 	}
 	futures := make([]jetstream.PubAckFuture, len(out))
 	for i, nm := range out {
@@ -341,19 +341,20 @@ func (t *Transport) publishErr(m *transport.Message, err error) error {
 	return fmt.Errorf("natsjs: publish %s: %w", m.Type, err)
 }
 
-// encode maps a message to a NATS message in CloudEvents binary mode.
+// encode maps a message to a NATS message in CloudEvents binary mode, and
+// returns what the transport knows of its type.
 //
 // It is on the path of every publish, so it allocates little: the subject
 // and the header values that repeat from message to message (spec version,
 // type, source, content type) are made once per transport and shared, as
 // nats.go only reads them, and the values that are the message's own (id,
 // time, correlation, ...) share one allocation.
-func (t *Transport) encode(m *transport.Message) (*nats.Msg, error) {
+func (t *Transport) encode(m *transport.Message) (*nats.Msg, *wireType, error) {
 	if err := m.Validate(); err != nil {
-		return nil, fmt.Errorf("natsjs: publish: %w", err)
+		return nil, nil, fmt.Errorf("natsjs: publish: %w", err)
 	}
 	if len(m.Data) > t.cfg.MaxMessageBytes {
-		return nil, fmt.Errorf("natsjs: publish %s: %w: %d bytes, limit %d", m.Type, transport.ErrTooLarge, len(m.Data), t.cfg.MaxMessageBytes)
+		return nil, nil, fmt.Errorf("natsjs: publish %s: %w: %d bytes, limit %d", m.Type, transport.ErrTooLarge, len(m.Data), t.cfg.MaxMessageBytes)
 	}
 	h := make(nats.Header, 11)
 	own := make([]string, 0, 6+len(m.Extensions))
@@ -367,7 +368,8 @@ func (t *Transport) encode(m *transport.Message) (*nats.Msg, error) {
 		}
 	})
 	h[jetstream.MsgIDHeader] = h[transport.HeaderID]
-	return &nats.Msg{Subject: t.wire.wireType(t.n, m.Type).subject, Data: m.Data, Header: h}, nil
+	w := t.wire.wireType(t.n, m.Type)
+	return &nats.Msg{Subject: w.subject, Data: m.Data, Header: h}, w, nil
 }
 
 // wireCache holds what encode shares between messages. Both maps are

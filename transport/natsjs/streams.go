@@ -162,22 +162,19 @@ func (t *Transport) findOrMakeStream(ctx context.Context, topic string) (jetstre
 	return s, nil
 }
 
-// ensureTopics makes sure the topics of msgs have their streams, so that
-// publishing them finds a stream to store them.
-func (t *Transport) ensureTopics(ctx context.Context, msgs []*transport.Message) error {
-	for _, m := range msgs {
-		w := t.wire.wireType(t.n, m.Type)
-		if w.ready.Load() {
-			continue
-		}
-		if _, err := t.topicStream(ctx, w.topic); err != nil {
-			if t.closed.Load() || errors.Is(err, nats.ErrConnectionClosed) {
-				return fmt.Errorf("natsjs: publish %s: %w: %v", m.Type, transport.ErrClosed, err)
-			}
-			return fmt.Errorf("natsjs: publish %s: %w", m.Type, err)
-		}
-		w.ready.Store(true)
+// ensureTopic makes sure the topic of w (the wire type of a message about
+// to be published) has its stream, asking only until one publish found it.
+func (t *Transport) ensureTopic(ctx context.Context, wireType string, w *wireType) error {
+	if w.ready.Load() {
+		return nil
 	}
+	if _, err := t.topicStream(ctx, w.topic); err != nil {
+		if t.closed.Load() || errors.Is(err, nats.ErrConnectionClosed) {
+			return fmt.Errorf("natsjs: publish %s: %w: %v", wireType, transport.ErrClosed, err)
+		}
+		return fmt.Errorf("natsjs: publish %s: %w", wireType, err)
+	}
+	w.ready.Store(true)
 	return nil
 }
 
