@@ -49,6 +49,9 @@ func Subscribe[T any](s *troupe.Service, t *troupe.Topic[T], name string, ob *Ou
 // handleOnce runs fn in a transaction that records (sub, id), unless the
 // record exists.
 func (ob *Outbox) handleOnce(ctx context.Context, sub, id string, fn func(ctx context.Context, tx *sql.Tx) error) error {
+	if ob.db == nil {
+		return ErrNotOpen
+	}
 	tx, err := ob.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("outbox: inbox: begin: %w", err)
@@ -128,6 +131,9 @@ func Idempotent[T any](store Store, h troupe.Handler[T]) troupe.Handler[T] {
 
 // Seen reports whether the inbox table records that sub handled id.
 func (ob *Outbox) Seen(ctx context.Context, sub, id string) (bool, error) {
+	if ob.db == nil {
+		return false, ErrNotOpen
+	}
 	var n int
 	err := ob.db.QueryRowContext(ctx, "SELECT count(*) FROM "+ob.t.inbox+" WHERE subscription = "+ob.ph(1)+" AND event_id = "+ob.ph(2), sub, id).Scan(&n)
 	if err != nil {
@@ -139,6 +145,9 @@ func (ob *Outbox) Seen(ctx context.Context, sub, id string) (bool, error) {
 // Mark records in the inbox table that sub handled id, in a transaction
 // of its own. Marking twice is not an error.
 func (ob *Outbox) Mark(ctx context.Context, sub, id string) error {
+	if ob.db == nil {
+		return ErrNotOpen
+	}
 	_, err := ob.db.ExecContext(ctx, "INSERT INTO "+ob.t.inbox+" (subscription, event_id, handled_at) VALUES ("+
 		ob.phs(1, 3)+") ON CONFLICT DO NOTHING", sub, id, ob.clock.Now().UnixMicro())
 	if err != nil {

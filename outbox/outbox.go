@@ -51,6 +51,10 @@ var (
 	// was not given one with [Attach], and ctx is not a handler's of
 	// [Subscribe].
 	ErrNoOutbox = errors.New("outbox: no outbox for this context: call outbox.Attach(app, ob) before app.Start, and publish with a context that carries the app")
+	// ErrNotOpen is returned when the outbox of [Declare] has no database:
+	// the app has not started, or its open function found nothing to open
+	// in this process (the service that writes to it runs elsewhere).
+	ErrNotOpen = errors.New("outbox: the outbox has no database: it opens when the app starts, in a process that runs a service using it")
 	// ErrUnknownDialect is returned by [New] for a database it cannot
 	// recognize, or an Options.Dialect it does not support.
 	ErrUnknownDialect = errors.New("outbox: unknown SQL dialect")
@@ -148,15 +152,77 @@ func New(db *sql.DB, opts Options) (*Outbox, error) {
 	if db == nil {
 		return nil, errors.New("outbox: nil *sql.DB")
 	}
-	d := opts.Dialect
-	if d == "" {
-		d = detect(db)
-		if d == "" {
-			return nil, fmt.Errorf("%w: driver %T is not modernc.org/sqlite or pgx; set Options.Dialect to outbox.SQLite or outbox.Postgres", ErrUnknownDialect, db.Driver())
-		}
+	ob, err := newOutbox(opts)
+	if err != nil {
+		return nil, err
 	}
-	if d != SQLite && d != Postgres {
-		return nil, fmt.Errorf("%w %q: use outbox.SQLite or outbox.Postgres", ErrUnknownDialect, d)
+	if err := ob.bind(db); err != nil {
+		return nil, err
+	}
+	return ob, nil
+}
+
+// Declare declares an outbox of app whose database is opened when the app
+// starts, for programs that learn where their data lives from the command
+// line ([troupe.App.Flags], --data): a service can pass the outbox to
+// [Subscribe] and keep it for [PublishTx] at declaration, before any flag
+// is parsed.
+//
+// open runs in an OnStart function of app, before the relay starts and
+// before any handler or route runs; ask it [troupe.App.DataDir] and
+// [troupe.App.Runs] there. It returns the database, which the outbox then
+// sets up as [New] does and closes when the app stops; or nil and no error
+// when this process needs no outbox (none of the services that use it runs
+// here), and the outbox then stays closed: PublishTx, the inbox and
+// [Outbox.DB] find no database ([ErrNotOpen], nil). An error from open, an
+// invalid option or a database the outbox cannot set up fails the app's
+// Start.
+//
+// Declare attaches the outbox to app, as [Attach] does. A nil app or open
+// panics: it is a programming mistake, caught at declaration.
+func Declare(app *troupe.App, opts Options, open func(ctx context.Context) (*sql.DB, error)) *Outbox {
+	if app == nil || open == nil {
+		panic("outbox: Declare: nil app or open function")
+	}
+	ob, err := newOutbox(opts)
+	if err != nil {
+		// Reported by Start: a declaration cannot fail without making every
+		// caller handle an error that only a wrong literal can cause.
+		ob = &Outbox{opts: opts, wake: make(chan struct{}, 1), clock: systemClock{}, log: slog.Default()}
+	}
+	var opened *sql.DB
+	app.OnStart(func(ctx context.Context) error {
+		if err != nil {
+			return err
+		}
+		db, err := open(ctx)
+		if err != nil || db == nil {
+			return err
+		}
+		if err := ob.bind(db); err != nil {
+			db.Close()
+			return err
+		}
+		opened = db
+		return nil
+	})
+	// Registered before Attach's, so it runs after the relay has stopped
+	// (OnStop functions run in reverse order).
+	app.OnStop(func(context.Context) error {
+		if opened == nil {
+			return nil
+		}
+		return opened.Close()
+	})
+	Attach(app, ob)
+	return ob
+}
+
+// newOutbox checks opts, fills in their defaults and returns an outbox
+// with no database yet.
+func newOutbox(opts Options) (*Outbox, error) {
+	if opts.Dialect != "" && opts.Dialect != SQLite && opts.Dialect != Postgres {
+		return nil, fmt.Errorf("%w %q: use outbox.SQLite or outbox.Postgres", ErrUnknownDialect, opts.Dialect)
 	}
 	if opts.Prefix == "" {
 		opts.Prefix = DefaultPrefix
@@ -182,7 +248,7 @@ func New(db *sql.DB, opts Options) (*Outbox, error) {
 	if opts.InboxRetention <= 0 {
 		opts.InboxRetention = DefaultInboxRetention
 	}
-	ob := &Outbox{db: db, opts: opts, d: d, clock: opts.Clock, wake: make(chan struct{}, 1)}
+	ob := &Outbox{opts: opts, clock: opts.Clock, wake: make(chan struct{}, 1)}
 	if ob.clock == nil {
 		ob.clock = systemClock{}
 	}
@@ -192,10 +258,24 @@ func New(db *sql.DB, opts Options) (*Outbox, error) {
 	}
 	p := opts.Prefix
 	ob.t = tables{outbox: p + "_outbox", inbox: p + "_inbox", periods: p + "_periods"}
+	return ob, nil
+}
+
+// bind gives ob its database: it tells the dialect, creates the tables if
+// they are missing and checks the connection settings.
+func (ob *Outbox) bind(db *sql.DB) error {
+	d := ob.opts.Dialect
+	if d == "" {
+		d = detect(db)
+		if d == "" {
+			return fmt.Errorf("%w: driver %T is not modernc.org/sqlite or pgx; set Options.Dialect to outbox.SQLite or outbox.Postgres", ErrUnknownDialect, db.Driver())
+		}
+	}
+	ob.db, ob.d = db, d
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := ob.migrate(ctx); err != nil {
-		return nil, err
+		return err
 	}
 	if d == SQLite {
 		// Without a busy timeout, concurrent writers (handlers, the relay)
@@ -208,12 +288,12 @@ func New(db *sql.DB, opts Options) (*Outbox, error) {
 	if d == Postgres {
 		var schema string
 		if err := db.QueryRowContext(ctx, "SELECT current_schema()").Scan(&schema); err != nil {
-			return nil, fmt.Errorf("outbox: read current schema: %w", err)
+			return fmt.Errorf("outbox: read current schema: %w", err)
 		}
 		ob.t.channel = schema + "." + ob.t.outbox
 		ob.t.lockKey = "troupe-outbox-relay:" + ob.t.channel
 	}
-	return ob, nil
+	return nil
 }
 
 // detect tells the dialect from the driver's type.
@@ -231,7 +311,8 @@ func detect(db *sql.DB) Dialect {
 	return ""
 }
 
-// DB returns the database the outbox writes to.
+// DB returns the database the outbox writes to: nil for an outbox of
+// [Declare] before the app started, or in a process that did not open it.
 func (ob *Outbox) DB() *sql.DB { return ob.db }
 
 // Dialect returns the outbox's SQL dialect.
@@ -290,6 +371,9 @@ func (ob *Outbox) Wake() {
 // Pending returns how many events wait in the outbox table, due or not,
 // not counting those the broker rejected.
 func (ob *Outbox) Pending(ctx context.Context) (int, error) {
+	if ob.db == nil {
+		return 0, ErrNotOpen
+	}
 	var n int
 	err := ob.db.QueryRowContext(ctx, "SELECT count(*) FROM "+ob.t.outbox+" WHERE rejected IS NULL").Scan(&n)
 	return n, err
@@ -298,6 +382,9 @@ func (ob *Outbox) Pending(ctx context.Context) (int, error) {
 func (ob *Outbox) start(ctx context.Context) error {
 	ob.mu.Lock()
 	defer ob.mu.Unlock()
+	if ob.db == nil {
+		return nil // declared, and not needed in this process
+	}
 	if ob.running {
 		return errors.New("outbox: already running")
 	}
@@ -349,6 +436,9 @@ type outboxKey struct{}
 func outboxOf(ctx context.Context) (*Outbox, *troupe.App, error) {
 	app := troupe.FromContext(ctx)
 	if ob, ok := ctx.Value(outboxKey{}).(*Outbox); ok {
+		if ob.db == nil {
+			return nil, app, ErrNotOpen
+		}
 		return ob, app, nil
 	}
 	if app == nil {
@@ -356,6 +446,9 @@ func outboxOf(ctx context.Context) (*Outbox, *troupe.App, error) {
 	}
 	switch v, _ := attached.Load(app); v := v.(type) {
 	case *Outbox:
+		if v.db == nil {
+			return nil, app, ErrNotOpen
+		}
 		return v, app, nil
 	case several:
 		return nil, app, fmt.Errorf("%w: app %s has several outboxes; say which with outbox.WithOutbox(ctx, ob)", ErrNoOutbox, app.Name())

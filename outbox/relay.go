@@ -369,6 +369,9 @@ type RejectedEvent struct {
 // Rejected lists up to limit rejected events (limit <= 0: all), oldest
 // first.
 func (ob *Outbox) Rejected(ctx context.Context, limit int) ([]RejectedEvent, error) {
+	if ob.db == nil {
+		return nil, ErrNotOpen
+	}
 	q := "SELECT event_id, type, rejected FROM " + ob.t.outbox + " WHERE rejected IS NOT NULL ORDER BY id"
 	if limit > 0 {
 		q += " LIMIT " + strconv.Itoa(limit)
