@@ -1,0 +1,67 @@
+package store_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"flag"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/troupe-go/troupe"
+	"github.com/troupe-go/troupe/examples/internal/store"
+	"github.com/troupe-go/troupe/examples/internal/storetest"
+	"github.com/troupe-go/troupe/troupetest"
+)
+
+// --db takes its default from the environment and says so; anything but
+// empty or a PostgreSQL URL is refused with both forms named.
+func TestFlagAndCheck(t *testing.T) {
+	t.Setenv("EXAMPLE_DB", "postgres://me@db:5432/x")
+	var d store.DB
+	fs := flag.NewFlagSet("x", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	d.Flag(fs, "EXAMPLE_DB")
+	if d.URL != "postgres://me@db:5432/x" || !strings.Contains(fs.Lookup("db").Usage, "$EXAMPLE_DB") {
+		t.Errorf("default %q, usage %q", d.URL, fs.Lookup("db").Usage)
+	}
+	if err := fs.Parse([]string{"--db", "mysql://root:secret@h/db"}); err != nil {
+		t.Fatal(err)
+	}
+	err := d.Check()
+	if err == nil || !strings.Contains(err.Error(), "postgres://") || strings.Contains(err.Error(), "secret") {
+		t.Errorf("Check: %v; want the two forms named and the password hidden", err)
+	}
+}
+
+// A service's outbox and tables open in the app's data directory on
+// SQLite, and in the app's own schema on PostgreSQL; placeholders are
+// rewritten for PostgreSQL.
+func TestOutboxOpensTheServiceDatabase(t *testing.T) {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	suffix := hex.EncodeToString(b)
+	name := "Store-" + suffix // the schema: lower case, '_' for '-'
+
+	storetest.Each(t, name, func(t *testing.T, db *store.DB) {
+		app := troupe.New(troupetest.Config(t, troupe.Config{Name: name}))
+		app.Service("delivery-partner")
+		ob := store.Outbox(app, db, "delivery-partner", `CREATE TABLE IF NOT EXISTS delivery_partner_couriers (id TEXT PRIMARY KEY)`)
+		troupetest.Start(t, app)
+		ctx := context.Background()
+		if _, err := ob.DB().ExecContext(ctx, store.Q(ob, "INSERT INTO delivery_partner_couriers (id) VALUES (?)"), "c1"); err != nil {
+			t.Fatal(err)
+		}
+		outboxTable, _, _ := ob.Tables()
+		if outboxTable != "delivery_partner_outbox" {
+			t.Errorf("outbox table %q", outboxTable)
+		}
+		if db.URL != "" {
+			var schema string
+			if err := ob.DB().QueryRowContext(ctx, "SELECT current_schema()").Scan(&schema); err != nil || schema != "store_"+suffix {
+				t.Errorf("schema %q (%v), want store_%s", schema, err, suffix)
+			}
+		}
+	})
+}
