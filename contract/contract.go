@@ -117,8 +117,7 @@ func (c *Contract) topic(name string) *Topic {
 
 // hasService reports whether the program declares service name.
 func (c *Contract) hasService(name string) bool {
-	_, ok := slices.BinarySearch(c.Services, name)
-	return ok
+	return slices.Contains(c.Services, name)
 }
 
 // FromApp makes the contract of app's declaration. It connects to nothing.
