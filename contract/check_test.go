@@ -84,26 +84,11 @@ func removeField(s *topology.Schema, field string) {
 	s.Required = slices.DeleteFunc(s.Required, func(r string) bool { return r == field })
 }
 
-// verdicts lists a report's changes as "topic path kind: breaking [who]".
+// verdicts lists a report's changes, one line each.
 func verdicts(r *contract.Report) []string {
 	var out []string
 	for _, c := range r.Changes {
-		s := c.Topic
-		if c.Path != "" {
-			s += " " + c.Path
-		}
-		if c.Subscription != "" {
-			s += " " + c.Subscription
-		}
-		s += " " + string(c.Kind)
-		if c.Breaking {
-			var who []string
-			for _, b := range c.Breaks {
-				who = append(who, b.Subscription)
-			}
-			s += ": breaks " + strings.Join(who, ", ")
-		}
-		out = append(out, s)
+		out = append(out, c.String())
 	}
 	return out
 }
@@ -154,7 +139,7 @@ func TestCheckKnowsWhoReadsAField(t *testing.T) {
 	mailer := clone(t, full, "mailer.json", func(c *contract.Contract) { only(c, "mailer") })
 	now = clone(t, full, "", func(c *contract.Contract) { only(c, "orders", "payment"); dropCustomer(c) })
 	r := check(t, now, before, mailer)
-	wantVerdicts(t, r, "order_placed.v2 customer field-removed: breaks mailer.receipt")
+	wantVerdicts(t, r, "order_placed.v2 customer field-removed: breaks mailer.receipt (mailer.json)")
 	if b := r.Changes[0].Breaks[0]; b.Contract != "mailer.json" || b.Problem != "reads customer, which orders no longer sends" {
 		t.Errorf("broken %+v", b)
 	}
@@ -229,7 +214,7 @@ func TestCheckVersions(t *testing.T) {
 	before = clone(t, now, "billing.json", func(c *contract.Contract) { v1(c); only(c, "orders", "payment") })
 	cur := clone(t, now, "", func(c *contract.Contract) { only(c, "orders", "payment") })
 	r = check(t, cur, before, other)
-	wantVerdicts(t, r, "order_placed.v1 version-removed: breaks audit.receipt", "order_placed.v1 upcaster-added", "order_placed.v2 version-added")
+	wantVerdicts(t, r, "order_placed.v1 version-removed: breaks audit.receipt (audit.json)", "order_placed.v1 upcaster-added", "order_placed.v2 version-added")
 	if b := r.Changes[0].Breaks[0]; b.Contract != "audit.json" || b.Problem != "reads order_placed.v1, and only v2 is published now" {
 		t.Errorf("broken %+v", b)
 	}
@@ -256,7 +241,7 @@ func TestCheckAgainstOtherProgramsOnly(t *testing.T) {
 	})
 	cur := clone(t, full, "", func(c *contract.Contract) { only(c, "orders", "payment") })
 	r := check(t, cur, mailer)
-	wantVerdicts(t, r, "order_placed.v2 status enum-widened: breaks mailer.receipt")
+	wantVerdicts(t, r, "order_placed.v2 status enum-widened: breaks mailer.receipt (mailer.json)")
 	if b := r.Changes[0].Breaks[0]; b.Problem != `reads status as one of "placed"; what orders publishes now may send "paid"` {
 		t.Errorf("problem %q", b.Problem)
 	}

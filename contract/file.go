@@ -178,7 +178,8 @@ func nonNil(s []string) []string {
 }
 
 // ReadFile reads the contract in the file at path (see [Read]) and sets its
-// Source to path.
+// Source to path. It fails when the file cannot be read, or as Read fails,
+// with the path in the error.
 func ReadFile(path string) (*Contract, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {

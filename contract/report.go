@@ -194,6 +194,22 @@ func (c Change) subject() string {
 	return s
 }
 
+// String sums the change up on one line: the topic version, the field or
+// subscription, the kind, and whom it breaks:
+//
+//	order_placed.v1 customer field-removed: breaks billing.charge (billing.json)
+func (c Change) String() string {
+	s := c.subject() + " " + string(c.Kind)
+	if len(c.Breaks) > 0 {
+		who := make([]string, len(c.Breaks))
+		for i, b := range c.Breaks {
+			who[i] = b.who()
+		}
+		s += ": breaks " + strings.Join(who, ", ")
+	}
+	return s
+}
+
 func (b Broken) who() string {
 	if b.Contract == "" {
 		return b.Subscription

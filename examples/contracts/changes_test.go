@@ -29,8 +29,9 @@ type schemaChange struct {
 	// before changes the earlier release, now the code, other the other
 	// program; each starts from the export.
 	before, now, other func(c *contract.Contract)
-	// want lists the changes: "topic [field|subscription] kind", then
-	// ": breaks" and the subscriptions when it is breaking.
+	// want lists the changes as Change.String writes them: "topic
+	// [field|subscription] kind", then ": breaks" and the subscriptions
+	// (with the other program's file) when it is breaking.
 	want []string
 	// diff is @asyncapi/diff's verdict on the pair (earlier release, code):
 	// breaking, non-breaking, unclassified or none.
@@ -202,7 +203,7 @@ var schemaChanges = []schemaChange{
 	{
 		name: "field removed that another program reads", app: "usermgmt", others: []string{"coupons"},
 		now:  func(c *contract.Contract) { editTopic(c, "user_registered", remove("email")) },
-		want: []string{"user_registered.v1 email field-removed: breaks coupons.issue-welcome-coupon"}, diff: "unclassified",
+		want: []string{"user_registered.v1 email field-removed: breaks coupons.issue-welcome-coupon (usermgmt-coupons.contract.json)"}, diff: "unclassified",
 	},
 	{
 		name: "field removed that the other program declares it does not read", app: "usermgmt", others: []string{"coupons"},
@@ -220,41 +221,41 @@ var schemaChanges = []schemaChange{
 		name: "field removed that the other program declares it reads", app: "usermgmt", others: []string{"coupons"},
 		other: func(c *contract.Contract) { declare(c, "coupons.issue-welcome-coupon", "user_id", "email") },
 		now:   func(c *contract.Contract) { editTopic(c, "user_registered", remove("email")) },
-		want:  []string{"user_registered.v1 email field-removed: breaks coupons.issue-welcome-coupon"}, diff: "unclassified",
+		want:  []string{"user_registered.v1 email field-removed: breaks coupons.issue-welcome-coupon (usermgmt-coupons.contract.json)"}, diff: "unclassified",
 	},
 	{
 		name: "integer widened to number that another program reads as an integer", app: "fooddelivery", others: []string{"loyalty"},
 		now: func(c *contract.Contract) {
 			editTopic(c, "restaurant_confirmed_order", retype("amount_cents", "number"))
 		},
-		want: []string{"restaurant_confirmed_order.v1 amount_cents type-changed: breaks loyalty.add-points"}, diff: "unclassified",
+		want: []string{"restaurant_confirmed_order.v1 amount_cents type-changed: breaks loyalty.add-points (fooddelivery-loyalty.contract.json)"}, diff: "unclassified",
 	},
 	{
 		name: "field made optional that another program requires", app: "shop", others: []string{"payment"},
 		now:  func(c *contract.Contract) { editTopic(c, "order_placed", optional("customer")) },
-		want: []string{"order_placed.v1 customer made-optional: breaks payment.charge"}, diff: "unclassified",
+		want: []string{"order_placed.v1 customer made-optional: breaks payment.charge (shop-payment.contract.json)"}, diff: "unclassified",
 	},
 	{
 		name: "nested field removed that another program reads", app: "jobfeed", others: []string{"recommendation"},
 		now:  func(c *contract.Contract) { editTopic(c, "profile_created", remove("preferences.frequency")) },
-		want: []string{"profile_created.v1 preferences.frequency field-removed: breaks recommendation.match-profile"}, diff: "unclassified",
+		want: []string{"profile_created.v1 preferences.frequency field-removed: breaks recommendation.match-profile (jobfeed-recommendation.contract.json)"}, diff: "unclassified",
 	},
 	{
 		name: "object made nullable that another program does not accept null for", app: "jobfeed", others: []string{"portal"},
 		now:  func(c *contract.Contract) { editTopic(c, "profile_created", nullable("preferences")) },
-		want: []string{"profile_created.v1 preferences made-nullable: breaks portal.view-profiles"}, diff: "unclassified",
+		want: []string{"profile_created.v1 preferences made-nullable: breaks portal.view-profiles (jobfeed-portal.contract.json)"}, diff: "unclassified",
 	},
 	{
 		name: "enum widened past what another program knows", app: "shop", others: []string{"orders"},
 		before: func(c *contract.Contract) { editTopic(c, "customer_notified", enum("channel", "email", "sms")) },
 		other:  func(c *contract.Contract) { editTopic(c, "customer_notified", enum("channel", "email", "sms")) },
 		now:    func(c *contract.Contract) { editTopic(c, "customer_notified", enum("channel", "email", "sms", "push")) },
-		want:   []string{"customer_notified.v1 channel enum-widened: breaks orders.track-customer_notified"}, diff: "unclassified",
+		want:   []string{"customer_notified.v1 channel enum-widened: breaks orders.track-customer_notified (shop-orders.contract.json)"}, diff: "unclassified",
 	},
 	{
 		name: "topic removed that another program reads", app: "usermgmt", others: []string{"coupons"},
 		now:  func(c *contract.Contract) { dropTopic(c, "user_deleted") },
-		want: []string{"user_deleted.v1 topic-removed: breaks coupons.revoke-coupon"}, diff: "breaking",
+		want: []string{"user_deleted.v1 topic-removed: breaks coupons.revoke-coupon (usermgmt-coupons.contract.json)"}, diff: "breaking",
 	},
 	{
 		name: "this program now requires a field the other program does not send", app: "usermgmt", code: []string{"coupons"}, others: []string{"users"},
@@ -345,22 +346,7 @@ func (sc schemaChange) programs(t *testing.T) (before, now, other *contract.Cont
 func summary(r *contract.Report) []string {
 	var out []string
 	for _, c := range r.Changes {
-		s := c.Topic
-		if c.Path != "" {
-			s += " " + c.Path
-		}
-		if c.Subscription != "" {
-			s += " " + c.Subscription
-		}
-		s += " " + string(c.Kind)
-		if c.Breaking {
-			var who []string
-			for _, b := range c.Breaks {
-				who = append(who, b.Subscription)
-			}
-			s += ": breaks " + strings.Join(who, ", ")
-		}
-		out = append(out, s)
+		out = append(out, c.String())
 	}
 	return out
 }
