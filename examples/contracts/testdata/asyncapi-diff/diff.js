@@ -29,8 +29,17 @@ function strip(v) {
   return out;
 }
 
+// Many pairs share a side (an app's unchanged export): parse each text once.
+const parsed = new Map();
+
 async function load(parser, file) {
-  const { document, diagnostics } = await parser.parse(fs.readFileSync(file, 'utf8'), { source: file });
+  const text = fs.readFileSync(file, 'utf8');
+  if (!parsed.has(text)) parsed.set(text, await parse(parser, file, text));
+  return parsed.get(text);
+}
+
+async function parse(parser, file, text) {
+  const { document, diagnostics } = await parser.parse(text, { source: file });
   const errors = diagnostics.filter((d) => d.severity === DiagnosticSeverity.Error);
   if (!document || errors.length > 0) {
     throw new Error(`${file}: ${errors.map((d) => d.code + ': ' + d.message).join('; ') || 'no document'}`);
