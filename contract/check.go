@@ -77,6 +77,7 @@ type checker struct {
 	consumers map[wire][]consumer
 	issues    []*issue
 	changes   []*Change
+	fixes     map[*Change]string // how to make a breaking change safe, where the kind does not say
 }
 
 // Check compares current, the contract of the code, with baselines: the
@@ -99,7 +100,7 @@ func Check(current *Contract, baselines ...*Contract) (*Report, error) {
 	if current == nil {
 		return nil, errors.New("no current contract to check")
 	}
-	k := &checker{cur: current, producers: map[wire][]producer{}, consumers: map[wire][]consumer{}}
+	k := &checker{cur: current, producers: map[wire][]producer{}, consumers: map[wire][]consumer{}, fixes: map[*Change]string{}}
 	for _, b := range baselines {
 		if b == nil {
 			return nil, errors.New("a nil baseline")
@@ -135,6 +136,9 @@ func Check(current *Contract, baselines ...*Contract) (*Report, error) {
 		if c.Breaking {
 			r.Breaking++
 			c.Why = fixFor(c.Kind)
+			if fix, ok := k.fixes[c]; ok {
+				c.Why = fix
+			}
 		} else {
 			r.Compatible++
 		}
@@ -380,7 +384,8 @@ func (k *checker) diffUpcasters() {
 				continue
 			}
 			for _, e := range diffSchemas(before.Upcasters[i].Schema, u.Schema) {
-				k.change(Change{Topic: w.String(), Kind: e.kind, Path: e.path, From: e.from, Detail: "in the upcaster's type: " + e.detail})
+				c := k.change(Change{Topic: w.String(), Kind: e.kind, Path: e.path, From: e.from, Detail: "in the upcaster's type: " + e.detail})
+				k.fixes[c] = fmt.Sprintf("make the type the upcaster from v%d decodes read the %s events already published", u.From, w)
 			}
 		}
 		for _, b := range before.Upcasters {

@@ -227,6 +227,20 @@ func TestCheckVersions(t *testing.T) {
 	// Dropping the upcaster later breaks the subscriptions of the topic.
 	wantVerdicts(t, check(t, noUp, clone(t, now, "billing.json", nil)),
 		"order_placed.v1 upcaster-removed: breaks mailer.receipt, payment.charge")
+
+	// So does an upcaster whose type no longer reads the old events: what
+	// the earlier release's upcaster read is the word on them.
+	renamed := clone(t, now, "", func(c *contract.Contract) {
+		old := topicOf(c, "order_placed").Upcasters[0].Schema
+		old.Properties["amount"] = old.Properties["total"]
+		removeField(old, "total")
+		old.Required = append(old.Required, "amount")
+	})
+	r = check(t, renamed, clone(t, now, "billing.json", nil))
+	wantVerdicts(t, r, "order_placed.v1 amount field-renamed: breaks mailer.receipt (through its upcaster from v1), payment.charge (through its upcaster from v1)")
+	if why := r.Changes[0].Why; why != "make the type the upcaster from v1 decodes read the order_placed.v1 events already published" {
+		t.Errorf("fix: %s", why)
+	}
 }
 
 // With no earlier release, the check still compares this program with
