@@ -155,7 +155,7 @@ func sourceName(c *Contract) string {
 	return fmt.Sprintf("the contract of %s (services %s)", c.App, strings.Join(c.Services, ", "))
 }
 
-// own reports whether service s of baseline b is this program's earlier
+// isOwn reports whether service s of baseline b is this program's earlier
 // release.
 func (k *checker) isOwn(b *Contract, service string) bool {
 	return b == k.own && k.cur.hasService(service)
