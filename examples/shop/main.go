@@ -20,6 +20,7 @@ import (
 	"strings"
 
 	"github.com/troupe-go/troupe"
+	_ "github.com/troupe-go/troupe/contract" // adds the contract command
 	"github.com/troupe-go/troupe/examples/shop/shop"
 	_ "github.com/troupe-go/troupe/topology" // adds the graph command
 )
