@@ -125,7 +125,7 @@ func TestMultiProcess(t *testing.T) {
 // subscriptions lists the app's subscriptions as "service.name", from its
 // declaration, so the cleanup never falls behind the code.
 func subscriptions(t *testing.T) []string {
-	app, err := jobfeed.NewApp(troupe.Config{}, jobfeed.Options{DeclareOnly: true})
+	app, err := jobfeed.NewApp(troupe.Config{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
