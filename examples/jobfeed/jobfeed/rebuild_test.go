@@ -59,7 +59,8 @@ func TestReadModelIsRebuiltFromHistory(t *testing.T) {
 	postJob(t, base, "Go developer", "Berlin", 1, "go")
 	id := register(t, base, "Ada", portal.Instant, "4 years of Go and Postgres", "Berlin")
 	before := waitMatches(t, base, id, 2)
-	first := viewStats(t, base)
+	first := poll(t, "both jobs matched in the read model", func() portal.ViewStats { return viewStats(t, base) },
+		func(st portal.ViewStats) bool { return st.Jobs == 2 })
 	if first.Profiles != 1 || first.Matches != 2 || first.Jobs != 2 || first.BuiltAt == "" {
 		t.Fatalf("read model after the flow: %+v", first)
 	}
@@ -101,7 +102,9 @@ func TestReadModelIsRebuiltFromHistory(t *testing.T) {
 		t.Errorf("the new match is %+v, want job %s", c.Matches[2], later)
 	}
 	// Two events: job_matched, and open_jobs_found for Ada.
-	if st := viewStats(t, base); st.EventsApplied != first.EventsApplied+2 {
+	st := poll(t, "job_matched in the read model", func() portal.ViewStats { return viewStats(t, base) },
+		func(st portal.ViewStats) bool { return st.Jobs == first.Jobs+1 })
+	if st.EventsApplied != first.EventsApplied+2 {
 		t.Errorf("after two more events the read model applied %d events, want %d", st.EventsApplied, first.EventsApplied+2)
 	}
 }

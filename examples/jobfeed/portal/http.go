@@ -548,12 +548,15 @@ func (h *handlers) candidates(w http.ResponseWriter, r *http.Request) {
 // countOutcomes fills c with total transactions, of which done (terminal)
 // and failed (terminal) reached an outcome and the rest are pending (not
 // terminal). The read model counts outcomes and the portal's database the
-// total; they are apart (two SQLite files), so an outcome can be counted
-// a moment before a transaction, never the other way round.
+// transactions; should the model know of more outcomes than the portal of
+// transactions (a portal database restored from an old backup), count
+// stays the portal's and the counts do not add up, so that they never
+// look settled.
 func countOutcomes(c *tally.Counts, total int, pending, doneStatus string, done int, failedStatus string, failed int) {
 	c.Add(doneStatus, done, true)
 	c.Add(failedStatus, failed, true)
 	c.Add(pending, max(total-done-failed, 0), false)
+	c.Count = total
 }
 
 // jobs serves the counts of the jobs by status, and the newest jobs.
