@@ -2,9 +2,9 @@ package jobfeed_test
 
 import (
 	"context"
-	"fmt"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"testing"
 
 	"github.com/troupe-go/troupe"
