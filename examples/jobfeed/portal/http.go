@@ -36,7 +36,6 @@ const (
 	maxYears       = 50
 	listLimit      = 500
 	recentLimit    = 100
-	maxKeyLen      = 200
 )
 
 // handlers serve the portal's routes.
@@ -141,7 +140,7 @@ const candidateExample = `{"name":"Ada","email":"ada@example.com","preferences":
 // candidate_registered in one transaction. Nothing is stored or published
 // for a bad request.
 func (h *handlers) register(w http.ResponseWriter, r *http.Request) {
-	key, err := idempotencyKey(r)
+	key, err := httpjson.IdempotencyKey(r)
 	if err != nil {
 		httpjson.WriteError(w, http.StatusBadRequest, err.Error())
 		return
@@ -278,7 +277,7 @@ const jobExample = `{"title":"Backend engineer","company":"Acme","location":"Ber
 // postJob posts a job: it stores it and writes job_posted in one
 // transaction.
 func (h *handlers) postJob(w http.ResponseWriter, r *http.Request) {
-	key, err := idempotencyKey(r)
+	key, err := httpjson.IdempotencyKey(r)
 	if err != nil {
 		httpjson.WriteError(w, http.StatusBadRequest, err.Error())
 		return
@@ -427,28 +426,6 @@ func (h *handlers) replay(w http.ResponseWriter, r *http.Request, key, kind, id 
 	h.log.Info(fmt.Sprintf("portal: %s %s again with Idempotency-Key %q: answered with %s, nothing new stored", r.Method, r.URL.Path, key, id))
 	w.Header().Set("Location", path)
 	httpjson.WriteJSON(w, http.StatusCreated, Created{ID: id, Status: status, Replayed: true, Links: Links{Self: path}})
-}
-
-// idempotencyKey returns the Idempotency-Key header, checked: empty when
-// there is none.
-func idempotencyKey(r *http.Request) (string, error) {
-	vals := r.Header.Values("Idempotency-Key")
-	switch {
-	case len(vals) == 0:
-		return "", nil
-	case len(vals) > 1:
-		return "", errors.New("send one Idempotency-Key header")
-	}
-	k := vals[0]
-	if k == "" || len(k) > maxKeyLen {
-		return "", fmt.Errorf("Idempotency-Key must be 1 to %d characters", maxKeyLen)
-	}
-	for _, c := range k {
-		if c <= 0x20 || c >= 0x7f {
-			return "", errors.New("Idempotency-Key must be printable ASCII without spaces, such as a UUID")
-		}
-	}
-	return k, nil
 }
 
 // candidate serves a candidate's registration, profile and matches.

@@ -29,7 +29,6 @@ const (
 	maxNameLen  = 100
 	maxEmailLen = 254 // RFC 5321's limit for a path
 	idLen       = 16  // hex digits of a user id
-	maxKeyLen   = 200 // characters of an Idempotency-Key
 	recentLimit = 100 // users GET /users lists
 )
 
@@ -106,7 +105,7 @@ func (a *api) register(w http.ResponseWriter, r *http.Request) {
 		httpjson.WriteError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	key, err := idempotencyKey(r)
+	key, err := httpjson.IdempotencyKey(r)
 	if err != nil {
 		httpjson.WriteError(w, http.StatusBadRequest, err.Error())
 		return
@@ -305,28 +304,6 @@ func (a *api) readList(ctx context.Context) (List, error) {
 		out.Registrations = append(out.Registrations, reg)
 	}
 	return out, rows.Err()
-}
-
-// idempotencyKey returns the Idempotency-Key header, checked: empty when
-// there is none.
-func idempotencyKey(r *http.Request) (string, error) {
-	vals := r.Header.Values("Idempotency-Key")
-	switch {
-	case len(vals) == 0:
-		return "", nil
-	case len(vals) > 1:
-		return "", errors.New("send one Idempotency-Key header")
-	}
-	k := vals[0]
-	if k == "" || len(k) > maxKeyLen {
-		return "", fmt.Errorf("Idempotency-Key must be 1 to %d characters", maxKeyLen)
-	}
-	for _, c := range k {
-		if c <= 0x20 || c >= 0x7f {
-			return "", errors.New("Idempotency-Key must be printable ASCII without spaces, such as a UUID")
-		}
-	}
-	return k, nil
 }
 
 // get serves one user.
