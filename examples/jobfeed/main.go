@@ -7,7 +7,7 @@
 //	go run ./examples/jobfeed --services notification --http localhost:8081 --broker amqp://guest:guest@127.0.0.1:5672/
 //	go run ./examples/jobfeed -h                      the flags (troupe's and the job feed's) and the commands
 //	go run ./examples/jobfeed graph                   the services and events as a Mermaid flowchart
-//	go run ./examples/jobfeed dlq                     the dead letters (also tail, trace)
+//	go run ./examples/jobfeed dlq list                the dead letters of each subscription (also tail, trace)
 //
 // Besides troupe's standard flags (--broker, --data, --services, --http,
 // --log-format, --log-level) it takes, all listed by -h:
