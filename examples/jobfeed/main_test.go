@@ -4,6 +4,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -23,43 +24,6 @@ import (
 
 // waitTimeout bounds every wait of these tests.
 const waitTimeout = 30 * time.Second
-
-func TestParseArgs(t *testing.T) {
-	rest, opts, cfg, err := parseArgs([]string{"--services", "profile,recommendation", "-data=/tmp/x", "--portal-url", "http://p:8080",
-		"--http", "off", "--daily-digest=every 1m", "--broker", "amqp://guest:guest@localhost:5672/"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := []string{"--services", "profile,recommendation", "-data=/tmp/x", "--http", "off", "--broker", "amqp://guest:guest@localhost:5672/"}; !slices.Equal(rest, want) {
-		t.Errorf("rest = %q, want %q", rest, want)
-	}
-	if opts.PortalURL != "http://p:8080" || opts.Daily != "every 1m" || opts.DeclareOnly {
-		t.Errorf("opts = %+v", opts)
-	}
-	if !slices.Equal(cfg.Services, []string{"profile", "recommendation"}) || cfg.DataDir != "/tmp/x" || cfg.HTTPAddr != "off" {
-		t.Errorf("cfg = %+v", cfg)
-	}
-
-	if _, opts, _, err := parseArgs([]string{"--data", "d", "graph", "--format", "dot"}); err != nil || !opts.DeclareOnly {
-		t.Errorf("a command: DeclareOnly %v, err %v; want true, nil", opts.DeclareOnly, err)
-	}
-	if _, opts, _, err := parseArgs([]string{"-h"}); err != nil || !opts.DeclareOnly {
-		t.Errorf("-h: DeclareOnly %v, err %v; want true, nil", opts.DeclareOnly, err)
-	}
-	for _, tc := range []struct {
-		args []string
-		want string
-	}{
-		{[]string{"--portal-url"}, "--portal-url needs a value"},
-		{[]string{"--portal-url", "portal:8080"}, "give an http:// or https:// URL"},
-		{[]string{"--weekly-digest", "weekly at 8"}, `--weekly-digest: outbox: schedule "weekly at 8"`},
-		{[]string{"--monthly-digest=monthly on 32 at 08:00"}, "not a day of the month"},
-	} {
-		if _, _, _, err := parseArgs(tc.args); err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("parseArgs(%q) = %v, want an error with %q", tc.args, err, tc.want)
-		}
-	}
-}
 
 // buildProgram builds the program into a temporary directory.
 func buildProgram(t *testing.T) string {
@@ -239,7 +203,8 @@ func TestBinary(t *testing.T) {
 	client.CloseIdleConnections()
 	p.stop(t)
 
-	for _, f := range []string{portal.ViewFile, portal.ViewFile + "-wal", portal.ViewFile + "-shm"} {
+	view := portal.ViewFile + ".db"
+	for _, f := range []string{view, view + "-wal", view + "-shm"} {
 		if err := os.Remove(filepath.Join(dir, f)); err != nil && !os.IsNotExist(err) {
 			t.Fatal(err)
 		}
@@ -251,9 +216,66 @@ func TestBinary(t *testing.T) {
 	if !ok || after.Status != "profiled" || len(after.Matches) != 2 {
 		t.Errorf("after deleting the read model and restarting, Ada reads %+v", after)
 	}
-	if !strings.Contains(p.out.String(), "rebuilt the read model portal-view.db from") {
+	if !strings.Contains(p.out.String(), "rebuilt the read model portal-view from") {
 		t.Errorf("the restarted program did not say it rebuilt the read model:\n%s", p.out)
 	}
 	client.CloseIdleConnections()
 	p.stop(t)
+}
+
+// The program's own flags are in the standard flag set: -h lists them with
+// troupe's and the operator commands, and a bad value is a usage error
+// (status 2) that says what to give.
+func TestFlagsAndHelp(t *testing.T) {
+	bin := buildProgram(t)
+	out, err := exec.Command(bin, "-h").CombinedOutput()
+	if err != nil {
+		t.Fatalf("-h: %v\n%s", err, out)
+	}
+	for _, w := range []string{"-portal-url", "-daily-digest", "-weekly-digest", "-monthly-digest", "-db", "$JOBFEED_DB",
+		`(default daily at 08:00)`, "-broker", "-services", "dlq", "tail", "trace", "graph"} {
+		if !strings.Contains(string(out), w) {
+			t.Errorf("-h does not list %q:\n%s", w, out)
+		}
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--portal-url", "portal:8080"}, "give an http:// or https:// URL"},
+		{[]string{"--weekly-digest", "weekly at 8"}, `invalid value "weekly at 8" for flag -weekly-digest`},
+		{[]string{"--monthly-digest=monthly on 32 at 08:00"}, "not a day of the month"},
+		{[]string{"--daily-digest"}, "flag needs an argument"},
+	} {
+		cmd := exec.Command(bin, tc.args...)
+		cmd.Dir = t.TempDir()
+		out, err := cmd.CombinedOutput()
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() != 2 || !strings.Contains(string(out), tc.want) {
+			t.Errorf("%q: %v\n%s\nwant exit status 2 and %q", tc.args, err, out, tc.want)
+		}
+	}
+	// A --db that is not PostgreSQL stops the start, naming both forms.
+	cmd := exec.Command(bin, "--db", "mysql://root@127.0.0.1/jobs", "--data", t.TempDir(), "--http", "off")
+	out, err = cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "postgres://") {
+		t.Errorf("--db mysql://…: %v\n%s\nwant a failed start that names the forms --db takes", err, out)
+	}
+}
+
+// The operator surface: the dashboard answers at /ui/ and the metrics at
+// /metrics.
+func TestDashboard(t *testing.T) {
+	bin := buildProgram(t)
+	addr := proctest.FreeAddr(t)
+	p := proctest.Start(t, "jobfeed", bin, nil, "--http", addr, "--data", t.TempDir())
+	base := "http://" + addr
+	proctest.WaitFor(t, "/healthz", waitTimeout, []*proctest.Process{p}, func() bool { return proctest.Healthy(base) })
+	for _, path := range []string{"/ui/", "/metrics"} {
+		if status, _ := httpDo("GET", base+path, ""); status != http.StatusOK {
+			t.Errorf("GET %s: %d, want 200", path, status)
+		}
+	}
+	client.CloseIdleConnections()
+	p.Stop(t)
 }

@@ -7,9 +7,11 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	mrand "math/rand/v2"
 	"os"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,7 +21,6 @@ import (
 	"github.com/troupe-go/troupe"
 	"github.com/troupe-go/troupe/examples/internal/proctest"
 	"github.com/troupe-go/troupe/examples/jobfeed/jobfeed"
-	"github.com/troupe-go/troupe/examples/jobfeed/portal"
 	"github.com/troupe-go/troupe/transport/natsjs"
 	"github.com/troupe-go/troupe/transport/rabbitmq"
 )
@@ -28,7 +29,8 @@ import (
 // external broker: the portal, the profile service (which reaches the
 // portal over HTTP), the recommendation service, and two instances of the
 // notification service sharing one data directory, with a daily digest
-// every second so that both race for each period.
+// every second so that both race for each period. Each process is killed
+// with SIGKILL in turn while jobs and registrations come in.
 
 // mpBroker is an external broker the test runs against.
 type mpBroker struct {
@@ -125,7 +127,7 @@ func TestMultiProcess(t *testing.T) {
 // subscriptions lists the app's subscriptions as "service.name", from its
 // declaration, so the cleanup never falls behind the code.
 func subscriptions(t *testing.T) []string {
-	app, err := jobfeed.NewApp(troupe.Config{}, jobfeed.Options{DeclareOnly: true})
+	app, err := jobfeed.NewApp(troupe.Config{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,6 +140,10 @@ func subscriptions(t *testing.T) []string {
 	return subs
 }
 
+// runMultiProcess runs the job feed as five processes and places jobs and
+// registrations in five waves; during each wave one process in turn is
+// killed with SIGKILL and restarted on the same arguments (so the same
+// data directory). Then the same checks as the all-in-one crash test.
 func runMultiProcess(t *testing.T, bin string, b mpBroker, url string) {
 	rnd := make([]byte, 5)
 	_, _ = rand.Read(rnd)
@@ -150,89 +156,53 @@ func runMultiProcess(t *testing.T, bin string, b mpBroker, url string) {
 	})
 	env := []string{"JOBFEED_APP_NAME=" + ns}
 	portalAddr, notifAddr := proctest.FreeAddr(t), proctest.FreeAddr(t)
+	portalURL, notifURL := "http://"+portalAddr, "http://"+notifAddr
 	notifDir := t.TempDir()
 	common := []string{"--broker", url, "--daily-digest", "every 1s"}
-	start := func(name string, args ...string) *process {
-		return startProcess(t, bin, name, env, append(slices.Clone(common), args...)...)
+	healthy := func(u string) func(*proctest.Process) bool {
+		return func(*proctest.Process) bool { return proctest.Healthy(u) }
 	}
-	procs := []*process{
-		start("portal", "--services", "portal", "--http", portalAddr, "--data", t.TempDir()),
-		start("profile", "--services", "profile", "--http", "off", "--data", t.TempDir(), "--portal-url", "http://"+portalAddr),
-		start("recommendation", "--services", "recommendation", "--http", "off", "--data", t.TempDir()),
-		start("notification-1", "--services", "notification", "--http", notifAddr, "--data", notifDir),
-		start("notification-2", "--services", "notification", "--http", "off", "--data", notifDir),
+	// Processes without HTTP declare their subscriptions at start too;
+	// their start line says they consume.
+	started := func(p *proctest.Process) bool { return strings.Contains(p.Out.String(), "troupe app started") }
+	start := func(name string, ready func(*proctest.Process) bool, args ...string) *proctest.Crashing {
+		return proctest.StartCrashing(t, name, bin, env, ready, append(slices.Clone(common), args...)...)
 	}
-	portalURL, notifURL := "http://"+portalAddr, "http://"+notifAddr
-	for _, u := range []string{portalURL, notifURL} {
-		waitFor(t, u+"/healthz", procs, func() bool { s, _ := httpDo("GET", u+"/healthz", ""); return s == 200 })
+	procs := []*proctest.Crashing{
+		start("portal", healthy(portalURL), "--services", "portal", "--http", portalAddr, "--data", t.TempDir()),
+		start("profile", started, "--services", "profile", "--http", "off", "--data", t.TempDir(), "--portal-url", portalURL),
+		start("recommendation", started, "--services", "recommendation", "--http", "off", "--data", t.TempDir()),
+		start("notification-1", healthy(notifURL), "--services", "notification", "--http", notifAddr, "--data", notifDir),
+		start("notification-2", started, "--services", "notification", "--http", "off", "--data", notifDir),
 	}
-	// The processes without HTTP declare their subscriptions at start too;
-	// wait for their start lines so no event precedes their queues.
-	waitFor(t, "every process to start", procs, func() bool {
+	current := func() []*proctest.Process {
+		var ps []*proctest.Process
 		for _, p := range procs {
-			if !strings.Contains(p.out.String(), "troupe app started") {
-				return false
-			}
+			ps = append(ps, p.Current())
 		}
-		return true
-	})
+		return ps
+	}
 
-	const jobs = 4
-	var jobIDs []string
-	for i := range jobs {
-		jobIDs = append(jobIDs, postJSON(t, portalURL, "/jobs",
-			fmt.Sprintf(`{"title":"Go developer %d","company":"Acme","location":"remote","skills":["go"],"min_years":1}`, i)))
+	f := feed{cities: 10, jobsPerCity: 2, candidatesPerCity: 6, run: ns}
+	reqs := f.requests()
+	var accepted atomic.Int64
+	wave := (len(reqs) + len(procs) - 1) / len(procs)
+	kills := 0
+	for k, p := range procs {
+		killed := make(chan struct{})
+		go func() {
+			defer close(killed)
+			time.Sleep(time.Duration(mrand.IntN(30)) * time.Millisecond) // a random moment of the wave
+			p.KillAndRestart(t)
+		}()
+		place(t, reqs[k*wave:min((k+1)*wave, len(reqs))], 4, func() string { return portalURL }, &accepted)
+		<-killed
+		kills += p.Kills()
 	}
-	ada := postJSON(t, portalURL, "/candidates", `{"name":"Ada","email":"ada@example.com","preferences":{"frequency":"instant"},"resume":"Go, 3 years."}`)
-	dan := postJSON(t, portalURL, "/candidates", `{"name":"Dan","email":"dan@example.com","preferences":{"frequency":"daily"},"resume":"Go, 3 years."}`)
-	// One more job after the candidates, matched from the other side.
-	jobIDs = append(jobIDs, postJSON(t, portalURL, "/jobs", `{"title":"Go lead","company":"Initech","location":"remote","skills":["go"],"min_years":2}`))
-	slices.Sort(jobIDs)
-
-	for _, id := range []string{ada, dan} {
-		waitFor(t, "the matches of "+id, procs, func() bool {
-			c, ok := getCandidate(portalURL, id)
-			return ok && c.Status == "profiled" && len(c.Matches) == len(jobIDs)
-		})
-	}
-	// Each job reaches each candidate once: Ada in instant messages, Dan
-	// in digests, whichever notification process handled the event or ran
-	// the period.
-	for _, tc := range []struct {
-		id   string
-		kind portal.Frequency
-	}{{ada, portal.Instant}, {dan, portal.Daily}} {
-		var got []string
-		waitFor(t, fmt.Sprintf("%s messages with every job for %s", tc.kind, tc.id), procs, func() bool {
-			s, ok := getSent(notifURL, tc.id)
-			if !ok {
-				return false
-			}
-			got = got[:0]
-			periods := make(map[string]bool)
-			for _, m := range s.Messages {
-				if m.Kind != tc.kind {
-					t.Fatalf("candidate %s got a %s message, want only %s", tc.id, m.Kind, tc.kind)
-				}
-				if m.Kind != portal.Instant {
-					if periods[m.Period] {
-						t.Fatalf("candidate %s got two digests for period %s: %+v", tc.id, m.Period, s.Messages)
-					}
-					periods[m.Period] = true
-				}
-				for _, j := range m.Jobs {
-					got = append(got, j.JobID)
-				}
-			}
-			return len(got) >= len(jobIDs)
-		})
-		slices.Sort(got)
-		if !slices.Equal(got, jobIDs) {
-			t.Errorf("candidate %s heard of jobs %v, want each of %v once", tc.id, got, jobIDs)
-		}
-	}
+	o := settle(t, reqs, portalURL, notifURL, current)
+	report(t, "one process per service, "+b.name, o, kills)
 	client.CloseIdleConnections()
 	for _, p := range procs {
-		p.stop(t)
+		p.Stop(t)
 	}
 }

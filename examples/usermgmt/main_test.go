@@ -135,9 +135,11 @@ func TestCommandLine(t *testing.T) {
 	if code != 0 || !strings.Contains(graph, "user_registered.v1") || !strings.Contains(graph, "issue-welcome-coupon") {
 		t.Errorf("graph: exit %d\n%s", code, graph)
 	}
-	before, code := run("--coupons=false", "graph", "--format", "mermaid")
-	if code != 0 || strings.Contains(before, "coupon") || !strings.Contains(before, "send-welcome") {
-		t.Errorf("graph without coupons: exit %d\n%s", code, before)
+	cmd := exec.Command(bin, "graph", "--format", "mermaid")
+	cmd.Env = append(os.Environ(), "USERMGMT_COUPONS=off")
+	out, err := cmd.CombinedOutput()
+	if err != nil || strings.Contains(string(out), "coupon") || !strings.Contains(string(out), "send-welcome") {
+		t.Errorf("graph without coupons: %v\n%s", err, out)
 	}
 	if out, code := run("--db", "mysql://x", "--data", t.TempDir(), "--http", "off"); code != 1 || !strings.Contains(out, "postgres://") {
 		t.Errorf("--db mysql://x: exit %d, want 1 and a hint\n%s", code, out)
@@ -145,10 +147,43 @@ func TestCommandLine(t *testing.T) {
 	if out, code := run("--services", "mailer", "--data", t.TempDir(), "--http", "off"); code != 1 || !strings.Contains(out, "--users-url") {
 		t.Errorf("mailer alone without --users-url: exit %d, want 1 and a hint\n%s", code, out)
 	}
-	if out, code := run("--coupons=maybe"); code != 2 {
-		t.Errorf("--coupons=maybe: exit %d, want 2\n%s", code, out)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--smtp", "mail.example"}, "give host:port"},
+		{[]string{"--mail-sink=2525"}, "give host:port"},
+		{[]string{"--users-url", "localhost:8080"}, "give an http:// or https:// URL"},
+		{[]string{"--coupons=false"}, "flag provided but not defined"},
+	} {
+		if out, code := run(tc.args...); code != 2 || !strings.Contains(out, tc.want) {
+			t.Errorf("%q: exit %d, want 2 and %q\n%s", tc.args, code, tc.want, out)
+		}
 	}
-	if out, code := run("-h"); code != 0 || !strings.Contains(out, "--smtp") && !strings.Contains(out, "-smtp") || !strings.Contains(out, "-broker") {
-		t.Errorf("-h: exit %d, want 0 and both sets of flags\n%s", code, out)
+	help, code := run("-h")
+	for _, w := range []string{"-smtp", "-mail-sink", "-users-url", "-db", "$USERMGMT_DB", "-broker", "dlq", "tail", "trace", "graph"} {
+		if code != 0 || !strings.Contains(help, w) {
+			t.Errorf("-h: exit %d, want 0 and %q listed\n%s", code, w, help)
+		}
 	}
+}
+
+// The operator surface: the dashboard at /ui/, with the mail sink's panel,
+// and the metrics.
+func TestDashboard(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the program")
+	}
+	bin := build.Program(t)
+	addr := proctest.FreeAddr(t)
+	p := proctest.Start(t, "usermgmt", bin, nil, "--http", addr, "--data", t.TempDir(), "--mail-sink", proctest.FreeAddr(t))
+	base := "http://" + addr
+	proctest.WaitFor(t, "/healthz", 30*time.Second, []*proctest.Process{p}, func() bool { return proctest.Healthy(base) })
+	for _, path := range []string{"/ui/", "/metrics"} {
+		if status, b, err := call("GET", base+path, ""); err != nil || status != http.StatusOK {
+			t.Errorf("GET %s: %d %.200s (%v), want 200", path, status, b, err)
+		}
+	}
+	client.CloseIdleConnections()
+	p.Stop(t)
 }

@@ -8,11 +8,12 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	mrand "math/rand/v2"
 	"net/http"
 	"os"
 	"strings"
 	"sync"
-	"syscall"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,7 +21,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/troupe-go/troupe"
 	"github.com/troupe-go/troupe/examples/internal/proctest"
+	"github.com/troupe-go/troupe/examples/usermgmt/usermgmt"
 	"github.com/troupe-go/troupe/transport/natsjs"
 	"github.com/troupe-go/troupe/transport/rabbitmq"
 )
@@ -30,30 +33,45 @@ import (
 //
 //	users,coupons   the API (HTTP)
 //	mailer          no HTTP; asks the API over HTTP, sends to the sink
-//	mailsink        the SMTP sink and GET /mail (HTTP)
+//	mailsink        the SMTP sink and GET /mail (HTTP), its record in its own data directory
 //
-// and tells two stories through them: every registration waited for with
+// and tells three stories through them: every registration waited for with
 // Prefer: wait gets its 201 (the outcome comes from another process,
-// through the broker), and with the sink process killed, registrations go
-// on and their mails arrive once it is back, except for a user deleted in
-// the meantime.
+// through the broker); with the sink process killed, registrations go on
+// and their mails arrive once it is back, except for a user deleted in the
+// meantime; and with each process killed with SIGKILL in turn while
+// registrations come in, every accepted registration ends in one state,
+// each user mailed once.
 
-// subscriptions are the app's subscriptions as "service.name", for dead
-// letters and the RabbitMQ cleanup.
-var subscriptions = []string{"mailer.send-welcome", "coupons.issue-welcome-coupon", "coupons.revoke-coupon"}
+// subscriptions are the app's subscriptions as "service.name", from its
+// declaration, for dead letters and the RabbitMQ cleanup.
+func subscriptions(t *testing.T) []string {
+	app, err := usermgmt.NewApp(troupe.Config{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var subs []string
+	for _, s := range app.Services() {
+		for _, sub := range s.Subscriptions() {
+			subs = append(subs, sub.String())
+		}
+	}
+	return subs
+}
 
 const (
 	mpUsers       = 40 // registrations waited for
 	mpParallelism = 8
-	mpOutage      = 6 // registrations while the sink is down
+	mpOutage      = 6  // registrations while the sink is down
+	mpCrash       = 60 // registrations while the processes are killed
 )
 
 type mpBroker struct {
 	name        string
 	env, def    string
 	probe       func(url string) error
-	deadLetters func(url, ns string) (int, error)
-	cleanup     func(t *testing.T, url, ns string)
+	deadLetters func(url, ns string, subs []string) (int, error)
+	cleanup     func(t *testing.T, url, ns string, subs []string)
 }
 
 func TestMultiProcess(t *testing.T) {
@@ -80,26 +98,28 @@ func TestMultiProcess(t *testing.T) {
 
 func runMultiProcess(t *testing.T, bin string, b mpBroker, url string) {
 	ns := "usermgmt_mp_" + randomHex(5)
-	t.Cleanup(func() { b.cleanup(t, url, ns) }) // runs after the processes are gone
+	subs := subscriptions(t)
+	t.Cleanup(func() { b.cleanup(t, url, ns, subs) }) // runs after the processes are gone
 	env := []string{"USERMGMT_APP_NAME=" + ns}
 	apiAddr, sinkHTTP, smtpAddr := proctest.FreeAddr(t), proctest.FreeAddr(t), proctest.FreeAddr(t)
 	api := "http://" + apiAddr
 	sinkBase := "http://" + sinkHTTP
+	started := func(p *proctest.Process) bool { return strings.Contains(p.Out.String(), "troupe app started") }
 
+	sinkDir := t.TempDir() // the sink's record, kept across its lives
+	sinkLives := 0
 	startSink := func() *proctest.Process {
-		return proctest.Start(t, "mailsink", bin, env, "--broker", url, "--services", "mailsink", "--http", sinkHTTP,
-			"--mail-sink", smtpAddr, "--data", t.TempDir())
+		sinkLives++
+		return proctest.Start(t, fmt.Sprintf("mailsink (life %d)", sinkLives), bin, env, "--broker", url, "--services", "mailsink", "--http", sinkHTTP,
+			"--mail-sink", smtpAddr, "--data", sinkDir)
 	}
-	procs := []*proctest.Process{
-		proctest.Start(t, "users,coupons", bin, env, "--broker", url, "--services", "users,coupons", "--http", apiAddr, "--data", t.TempDir()),
-		proctest.Start(t, "mailer", bin, env, "--broker", url, "--services", "mailer", "--http", "off", "--data", t.TempDir(),
-			"--users-url", api, "--smtp", smtpAddr),
-	}
+	apiProc := proctest.StartCrashing(t, "users,coupons", bin, env, func(*proctest.Process) bool { return proctest.Healthy(api) },
+		"--broker", url, "--services", "users,coupons", "--http", apiAddr, "--data", t.TempDir())
+	mailerProc := proctest.StartCrashing(t, "mailer", bin, env, started,
+		"--broker", url, "--services", "mailer", "--http", "off", "--data", t.TempDir(), "--users-url", api, "--smtp", smtpAddr)
 	sink := startSink()
-	all := func() []*proctest.Process { return append(procs[:len(procs):len(procs)], sink) }
-	for _, p := range all() {
-		proctest.WaitFor(t, p.Name+" to start", 30*time.Second, all(), func() bool { return strings.Contains(p.Out.String(), "troupe app started") })
-	}
+	all := func() []*proctest.Process { return []*proctest.Process{apiProc.Current(), mailerProc.Current(), sink} }
+	proctest.WaitFor(t, "the sink to start", 30*time.Second, all(), func() bool { return started(sink) })
 	defer client.CloseIdleConnections()
 
 	// 1. Registrations that wait for their welcome mail: each answer comes
@@ -155,10 +175,7 @@ func runMultiProcess(t *testing.T, bin string, b mpBroker, url string) {
 
 	// 2. The mail server's process dies. Registrations go on; one user is
 	// deleted before the server is back.
-	if err := sink.Cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	<-sink.Done()
+	sink.Kill(t)
 	var outage []string
 	for i := range mpOutage {
 		email := fmt.Sprintf("outage%d@example.com", i)
@@ -170,19 +187,19 @@ func runMultiProcess(t *testing.T, bin string, b mpBroker, url string) {
 		outage = append(outage, email)
 		ids[email] = u.ID
 	}
-	proctest.WaitFor(t, "the mailer to fail against the dead server", 30*time.Second, procs, func() bool {
-		return strings.Contains(procs[1].Out.String(), "connection refused")
+	proctest.WaitFor(t, "the mailer to fail against the dead server", 30*time.Second, all()[:2], func() bool {
+		return strings.Contains(mailerProc.Current().Out.String(), "connection refused")
 	})
 	deleted := outage[0]
 	if status, body, err := call("DELETE", api+"/users/"+ids[deleted], ""); err != nil || status != http.StatusNoContent {
 		t.Fatalf("DELETE %s: %d %s (%v)", deleted, status, body, err)
 	}
 	sink = startSink()
-	proctest.WaitFor(t, "the sink to start again", 30*time.Second, all(), func() bool { return strings.Contains(sink.Out.String(), "troupe app started") })
+	proctest.WaitFor(t, "the sink to start again", 30*time.Second, all(), func() bool { return started(sink) })
 	// The deleted user's registration is settled when the mailer logs it.
 	proctest.WaitFor(t, "the outage's mails", 90*time.Second, all(), func() bool {
 		m, err := mailCount(sinkBase)
-		return err == nil && len(m) >= mpOutage-1 && strings.Contains(procs[1].Out.String(), "mailer: user "+ids[deleted]+" is gone")
+		return err == nil && len(m) >= mpUsers+mpOutage-1 && strings.Contains(mailerProc.Current().Out.String(), "mailer: user "+ids[deleted]+" is gone")
 	})
 	mails, err = mailCount(sinkBase)
 	if err != nil {
@@ -193,27 +210,59 @@ func runMultiProcess(t *testing.T, bin string, b mpBroker, url string) {
 			t.Errorf("%s got %d mails after the outage, want 1", email, mails[email])
 		}
 	}
-	if mails[deleted] != 0 || len(mails) != mpOutage-1 {
-		t.Errorf("after the outage the sink has mails for %v; want one each for %v, none for the deleted %s", mails, outage[1:], deleted)
+	if mails[deleted] != 0 || len(mails) != mpUsers+mpOutage-1 {
+		t.Errorf("after the outage the sink has mails for %d addresses (%d for the deleted %s); want %d, none for the deleted", len(mails), mails[deleted], deleted, mpUsers+mpOutage-1)
 	}
-	// Each user was mailed in one place only: the mailer's log.
-	sent := strings.Count(procs[1].Out.String(), "mailer: sent welcome mail")
-	if want := mpUsers + mpOutage - 1; sent != want {
-		t.Errorf("the mailer logged %d mails sent, want %d", sent, want)
-	}
+	t.Logf("%s: outage of the sink process: %d registrations, %d mailed after it came back, 1 skipped (deleted)", b.name, mpOutage, mpOutage-1)
 
-	dead, err := b.deadLetters(url, ns)
+	// 3. Each process killed with SIGKILL in turn, and restarted on the
+	// same data, while registrations come in with Idempotency-Keys.
+	crash := make([]string, mpCrash)
+	for i := range crash {
+		crash[i] = fmt.Sprintf("crash%03d@example.com", i)
+	}
+	var accepted atomic.Int64
+	kills := 0
+	wave := mpCrash / 3
+	for k := range 3 {
+		killed := make(chan struct{})
+		go func() {
+			defer close(killed)
+			time.Sleep(time.Duration(mrand.IntN(40)) * time.Millisecond) // a random moment of the wave
+			switch k {
+			case 0:
+				apiProc.KillAndRestart(t)
+			case 1:
+				mailerProc.KillAndRestart(t)
+			case 2:
+				sink.Kill(t)
+				sink = startSink()
+			}
+		}()
+		placeRegistrations(t, api, crash[k*wave:(k+1)*wave], ids, &mu, &accepted)
+		<-killed
+		kills++
+	}
+	proctest.WaitFor(t, "the sink to start again", 30*time.Second, all(), func() bool { return started(sink) })
+	want := map[string]string{deleted: "skipped"}
+	for email := range ids {
+		if _, ok := want[email]; !ok {
+			want[email] = "sent"
+		}
+	}
+	o := settleRegistrations(t, api, sinkBase, ids, want, all)
+	report(t, "one process per service, "+b.name, o, kills)
+
+	dead, err := b.deadLetters(url, ns, subs)
 	if err != nil {
 		t.Errorf("counting dead letters: %v", err)
 	} else if dead != 0 {
 		t.Errorf("%d dead letters, want none", dead)
 	}
 	client.CloseIdleConnections()
-	for _, p := range all() {
-		p.Stop(t)
-	}
-	t.Logf("%s: outage of the sink process: %d registrations, %d mailed after it came back, 1 skipped (deleted), %d dead letters",
-		b.name, mpOutage, mpOutage-1, dead)
+	apiProc.Stop(t)
+	mailerProc.Stop(t)
+	sink.Stop(t)
 }
 
 func randomHex(n int) string {
@@ -231,14 +280,14 @@ var rabbitBroker = mpBroker{
 		}
 		return conn.Close()
 	},
-	deadLetters: func(url, ns string) (int, error) {
+	deadLetters: func(url, ns string, subs []string) (int, error) {
 		conn, err := amqp.DialConfig(url, amqp.Config{Dial: amqp.DefaultDial(5 * time.Second)})
 		if err != nil {
 			return 0, err
 		}
 		defer conn.Close()
 		n := 0
-		for _, s := range subscriptions {
+		for _, s := range subs {
 			ch, err := conn.Channel()
 			if err != nil {
 				return 0, err
@@ -252,7 +301,7 @@ var rabbitBroker = mpBroker{
 		}
 		return n, nil
 	},
-	cleanup: func(t *testing.T, url, ns string) {
+	cleanup: func(t *testing.T, url, ns string, subs []string) {
 		conn, err := amqp.DialConfig(url, amqp.Config{Dial: amqp.DefaultDial(5 * time.Second)})
 		if err != nil {
 			t.Errorf("cleanup of %s: %v", ns, err)
@@ -265,7 +314,7 @@ var rabbitBroker = mpBroker{
 			return
 		}
 		defer ch.Close()
-		for _, s := range subscriptions {
+		for _, s := range subs {
 			q := ns + "." + s
 			names := []string{q, q + ".dlq"}
 			for _, d := range rabbitmq.DefaultRetryDelays {
@@ -294,7 +343,7 @@ var natsBroker = mpBroker{
 		nc.Close()
 		return nil
 	},
-	deadLetters: func(url, ns string) (int, error) {
+	deadLetters: func(url, ns string, _ []string) (int, error) {
 		n := 0
 		err := proctest.WithJetStream(url, func(ctx context.Context, js jetstream.JetStream) error {
 			s, err := js.Stream(ctx, "TROUPE_"+ns+"_DLQ")
@@ -309,7 +358,7 @@ var natsBroker = mpBroker{
 		})
 		return n, err
 	},
-	cleanup: func(t *testing.T, url, ns string) {
+	cleanup: func(t *testing.T, url, ns string, _ []string) {
 		err := proctest.WithJetStream(url, func(ctx context.Context, js jetstream.JetStream) error {
 			return natsjs.DeleteNamespace(ctx, js.Conn(), ns)
 		})

@@ -1,12 +1,14 @@
 // Package httpjson holds the HTTP helpers every example's API shares: JSON
 // answers, JSON error bodies, JSON 404 and 405 answers where http.ServeMux
 // would answer in plain text, and a check that rejects unknown query
-// parameters. Reading request bodies stays in each example, whose messages
-// name its own fields.
+// parameters, and the Idempotency-Key header every POST that creates a
+// transaction takes. Reading request bodies stays in each example, whose
+// messages name its own fields.
 package httpjson
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -71,4 +73,31 @@ func CheckQuery(q url.Values, allowed ...string) string {
 		return fmt.Sprintf("unknown query parameter %s: this resource takes none", strings.Join(unknown, ", "))
 	}
 	return fmt.Sprintf("unknown query parameter %s: this resource takes %s", strings.Join(unknown, ", "), strings.Join(allowed, ", "))
+}
+
+// MaxIdempotencyKey is the longest Idempotency-Key [IdempotencyKey] takes.
+const MaxIdempotencyKey = 200
+
+// IdempotencyKey returns the request's Idempotency-Key header: "" when
+// there is none, or an error for the client (answer 400) when it is sent
+// twice, empty, longer than [MaxIdempotencyKey], or not printable ASCII
+// without spaces.
+func IdempotencyKey(r *http.Request) (string, error) {
+	vals := r.Header.Values("Idempotency-Key")
+	switch {
+	case len(vals) == 0:
+		return "", nil
+	case len(vals) > 1:
+		return "", errors.New("send one Idempotency-Key header")
+	}
+	k := vals[0]
+	if k == "" || len(k) > MaxIdempotencyKey {
+		return "", fmt.Errorf("Idempotency-Key must be 1 to %d characters", MaxIdempotencyKey)
+	}
+	for _, c := range k {
+		if c <= 0x20 || c >= 0x7f {
+			return "", errors.New("Idempotency-Key must be printable ASCII without spaces, such as a UUID")
+		}
+	}
+	return k, nil
 }

@@ -6,8 +6,9 @@
 //   - a journal of every publish and handling, behind the dashboard's
 //     timelines and the trace command;
 //   - Prometheus metrics at /metrics;
-//   - the commands graph (package topology), and tail, trace and dlq (package
-//     ops), which importing this package registers.
+//   - the commands graph (package topology), tail, trace and dlq (package
+//     ops), and contract (package contract), which importing this package
+//     registers.
 //
 // Run "<app> -h" for the app's flags and commands.
 package operator
@@ -16,6 +17,7 @@ import (
 	"fmt"
 
 	"github.com/troupe-go/troupe"
+	_ "github.com/troupe-go/troupe/contract" // the contract command
 	"github.com/troupe-go/troupe/dashboard"
 	"github.com/troupe-go/troupe/journal"
 	"github.com/troupe-go/troupe/metrics"

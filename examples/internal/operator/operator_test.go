@@ -14,7 +14,7 @@ import (
 	"github.com/troupe-go/troupe/troupetest"
 )
 
-// An app with the operator surface lists the four commands in -h, and
+// An app with the operator surface lists its commands in -h, and
 // serves the dashboard and the metrics.
 func TestInstall(t *testing.T) {
 	app := troupe.New(troupetest.Config(t, troupe.Config{Name: "operator", HTTPAddr: "127.0.0.1:0"}))
@@ -26,7 +26,7 @@ func TestInstall(t *testing.T) {
 	if err := app.RunCommand(context.Background(), []string{"-h"}, &usage); !errors.Is(err, flag.ErrHelp) {
 		t.Fatalf("-h: %v", err)
 	}
-	for _, cmd := range []string{"graph", "tail", "trace", "dlq"} {
+	for _, cmd := range []string{"graph", "tail", "trace", "dlq", "contract"} {
 		if !strings.Contains(usage.String(), "\n  "+cmd) {
 			t.Errorf("-h does not list %s:\n%s", cmd, usage.String())
 		}

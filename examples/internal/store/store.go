@@ -114,7 +114,17 @@ func (d *DB) Open(ctx context.Context, app *troupe.App, file string) (*sql.DB, e
 // with the service's name. The outbox closes the database when the app
 // stops. Where the service does not run, it opens nothing.
 func Outbox(app *troupe.App, d *DB, service string, schema ...string) *outbox.Outbox {
-	return outbox.Declare(app, outbox.Options{Prefix: Prefix(service)}, func(ctx context.Context) (*sql.DB, error) {
+	return OutboxWith(app, d, service, outbox.Options{}, schema...)
+}
+
+// OutboxWith is [Outbox] with options of the outbox's own: a clock that
+// tests drive (Options.Clock), a poll interval. An empty Options.Prefix
+// becomes the service's [Prefix].
+func OutboxWith(app *troupe.App, d *DB, service string, opts outbox.Options, schema ...string) *outbox.Outbox {
+	if opts.Prefix == "" {
+		opts.Prefix = Prefix(service)
+	}
+	return outbox.Declare(app, opts, func(ctx context.Context) (*sql.DB, error) {
 		if !app.Runs(service) {
 			return nil, nil
 		}

@@ -3,15 +3,18 @@ package store_test
 import (
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"encoding/hex"
 	"flag"
 	"io"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/troupe-go/troupe"
 	"github.com/troupe-go/troupe/examples/internal/store"
 	"github.com/troupe-go/troupe/examples/internal/storetest"
+	"github.com/troupe-go/troupe/outbox"
 	"github.com/troupe-go/troupe/troupetest"
 )
 
@@ -64,4 +67,38 @@ func TestOutboxOpensTheServiceDatabase(t *testing.T) {
 			}
 		}
 	})
+}
+
+// OutboxWith hands its options to the outbox: here a fake clock that
+// times a schedule, with the service's prefix kept.
+func TestOutboxWithTakesOptions(t *testing.T) {
+	clock := troupetest.NewClock(time.Date(2026, 1, 5, 7, 59, 0, 0, time.UTC))
+	app := troupe.New(troupetest.Config(t, troupe.Config{Name: "store-with"}))
+	app.Service("digest")
+	ob := store.OutboxWith(app, &store.DB{}, "digest", outbox.Options{Clock: clock})
+	fired := make(chan time.Time, 1)
+	if err := ob.Schedule("tick", "daily at 08:00", func(_ context.Context, _ *sql.Tx, tick outbox.Tick) error {
+		fired <- tick.Period
+		return nil
+	}, outbox.ScheduleOptions{CatchUp: -1}); err != nil {
+		t.Fatal(err)
+	}
+	troupetest.Start(t, app)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	if err := clock.WaitTimers(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(time.Minute)
+	select {
+	case p := <-fired:
+		if p.Hour() != 8 {
+			t.Errorf("period %s, want 08:00", p)
+		}
+	case <-ctx.Done():
+		t.Fatal("the schedule did not fire on the fake clock")
+	}
+	if outboxTable, _, _ := ob.Tables(); outboxTable != "digest_outbox" {
+		t.Errorf("outbox table %q, want digest_outbox", outboxTable)
+	}
 }

@@ -26,6 +26,7 @@ type digestClock struct {
 	*troupetest.Clock
 	t         *testing.T
 	schedules int
+	base      *string // the app's URL, once it runs
 }
 
 // idle waits until every scheduler waits for its next period, that is,
@@ -40,18 +41,28 @@ func (c digestClock) idle() {
 }
 
 // advance moves the clock by d once the schedulers are idle, and returns
-// once the periods it reached have run.
+// once the periods it reached have run and their messages are sent (no
+// message is due), so that each is stamped with its period's time.
 func (c digestClock) advance(d time.Duration) {
 	c.t.Helper()
 	c.idle()
 	c.Advance(d)
 	c.idle()
+	settled(c.t, *c.base)
+}
+
+// settled waits until no message is due: every message decided was sent.
+func settled(t *testing.T, base string) {
+	t.Helper()
+	poll(t, "every due message to be sent", func() notification.Sent { return sent(t, base, "") },
+		func(s notification.Sent) bool { return s.Stuck == 0 })
 }
 
 // messages returns the kind, period and job ids of each message sent to
 // candidate id, as "daily 2026-01-05T08:00:00Z [job-1 job-2]".
 func messages(t *testing.T, base, id string) []string {
 	t.Helper()
+	settled(t, base)
 	var out []string
 	for _, m := range sent(t, base, id).Messages {
 		out = append(out, fmt.Sprintf("%s %s %v", m.Kind, m.Period, jobIDs(m.Jobs)))
@@ -85,8 +96,9 @@ func waitSent(t *testing.T, base, id string, n int) []string {
 // A fake clock moves from Monday 5 January 2026 07:00 to Sunday 1 February
 // 08:00, a day at a time.
 func TestDigestsFollowEachCandidatesFrequency(t *testing.T) {
-	clock := digestClock{troupetest.NewClock(monday0700), t, 3}
-	_, base := startApp(t, jobfeed.Options{Clock: clock.Clock}, nil)
+	var base string
+	clock := digestClock{troupetest.NewClock(monday0700), t, 3, &base}
+	_, base = startApp(t, &jobfeed.Options{Clock: clock.Clock}, nil)
 
 	j1 := postJob(t, base, "Go developer", "remote", 2, "go")
 	instant := register(t, base, "Ines", portal.Instant, goResume)
@@ -159,11 +171,17 @@ func TestDigestsFollowEachCandidatesFrequency(t *testing.T) {
 	}
 	for _, m := range all.Messages {
 		if m.Kind != portal.Instant && (m.Period == "" || !m.SentAt.Equal(mustParse(t, m.Period))) {
-			t.Errorf("digest %d for period %q was sent at %s, want at the period's start on the fake clock", m.ID, m.Period, m.SentAt)
+			t.Errorf("digest %s for period %q was sent at %s, want at the period's start on the fake clock", m.ID, m.Period, m.SentAt)
 		}
 		if m.Email == "" || m.Text == "" {
-			t.Errorf("message %d lacks an address or a text: %+v", m.ID, m)
+			t.Errorf("message %s lacks an address or a text: %+v", m.ID, m)
 		}
+		if m.Status != notification.StatusSent || m.MessengerID == "" {
+			t.Errorf("message %s is %s (messenger id %q), want sent by the messenger", m.ID, m.Status, m.MessengerID)
+		}
+	}
+	if all.Messenger.Messages != 7 || all.Messenger.SentTwice != 0 {
+		t.Errorf("the messenger counts %+v, want 7 messages, none twice", all.Messenger)
 	}
 }
 

@@ -1,6 +1,7 @@
 package jobfeed_test
 
 import (
+	"context"
 	"slices"
 	"strings"
 	"testing"
@@ -19,7 +20,7 @@ import (
 func TestCandidateSeesMatchedJobs(t *testing.T) {
 	var profiles *troupetest.Observer[profile.CreatedV1]
 	var found *troupetest.Observer[recommendation.OpenJobsFoundV1]
-	_, base := startApp(t, jobfeed.Options{}, func(app *troupe.App) {
+	_, base := startApp(t, nil, func(app *troupe.App) {
 		profiles = troupetest.Observe(t, app, profile.Created)
 		found = troupetest.Observe(t, app, recommendation.OpenJobsFound)
 	})
@@ -115,21 +116,32 @@ func TestCandidateSeesMatchedJobs(t *testing.T) {
 }
 
 // The profile service needs to know where the portal is when it runs
-// without it; NewApp says so instead of failing on the first event.
+// without it; the app says so at start instead of failing on the first
+// event.
 func TestProfileWithoutPortalNeedsItsURL(t *testing.T) {
-	_, err := jobfeed.NewApp(troupetest.Config(t, troupe.Config{Services: []string{"profile"}}), jobfeed.Options{})
-	if err == nil {
-		t.Fatal("NewApp accepted a profile service with no portal to fetch from")
+	app, err := jobfeed.NewApp(troupetest.Config(t, troupe.Config{Services: []string{"profile"}, Logger: testLogger()}), nil)
+	if err != nil {
+		t.Fatal(err)
 	}
+	ctx, cancel := context.WithTimeout(t.Context(), waitTimeout)
+	defer cancel()
+	err = app.Start(ctx)
+	if err == nil {
+		_ = app.Stop(ctx)
+		t.Fatal("the app started a profile service with no portal to fetch from")
+	}
+	_ = app.Stop(ctx)
 	for _, w := range []string{"--portal-url", "JOBFEED_PORTAL_URL"} {
 		if !strings.Contains(err.Error(), w) {
 			t.Errorf("the error %q does not mention %s", err, w)
 		}
 	}
-	if _, err := jobfeed.NewApp(troupetest.Config(t, troupe.Config{Services: []string{"profile"}}),
-		jobfeed.Options{PortalURL: "http://portal.example:8080"}); err != nil {
-		t.Errorf("with a portal URL: %v", err)
+	app, err = jobfeed.NewApp(troupetest.Config(t, troupe.Config{Services: []string{"profile"}, Logger: testLogger()}),
+		&jobfeed.Options{PortalURL: "http://portal.example:8080"})
+	if err != nil {
+		t.Fatal(err)
 	}
+	troupetest.Start(t, app) // with a portal URL it starts
 }
 
 func contains(s, sub string) bool {

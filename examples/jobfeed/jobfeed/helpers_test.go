@@ -33,7 +33,7 @@ func testLogger() *slog.Logger {
 // startApp starts the job feed on its own embedded broker, data directory
 // and free port, and returns it with its base URL. declare, if not nil,
 // may add to the app before it starts (an observer, a witness).
-func startApp(t *testing.T, opts jobfeed.Options, declare func(*troupe.App)) (*troupe.App, string) {
+func startApp(t *testing.T, opts *jobfeed.Options, declare func(*troupe.App)) (*troupe.App, string) {
 	t.Helper()
 	app, err := jobfeed.NewApp(troupetest.Config(t, troupe.Config{HTTPAddr: "127.0.0.1:0", Logger: testLogger()}), opts)
 	if err != nil {

@@ -31,7 +31,8 @@ func freeAddr(t *testing.T) string {
 // clock: both schedulers wake at every 08:00 and race for the period, and
 // each candidate gets one digest a day.
 func TestTwoNotificationInstancesSendEachDigestOnce(t *testing.T) {
-	clock := digestClock{troupetest.NewClock(monday0700), t, 6}
+	var base string
+	clock := digestClock{troupetest.NewClock(monday0700), t, 6, &base}
 	dir := t.TempDir()
 	brokerAddr := freeAddr(t)
 
@@ -40,20 +41,20 @@ func TestTwoNotificationInstancesSendEachDigestOnce(t *testing.T) {
 	// service, on the same data directory, so the same notification.db.
 	first, err := jobfeed.NewApp(troupe.Config{
 		DataDir: dir, Broker: "embedded:?listen=" + brokerAddr, HTTPAddr: "127.0.0.1:0", Logger: testLogger(),
-	}, jobfeed.Options{Clock: clock.Clock})
+	}, &jobfeed.Options{Clock: clock.Clock})
 	if err != nil {
 		t.Fatal(err)
 	}
 	troupetest.Start(t, first)
 	second, err := jobfeed.NewApp(troupe.Config{
 		DataDir: dir, Broker: "nats://" + brokerAddr, Services: []string{notification.ServiceName}, HTTPAddr: "off", Logger: testLogger(),
-	}, jobfeed.Options{Clock: clock.Clock})
+	}, &jobfeed.Options{Clock: clock.Clock})
 	if err != nil {
 		t.Fatal(err)
 	}
 	troupetest.Start(t, second)
 	t.Cleanup(client.CloseIdleConnections)
-	base := "http://" + first.HTTPAddr()
+	base = "http://" + first.HTTPAddr()
 
 	// Both instances' schedulers wait on the clock.
 	clock.idle()
@@ -86,12 +87,12 @@ func TestTwoNotificationInstancesSendEachDigestOnce(t *testing.T) {
 
 	// Each period was run by one instance, which recorded it: one row per
 	// day, plus the Sunday the first instance caught up at start.
-	db, err := outbox.OpenSQLite(filepath.Join(dir, notification.File))
+	db, err := outbox.OpenSQLite(filepath.Join(dir, notification.ServiceName+".db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	rows, err := db.Query("SELECT period FROM troupe_periods WHERE schedule = 'digest-daily' ORDER BY period")
+	rows, err := db.Query("SELECT period FROM notification_periods WHERE schedule = 'digest-daily' ORDER BY period")
 	if err != nil {
 		t.Fatal(err)
 	}

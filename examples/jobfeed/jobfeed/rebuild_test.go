@@ -16,7 +16,7 @@ import (
 // and a function that stops it.
 func runApp(t *testing.T, dir string) (string, func()) {
 	t.Helper()
-	app, err := jobfeed.NewApp(troupe.Config{DataDir: dir, HTTPAddr: "127.0.0.1:0", Logger: testLogger()}, jobfeed.Options{})
+	app, err := jobfeed.NewApp(troupe.Config{DataDir: dir, HTTPAddr: "127.0.0.1:0", Logger: testLogger()}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,8 +59,9 @@ func TestReadModelIsRebuiltFromHistory(t *testing.T) {
 	postJob(t, base, "Go developer", "Berlin", 1, "go")
 	id := register(t, base, "Ada", portal.Instant, "4 years of Go and Postgres", "Berlin")
 	before := waitMatches(t, base, id, 2)
-	first := viewStats(t, base)
-	if first.Profiles != 1 || first.Matches != 2 || first.BuiltAt == "" {
+	first := poll(t, "both jobs matched in the read model", func() portal.ViewStats { return viewStats(t, base) },
+		func(st portal.ViewStats) bool { return st.Jobs == 2 })
+	if first.Profiles != 1 || first.Matches != 2 || first.Jobs != 2 || first.BuiltAt == "" {
 		t.Fatalf("read model after the flow: %+v", first)
 	}
 	stop()
@@ -74,12 +75,13 @@ func TestReadModelIsRebuiltFromHistory(t *testing.T) {
 	stop()
 
 	// Delete it, and start again.
-	for _, f := range []string{portal.ViewFile, portal.ViewFile + "-wal", portal.ViewFile + "-shm"} {
+	file := portal.ViewFile + ".db"
+	for _, f := range []string{file, file + "-wal", file + "-shm"} {
 		if err := os.Remove(filepath.Join(dir, f)); err != nil && !os.IsNotExist(err) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := os.Stat(filepath.Join(dir, portal.ViewFile)); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(dir, file)); !os.IsNotExist(err) {
 		t.Fatalf("the read model is still there: %v", err)
 	}
 	base, _ = runApp(t, dir)
@@ -99,8 +101,11 @@ func TestReadModelIsRebuiltFromHistory(t *testing.T) {
 	if c.Matches[2].JobID != later {
 		t.Errorf("the new match is %+v, want job %s", c.Matches[2], later)
 	}
-	if st := viewStats(t, base); st.EventsApplied != first.EventsApplied+1 {
-		t.Errorf("after one more event the read model applied %d events, want %d", st.EventsApplied, first.EventsApplied+1)
+	// Two events: job_matched, and open_jobs_found for Ada.
+	st := poll(t, "job_matched in the read model", func() portal.ViewStats { return viewStats(t, base) },
+		func(st portal.ViewStats) bool { return st.Jobs == first.Jobs+1 })
+	if st.EventsApplied != first.EventsApplied+2 {
+		t.Errorf("after two more events the read model applied %d events, want %d", st.EventsApplied, first.EventsApplied+2)
 	}
 }
 

@@ -13,10 +13,10 @@ import (
 
 	"github.com/troupe-go/troupe"
 	"github.com/troupe-go/troupe/examples/jobfeed/jobfeed"
+	"github.com/troupe-go/troupe/examples/jobfeed/notification"
 	"github.com/troupe-go/troupe/examples/jobfeed/portal"
 	"github.com/troupe-go/troupe/examples/jobfeed/profile"
 	"github.com/troupe-go/troupe/examples/jobfeed/recommendation"
-	"github.com/troupe-go/troupe/transport"
 	"github.com/troupe-go/troupe/troupetest"
 )
 
@@ -27,7 +27,7 @@ import (
 func TestRedeliveredEventsDoNothingTwice(t *testing.T) {
 	rec := troupetest.NewRecorder()
 	app, err := jobfeed.NewApp(troupetest.Config(t, troupe.Config{Transport: rec, HTTPAddr: "127.0.0.1:0"}),
-		jobfeed.Options{PortalURL: "http://127.0.0.1:1"}) // profile is not exercised here
+		&jobfeed.Options{PortalURL: "http://127.0.0.1:1"}) // profile is not exercised here
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +77,18 @@ func TestRedeliveredEventsDoNothingTwice(t *testing.T) {
 		return troupetest.Deliver(t, app, "notification.notify", daily, troupetest.WithID("found-2"), troupetest.WithAttempt(n))
 	})
 	if s := sent(t, base, ""); s.Count != 1 || s.Messages[0].CandidateID != "cand-1" || s.Waiting[portal.Daily] != 1 {
-		t.Errorf("after each event twice, the notification service sent %d messages and holds %v waiting; want 1 and 1 daily: %+v", s.Count, s.Waiting, s)
+		t.Errorf("after each event twice, the notification service decided %d messages and holds %v waiting; want 1 and 1 daily: %+v", s.Count, s.Waiting, s)
+	}
+	// The message is sent by its message_due event; twice, it is sent once.
+	due := troupetest.Events(t, rec.Published(), notification.MessageDue)
+	if len(due) != 1 {
+		t.Fatalf("the notification service published %d message_due events, want 1", len(due))
+	}
+	twice("notification.send", func(n int) troupetest.Result {
+		return troupetest.Deliver(t, app, "notification.send", due[0].Data, troupetest.WithID(due[0].ID), troupetest.WithAttempt(n))
+	})
+	if s := sent(t, base, ""); s.ByStatus[notification.StatusSent] != 1 || s.Stuck != 0 || s.Messenger.Messages != 1 || s.Messenger.SentTwice != 0 {
+		t.Errorf("after message_due twice: %+v, messenger %+v; want 1 sent, the messenger's 1 message", s.Counts, s.Messenger)
 	}
 	twice("portal.view-matches", func(n int) troupetest.Result {
 		return troupetest.Deliver(t, app, "portal.view-matches", ev, troupetest.WithID("found-1"), troupetest.WithAttempt(n))
@@ -92,9 +103,10 @@ func TestRedeliveredEventsDoNothingTwice(t *testing.T) {
 
 // The profile service fetches what candidate_registered does not carry
 // from the portal. While the portal fails, the event is retried; a portal
-// that does not know the candidate sends it to the dead letters, with the
-// reason, instead of retrying for nothing.
-func TestProfileFetchIsRetriedOrDeadLettered(t *testing.T) {
+// that does not know the candidate ends the registration as
+// profile_failed, with the reason (troupe.OnFailure), instead of retrying
+// for nothing or leaving it in the dead letters.
+func TestProfileFetchIsRetriedOrFails(t *testing.T) {
 	// A gateway in front of the portal: it fails the first two fetches,
 	// then passes them on, until told to answer 404.
 	var (
@@ -119,7 +131,7 @@ func TestProfileFetchIsRetriedOrDeadLettered(t *testing.T) {
 	}))
 	defer gw.Close()
 
-	app, base := startApp(t, jobfeed.Options{PortalURL: gw.URL}, nil)
+	app, base := startApp(t, &jobfeed.Options{PortalURL: gw.URL}, nil)
 	u, err := url.Parse(base)
 	if err != nil {
 		t.Fatal(err)
@@ -137,11 +149,20 @@ func TestProfileFetchIsRetriedOrDeadLettered(t *testing.T) {
 
 	notFound.Store(true)
 	lost := register(t, base, "Bob", portal.Weekly, "Go, 3 years")
-	dl := troupetest.DeadLetters(t, app, "profile.read-resume", 1)
-	if len(dl) != 1 || dl[0].Attempts != 1 || dl[0].Reason != transport.ReasonPermanent || !strings.Contains(dl[0].Error, "does not know candidate "+lost) {
-		t.Errorf("dead letters %+v; want Bob's event after one attempt, saying the portal does not know him", dl)
+	bob := poll(t, "Bob's registration to fail", func() portal.Candidate { return candidate(t, base, lost) },
+		func(c portal.Candidate) bool { return c.Status != portal.StatusRegistered })
+	if bob.Status != portal.StatusProfileFailed || !strings.Contains(bob.Failure, "does not know candidate "+lost) || bob.Profile != nil {
+		t.Errorf("Bob is %+v; want profile_failed, saying the portal does not know him", bob)
 	}
-	if c := candidate(t, base, lost); c.Status != "registered" {
-		t.Errorf("Bob is %s, want still registered", c.Status)
+	if n := fetches.Load(); n != 4 {
+		t.Errorf("%d fetches in all, want 4: a 404 is not retried", n)
+	}
+	var list portal.CandidateList
+	getJSON(t, base+"/candidates", &list)
+	if list.Count != 2 || list.ByStatus[portal.StatusProfiled] != 1 || list.ByStatus[portal.StatusProfileFailed] != 1 || list.Terminal != 2 || list.Stuck != 0 {
+		t.Errorf("GET /candidates counts %+v; want 1 profiled, 1 profile_failed, both terminal", list.Counts)
+	}
+	if dl, err := app.DeadLetters(t.Context(), "profile.read-resume", 10); err != nil || len(dl) != 0 {
+		t.Errorf("dead letters %+v (%v); want none: the failure is compensated", dl, err)
 	}
 }

@@ -101,3 +101,45 @@ type MatchData interface {
 	// PortalMatches returns the candidate's id and the jobs found.
 	PortalMatches() (candidateID string, ms []Match)
 }
+
+// FailureData is implemented by the data of the events that say a
+// candidate's resume could not be read, for good.
+type FailureData interface {
+	// PortalFailure returns the candidate's id and why.
+	PortalFailure() (candidateID, reason string)
+}
+
+// JobMatchData is implemented by the data of the events that say a job
+// was matched against every profile.
+type JobMatchData interface {
+	// PortalJobMatched returns the job's id and how many candidates it
+	// suited.
+	PortalJobMatched() (jobID string, candidates int)
+}
+
+// The statuses of a registration, in GET /candidates/{id} and the counts
+// of GET /candidates.
+const (
+	// StatusRegistered: stored and announced; the profile service has not
+	// read the resume yet. Not terminal.
+	StatusRegistered = "registered"
+	// StatusProfiled: the resume was read into a profile, which the
+	// recommendation service matches against every open job. Terminal.
+	StatusProfiled = "profiled"
+	// StatusProfileFailed: the profile service gave up on the resume (the
+	// portal did not know the candidate, or stayed unreachable through
+	// every retry); the reason says which. Terminal.
+	StatusProfileFailed = "profile_failed"
+)
+
+// The statuses of a job, in GET /jobs/{id} and the counts of GET /jobs.
+const (
+	// JobStatusPosted: stored and announced; not matched yet. Not terminal.
+	JobStatusPosted = "posted"
+	// JobStatusMatched: matched against every profile; it suited at least one
+	// candidate, each of whom hears of it. Terminal.
+	JobStatusMatched = "matched"
+	// JobStatusUnmatched: matched against every profile, and it suited none
+	// (candidates who register later may still match it). Terminal.
+	JobStatusUnmatched = "unmatched"
+)

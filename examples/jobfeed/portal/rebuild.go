@@ -17,17 +17,18 @@ import (
 )
 
 // errNoHistory is returned by rebuild on a broker that keeps no history.
-var errNoHistory = errors.New("the broker keeps no history to rebuild from (RabbitMQ queues forget what they delivered); the read model starts empty and fills from new events")
+var errNoHistory = errors.New("the broker keeps no history to rebuild from (RabbitMQ queues forget what they delivered); the new read model fills from new events only")
 
 // build brings a new, empty read model up to date with the broker's
-// history. It runs when the app starts, after the subscriptions are
+// history (NATS: the embedded broker or an external one; on RabbitMQ it
+// logs that it cannot, and the model fills from new events). It runs when the app starts, after the subscriptions are
 // declared and before they consume, so every event is either in the
 // history it reads or delivered to the live subscriptions afterwards;
 // the few that are both are applied once (see view.apply). A model that was
 // built before is left alone: its subscriptions resume where they stopped.
 func (v *view) build(ctx context.Context, app *troupe.App) error {
 	var builtAt string
-	err := v.db.QueryRowContext(ctx, "SELECT value FROM meta WHERE key = 'built_at'").Scan(&builtAt)
+	err := v.h.DB().QueryRowContext(ctx, "SELECT value FROM portal_view_meta WHERE key = 'built_at'").Scan(&builtAt)
 	if err == nil {
 		return nil
 	}
@@ -42,8 +43,8 @@ func (v *view) build(ctx context.Context, app *troupe.App) error {
 	} else {
 		v.log.Info(fmt.Sprintf("portal: rebuilt the read model %s from %d events of the broker's history", ViewFile, n))
 	}
-	_, err = v.db.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES ('built_at', ?), ('rebuilt_events', ?)
-		ON CONFLICT (key) DO UPDATE SET value = excluded.value`, time.Now().UTC().Format(time.RFC3339), strconv.Itoa(n))
+	_, err = v.h.DB().ExecContext(ctx, v.h.Q(`INSERT INTO portal_view_meta (key, value) VALUES ('built_at', ?), ('rebuilt_events', ?)
+		ON CONFLICT (key) DO UPDATE SET value = excluded.value`), time.Now().UTC().Format(time.RFC3339), strconv.Itoa(n))
 	return err
 }
 

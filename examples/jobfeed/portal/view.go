@@ -11,34 +11,46 @@ import (
 	"time"
 
 	"github.com/troupe-go/troupe"
+	"github.com/troupe-go/troupe/examples/internal/store"
+	"github.com/troupe-go/troupe/outbox"
 )
 
-// ViewFile is the read model's database in the data directory. Delete it
-// (with its -wal and -shm companions) while the app is stopped, and the
-// next start rebuilds it from the broker's history.
-const ViewFile = "portal-view.db"
+// ViewFile names the read model's database: the SQLite file
+// portal-view.db in the data directory (delete it, with its -wal and -shm
+// companions, while the app is stopped, and the next start rebuilds it from
+// the broker's history), or the portal_view_ tables on PostgreSQL.
+const ViewFile = "portal-view"
 
 var viewSchema = []string{
-	`CREATE TABLE IF NOT EXISTS profiles (
+	`CREATE TABLE IF NOT EXISTS portal_view_profiles (
 		candidate_id TEXT PRIMARY KEY,
 		profile TEXT NOT NULL,
-		profiled_at INTEGER NOT NULL)`,
-	`CREATE TABLE IF NOT EXISTS matches (
+		profiled_at BIGINT NOT NULL)`,
+	`CREATE TABLE IF NOT EXISTS portal_view_matches (
 		candidate_id TEXT NOT NULL,
 		job_id TEXT NOT NULL,
 		match TEXT NOT NULL,
-		found_at INTEGER NOT NULL,
+		found_at BIGINT NOT NULL,
 		PRIMARY KEY (candidate_id, job_id))`,
+	`CREATE TABLE IF NOT EXISTS portal_view_failures (
+		candidate_id TEXT PRIMARY KEY,
+		reason TEXT NOT NULL,
+		failed_at BIGINT NOT NULL)`,
+	`CREATE TABLE IF NOT EXISTS portal_view_jobs (
+		job_id TEXT PRIMARY KEY,
+		candidates INTEGER NOT NULL,
+		matched_at BIGINT NOT NULL)`,
 	// applied holds the id of every event applied, so a redelivery, or an
 	// event both replayed by a rebuild and delivered live, counts once.
-	`CREATE TABLE IF NOT EXISTS applied (event_id TEXT PRIMARY KEY)`,
+	`CREATE TABLE IF NOT EXISTS portal_view_applied (event_id TEXT PRIMARY KEY)`,
 	// meta holds built_at (set once the model holds all history) and
 	// rebuilt_events (how many events the last rebuild replayed).
-	`CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)`,
+	`CREATE TABLE IF NOT EXISTS portal_view_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)`,
 }
 
 // ViewSource is a topic the portal's read model follows; make one with
-// [Profiles] or [Matches] and pass it to [Register].
+// [Profiles], [Matches], [Failures] or [JobsMatched] and pass it to
+// [Register].
 type ViewSource struct {
 	subscribe func(svc *troupe.Service, v *view)
 	topic     troupe.AnyTopic
@@ -57,9 +69,9 @@ func Profiles[T ProfileData](t *troupe.Topic[T]) ViewSource {
 			return troupe.Permanent(err)
 		}
 		return v.apply(ctx, env.ID, func(tx *sql.Tx) error {
-			_, err := tx.ExecContext(ctx, `INSERT INTO profiles (candidate_id, profile, profiled_at) VALUES (?, ?, ?)
+			_, err := tx.ExecContext(ctx, v.h.Q(`INSERT INTO portal_view_profiles (candidate_id, profile, profiled_at) VALUES (?, ?, ?)
 				ON CONFLICT (candidate_id) DO UPDATE SET profile = excluded.profile, profiled_at = excluded.profiled_at
-				WHERE excluded.profiled_at >= profiles.profiled_at`, id, string(b), env.Time.UnixMicro())
+				WHERE excluded.profiled_at >= portal_view_profiles.profiled_at`), id, string(b), env.Time.UnixMicro())
 			return err
 		})
 	}
@@ -77,8 +89,8 @@ func Matches[T MatchData](t *troupe.Topic[T]) ViewSource {
 				if err != nil {
 					return troupe.Permanent(err)
 				}
-				if _, err := tx.ExecContext(ctx, `INSERT INTO matches (candidate_id, job_id, match, found_at) VALUES (?, ?, ?, ?)
-					ON CONFLICT DO NOTHING`, id, m.JobID, string(b), m.FoundAt.UnixMicro()); err != nil {
+				if _, err := tx.ExecContext(ctx, v.h.Q(`INSERT INTO portal_view_matches (candidate_id, job_id, match, found_at) VALUES (?, ?, ?, ?)
+					ON CONFLICT DO NOTHING`), id, m.JobID, string(b), m.FoundAt.UnixMicro()); err != nil {
 					return err
 				}
 			}
@@ -86,6 +98,34 @@ func Matches[T MatchData](t *troupe.Topic[T]) ViewSource {
 		})
 	}
 	return source(t, "view-matches", apply)
+}
+
+// Failures makes the read model follow t, whose events say that a
+// candidate's resume could not be read.
+func Failures[T FailureData](t *troupe.Topic[T]) ViewSource {
+	apply := func(ctx context.Context, v *view, env troupe.Envelope, d T) error {
+		id, reason := d.PortalFailure()
+		return v.apply(ctx, env.ID, func(tx *sql.Tx) error {
+			_, err := tx.ExecContext(ctx, v.h.Q(`INSERT INTO portal_view_failures (candidate_id, reason, failed_at) VALUES (?, ?, ?)
+				ON CONFLICT DO NOTHING`), id, reason, env.Time.UnixMicro())
+			return err
+		})
+	}
+	return source(t, "view-failures", apply)
+}
+
+// JobsMatched makes the read model follow t, whose events say that a job
+// was matched against every profile.
+func JobsMatched[T JobMatchData](t *troupe.Topic[T]) ViewSource {
+	apply := func(ctx context.Context, v *view, env troupe.Envelope, d T) error {
+		id, n := d.PortalJobMatched()
+		return v.apply(ctx, env.ID, func(tx *sql.Tx) error {
+			_, err := tx.ExecContext(ctx, v.h.Q(`INSERT INTO portal_view_jobs (job_id, candidates, matched_at) VALUES (?, ?, ?)
+				ON CONFLICT DO NOTHING`), id, n, env.Time.UnixMicro())
+			return err
+		})
+	}
+	return source(t, "view-jobs", apply)
 }
 
 func source[T any](t *troupe.Topic[T], name string, apply func(context.Context, *view, troupe.Envelope, T) error) ViewSource {
@@ -97,7 +137,7 @@ func source[T any](t *troupe.Topic[T], name string, apply func(context.Context, 
 			// added to a running system starts complete (on brokers that
 			// keep history; RabbitMQ does not).
 			troupe.Subscribe(svc, t, name, func(ctx context.Context, ev troupe.Event[T]) error {
-				if v.db == nil {
+				if v.h.DB() == nil {
 					return errNotHere
 				}
 				return apply(ctx, v, ev.Envelope, ev.Data)
@@ -118,10 +158,12 @@ var errUnreadable = errors.New("unreadable event data")
 
 var errNotHere = errors.New("portal: the portal service does not run in this process")
 
-// view is the portal's read model: each candidate's profile and matches,
-// built only from events, so that it can be thrown away and built again.
+// view is the portal's read model: each candidate's profile, matches or
+// failure, and each job's matching, built only from events and stored in
+// its own database, so that it survives restarts and can be thrown away
+// and built again.
 type view struct {
-	db      *sql.DB
+	h       *store.Handle
 	log     *slog.Logger
 	sources []ViewSource
 }
@@ -129,12 +171,12 @@ type view struct {
 // apply runs fn in a transaction that first records event id; an event
 // already recorded changes nothing.
 func (v *view) apply(ctx context.Context, id string, fn func(tx *sql.Tx) error) error {
-	tx, err := v.db.BeginTx(ctx, nil)
+	tx, err := v.h.DB().BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
-	res, err := tx.ExecContext(ctx, "INSERT INTO applied (event_id) VALUES (?) ON CONFLICT DO NOTHING", id)
+	res, err := tx.ExecContext(ctx, v.h.Q("INSERT INTO portal_view_applied (event_id) VALUES (?) ON CONFLICT DO NOTHING"), id)
 	if err != nil {
 		return err
 	}
@@ -147,27 +189,41 @@ func (v *view) apply(ctx context.Context, id string, fn func(tx *sql.Tx) error) 
 	return tx.Commit()
 }
 
-// profile returns the candidate's profile and when it was made, or false.
-func (v *view) profile(ctx context.Context, id string) (Profile, time.Time, bool, error) {
+// state is what the read model knows of one candidate.
+type state struct {
+	Status     string
+	Profile    Profile
+	ProfiledAt time.Time
+	Reason     string
+}
+
+// candidate returns what the read model knows of candidate id: profiled
+// (with the profile), failed (with the reason), or nothing yet.
+func (v *view) candidate(ctx context.Context, id string) (state, error) {
 	var raw string
 	var at int64
-	err := v.db.QueryRowContext(ctx, "SELECT profile, profiled_at FROM profiles WHERE candidate_id = ?", id).Scan(&raw, &at)
-	if errors.Is(err, sql.ErrNoRows) {
-		return Profile{}, time.Time{}, false, nil
+	err := v.h.DB().QueryRowContext(ctx, v.h.Q("SELECT profile, profiled_at FROM portal_view_profiles WHERE candidate_id = ?"), id).Scan(&raw, &at)
+	switch {
+	case err == nil:
+		st := state{Status: StatusProfiled, ProfiledAt: time.UnixMicro(at).UTC()}
+		return st, json.Unmarshal([]byte(raw), &st.Profile)
+	case !errors.Is(err, sql.ErrNoRows):
+		return state{}, err
 	}
-	if err != nil {
-		return Profile{}, time.Time{}, false, err
+	var reason string
+	err = v.h.DB().QueryRowContext(ctx, v.h.Q("SELECT reason FROM portal_view_failures WHERE candidate_id = ?"), id).Scan(&reason)
+	switch {
+	case err == nil:
+		return state{Status: StatusProfileFailed, Reason: reason}, nil
+	case errors.Is(err, sql.ErrNoRows):
+		return state{Status: StatusRegistered}, nil
 	}
-	var p Profile
-	if err := json.Unmarshal([]byte(raw), &p); err != nil {
-		return Profile{}, time.Time{}, false, err
-	}
-	return p, time.UnixMicro(at).UTC(), true, nil
+	return state{}, err
 }
 
 // matches returns the jobs found for a candidate, oldest first.
 func (v *view) matches(ctx context.Context, id string) ([]Match, error) {
-	rows, err := v.db.QueryContext(ctx, "SELECT match FROM matches WHERE candidate_id = ? ORDER BY found_at, job_id", id)
+	rows, err := v.h.DB().QueryContext(ctx, v.h.Q("SELECT match FROM portal_view_matches WHERE candidate_id = ? ORDER BY found_at, job_id"), id)
 	if err != nil {
 		return nil, err
 	}
@@ -187,15 +243,52 @@ func (v *view) matches(ctx context.Context, id string) ([]Match, error) {
 	return out, rows.Err()
 }
 
+// outcomes counts the candidates the read model saw profiled, and those it
+// saw fail and not profiled.
+func (v *view) outcomes(ctx context.Context) (profiled, failed int, err error) {
+	err = v.h.DB().QueryRowContext(ctx, `SELECT (SELECT count(*) FROM portal_view_profiles),
+		(SELECT count(*) FROM portal_view_failures f WHERE NOT EXISTS
+			(SELECT 1 FROM portal_view_profiles p WHERE p.candidate_id = f.candidate_id))`).Scan(&profiled, &failed)
+	return profiled, failed, err
+}
+
+// jobOutcomes counts the jobs the read model saw matched, with and
+// without a candidate.
+func (v *view) jobOutcomes(ctx context.Context) (matched, unmatched int, err error) {
+	err = v.h.DB().QueryRowContext(ctx, `SELECT
+		(SELECT count(*) FROM portal_view_jobs WHERE candidates > 0),
+		(SELECT count(*) FROM portal_view_jobs WHERE candidates = 0)`).Scan(&matched, &unmatched)
+	return matched, unmatched, err
+}
+
+// job returns how job id was matched: its status and how many candidates
+// it suited.
+func (v *view) job(ctx context.Context, id string) (string, int, error) {
+	var n int
+	err := v.h.DB().QueryRowContext(ctx, v.h.Q("SELECT candidates FROM portal_view_jobs WHERE job_id = ?"), id).Scan(&n)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return JobStatusPosted, 0, nil
+	case err != nil:
+		return "", 0, err
+	case n == 0:
+		return JobStatusUnmatched, 0, nil
+	}
+	return JobStatusMatched, n, nil
+}
+
 // ViewStats describes the read model, for GET /.
 type ViewStats struct {
-	// File is the database file of the read model.
-	File string `json:"file"`
+	// Store is where the read model is: the SQLite file portal-view.db in
+	// the data directory, or the portal_view_ tables on PostgreSQL.
+	Store string `json:"store"`
 	// EventsApplied counts the events the model holds.
 	EventsApplied int `json:"events_applied"`
-	// Profiles and Matches count its rows.
+	// Profiles, Matches, Failures and Jobs count its rows.
 	Profiles int `json:"profiles"`
 	Matches  int `json:"matches"`
+	Failures int `json:"failures"`
+	Jobs     int `json:"jobs"`
 	// BuiltAt is when the model was (re)built from the broker's history;
 	// RebuiltEvents is how many events that replayed.
 	BuiltAt       string `json:"built_at,omitempty"`
@@ -203,12 +296,17 @@ type ViewStats struct {
 }
 
 func (v *view) stats(ctx context.Context) (ViewStats, error) {
-	s := ViewStats{File: ViewFile}
+	s := ViewStats{Store: ViewFile + ".db"}
+	if store.Dialect(v.h.DB()) != outbox.SQLite {
+		s.Store = "portal_view_ tables"
+	}
 	var builtAt, rebuilt sql.NullString
-	err := v.db.QueryRowContext(ctx, `SELECT
-		(SELECT count(*) FROM applied), (SELECT count(*) FROM profiles), (SELECT count(*) FROM matches),
-		(SELECT value FROM meta WHERE key = 'built_at'), (SELECT value FROM meta WHERE key = 'rebuilt_events')`).
-		Scan(&s.EventsApplied, &s.Profiles, &s.Matches, &builtAt, &rebuilt)
+	err := v.h.DB().QueryRowContext(ctx, `SELECT
+		(SELECT count(*) FROM portal_view_applied), (SELECT count(*) FROM portal_view_profiles),
+		(SELECT count(*) FROM portal_view_matches), (SELECT count(*) FROM portal_view_failures),
+		(SELECT count(*) FROM portal_view_jobs),
+		(SELECT value FROM portal_view_meta WHERE key = 'built_at'), (SELECT value FROM portal_view_meta WHERE key = 'rebuilt_events')`).
+		Scan(&s.EventsApplied, &s.Profiles, &s.Matches, &s.Failures, &s.Jobs, &builtAt, &rebuilt)
 	if err != nil {
 		return s, err
 	}

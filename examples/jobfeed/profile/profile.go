@@ -3,6 +3,13 @@
 // event carries only the id), reads the resume into skills and years of
 // experience with the skills package's keyword parser, and publishes
 // [Created] with everything the services after it need.
+//
+// It keeps nothing: a profile is a pure function of the registration,
+// which the portal keeps, so a redelivered event is read again and
+// published under the same event id, which the subscribers' inboxes skip.
+// When it gives up on a registration (the portal does not know the
+// candidate, or stays unreachable through every attempt) it publishes
+// [Failed] instead, the declared end of that registration (troupe.OnFailure).
 package profile
 
 import (
@@ -28,6 +35,21 @@ const ServiceName = "profile"
 // the whole profile (event-carried state): the recommendation service
 // matches jobs with it, and the portal shows it, without asking anyone.
 var Created = troupe.NewTopic[CreatedV1]("profile_created", 1)
+
+// Failed is published when the profile service gives up on a
+// registration: the portal answered that it does not know the candidate,
+// or could not be reached through every attempt. The portal shows the
+// candidate as "profile_failed", with the reason.
+var Failed = troupe.NewTopic[FailedV1]("profile_failed", 1)
+
+// FailedV1 is the data of a [Failed] event, version 1.
+type FailedV1 struct {
+	CandidateID string `json:"candidate_id"`
+	Reason      string `json:"reason"`
+}
+
+// PortalFailure makes FailedV1 a [portal.FailureData].
+func (e FailedV1) PortalFailure() (string, string) { return e.CandidateID, e.Reason }
 
 // CreatedV1 is the data of a [Created] event, version 1.
 type CreatedV1 struct {
@@ -70,8 +92,15 @@ func Register(app *troupe.App, opts Options) *troupe.Service {
 		opts.Client = &http.Client{Timeout: 10 * time.Second}
 	}
 	p := &profiler{opts: opts}
-	svc := app.Service(ServiceName).Publishes(Created)
-	troupe.Subscribe(svc, portal.CandidateRegistered, "read-resume", p.read, troupe.Emits(Created))
+	svc := app.Service(ServiceName).Publishes(Created, Failed)
+	troupe.Subscribe(svc, portal.CandidateRegistered, "read-resume", p.read, troupe.Emits(Created),
+		troupe.OnFailure(Failed, func(ev troupe.Event[portal.CandidateRegisteredV1], cause error) FailedV1 {
+			reason := "the profile service gave up"
+			if cause != nil {
+				reason = cause.Error()
+			}
+			return FailedV1{CandidateID: ev.Data.CandidateID, Reason: reason}
+		}))
 	return svc
 }
 

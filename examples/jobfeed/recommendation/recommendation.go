@@ -11,20 +11,20 @@
 //   - the candidate has at least the job's min_years of experience;
 //   - the candidate has at least half of the job's skills (rounded up).
 //
-// Its state is in recommendation.db in the data directory. Each event is
-// handled in one transaction with the inbox record and the events it
-// publishes (package outbox), so a redelivered event matches nothing twice,
-// and a match is announced once. SQLite runs one writer at a time, so a
-// profile and a job that arrive together are matched by whichever of the
-// two handlers commits second; on PostgreSQL the handlers would need
-// serializable transactions for the same promise.
+// Its state is in recommendation.db in the data directory (the
+// recommendation_ tables on PostgreSQL). Each event is handled in one
+// transaction with the inbox record and the events it publishes (package
+// outbox), so a redelivered event matches nothing twice, and a match is
+// announced once. A profile and a job that arrive together are matched by
+// whichever of the two handlers commits second: SQLite runs one writer at a
+// time, and on PostgreSQL each handler takes one advisory lock for its
+// transaction, so the second sees what the first stored.
 package recommendation
 
 import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -32,7 +32,7 @@ import (
 	"time"
 
 	"github.com/troupe-go/troupe"
-	"github.com/troupe-go/troupe/examples/jobfeed/internal/sqlstore"
+	"github.com/troupe-go/troupe/examples/internal/store"
 	"github.com/troupe-go/troupe/examples/jobfeed/portal"
 	"github.com/troupe-go/troupe/examples/jobfeed/profile"
 	"github.com/troupe-go/troupe/outbox"
@@ -41,9 +41,6 @@ import (
 // ServiceName is the recommendation service's name in the app and on
 // --services.
 const ServiceName = "recommendation"
-
-// File is the service's database in the data directory.
-const File = "recommendation.db"
 
 // OpenJobsFound is published when new open jobs match a candidate. It
 // carries what its two subscribers need (event-carried state): the jobs,
@@ -67,53 +64,55 @@ type OpenJobsFoundV1 struct {
 // PortalMatches makes OpenJobsFoundV1 a [portal.MatchData].
 func (e OpenJobsFoundV1) PortalMatches() (string, []portal.Match) { return e.CandidateID, e.Jobs }
 
+// JobMatched is published once a posted job has been matched against every
+// profile: the end of the job's posting, which the portal shows as
+// "matched" or "unmatched".
+var JobMatched = troupe.NewTopic[JobMatchedV1]("job_matched", 1)
+
+// JobMatchedV1 is the data of a [JobMatched] event, version 1.
+type JobMatchedV1 struct {
+	JobID string `json:"job_id"`
+	// Candidates counts the candidates the job suited (each hears of it
+	// through an [OpenJobsFound] event); 0 when it suited none.
+	Candidates int `json:"candidates"`
+}
+
+// PortalJobMatched makes JobMatchedV1 a [portal.JobMatchData].
+func (e JobMatchedV1) PortalJobMatched() (string, int) { return e.JobID, e.Candidates }
+
 var schema = []string{
-	`CREATE TABLE IF NOT EXISTS profiles (candidate_id TEXT PRIMARY KEY, profile TEXT NOT NULL)`,
-	`CREATE TABLE IF NOT EXISTS jobs (job_id TEXT PRIMARY KEY, job TEXT NOT NULL)`,
-	`CREATE TABLE IF NOT EXISTS matches (
+	`CREATE TABLE IF NOT EXISTS recommendation_profiles (candidate_id TEXT PRIMARY KEY, profile TEXT NOT NULL)`,
+	`CREATE TABLE IF NOT EXISTS recommendation_jobs (job_id TEXT PRIMARY KEY, job TEXT NOT NULL)`,
+	`CREATE TABLE IF NOT EXISTS recommendation_matches (
 		candidate_id TEXT NOT NULL,
 		job_id TEXT NOT NULL,
-		found_at INTEGER NOT NULL,
+		found_at BIGINT NOT NULL,
 		PRIMARY KEY (candidate_id, job_id))`,
 }
 
-// Config says how the recommendation service runs in this process.
+// Config says how the recommendation service keeps its state.
 type Config struct {
-	// DataDir holds the service's database. Required when Run is true.
-	DataDir string
-	// Run is whether this process runs the service; when false it is only
-	// declared.
-	Run bool
+	// DB is where: SQLite files in the data directory, or PostgreSQL. It is
+	// read when the app starts.
+	DB *store.DB
 	// Log receives one line per candidate with new matches. Default: the
 	// app's logger.
 	Log *slog.Logger
 }
 
-// Register declares the recommendation service on app.
-func Register(app *troupe.App, cfg Config) (*troupe.Service, error) {
+// Register declares the recommendation service on app, with its database,
+// which opens at start where the service runs.
+func Register(app *troupe.App, cfg Config) *troupe.Service {
 	log := cfg.Log
 	if log == nil {
 		log = app.Logger()
 	}
-	svc := app.Service(ServiceName).Publishes(OpenJobsFound)
-	if !cfg.Run {
-		// Declared only, so that the broker keeps the events for the
-		// process that runs the service; never called here.
-		notHere := errors.New("recommendation: the service does not run in this process")
-		troupe.Subscribe(svc, profile.Created, "match-profile", func(context.Context, troupe.Event[profile.CreatedV1]) error { return notHere },
-			troupe.Emits(OpenJobsFound))
-		troupe.Subscribe(svc, portal.JobPosted, "match-job", func(context.Context, troupe.Event[portal.Job]) error { return notHere },
-			troupe.Emits(OpenJobsFound))
-		return svc, nil
-	}
-	ob, err := sqlstore.Outbox(app, cfg.DataDir, File, nil, schema...)
-	if err != nil {
-		return nil, fmt.Errorf("recommendation: %w", err)
-	}
-	m := &matcher{log: log}
+	svc := app.Service(ServiceName).Publishes(OpenJobsFound, JobMatched)
+	ob := store.Outbox(app, cfg.DB, ServiceName, schema...)
+	m := &matcher{log: log, ob: ob}
 	outbox.Subscribe(svc, profile.Created, "match-profile", ob, m.profileCreated, troupe.Emits(OpenJobsFound))
-	outbox.Subscribe(svc, portal.JobPosted, "match-job", ob, m.jobPosted, troupe.Emits(OpenJobsFound))
-	return svc, nil
+	outbox.Subscribe(svc, portal.JobPosted, "match-job", ob, m.jobPosted, troupe.Emits(OpenJobsFound, JobMatched))
+	return svc
 }
 
 // Matches reports whether job j suits profile p, by the rules of the
@@ -137,6 +136,22 @@ func Matches(p profile.CreatedV1, j portal.Job) bool {
 
 type matcher struct {
 	log *slog.Logger
+	ob  *outbox.Outbox
+}
+
+// q rewrites query's placeholders for the service's database.
+func (m *matcher) q(query string) string { return store.Q(m.ob, query) }
+
+// serialize makes the matching handlers take turns on PostgreSQL, where
+// two transactions run at once: a profile and a job stored at the same
+// moment would each miss the other. SQLite runs one writer at a time
+// already.
+func (m *matcher) serialize(ctx context.Context, tx *sql.Tx) error {
+	if m.ob.Dialect() != outbox.Postgres {
+		return nil
+	}
+	_, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(hashtext('recommendation_matching'))")
+	return err
 }
 
 // profileCreated stores the profile and matches it against every job.
@@ -146,11 +161,14 @@ func (m *matcher) profileCreated(ctx context.Context, tx *sql.Tx, ev troupe.Even
 	if err != nil {
 		return troupe.Permanent(err)
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO profiles (candidate_id, profile) VALUES (?, ?)
-		ON CONFLICT (candidate_id) DO UPDATE SET profile = excluded.profile`, p.CandidateID, string(b)); err != nil {
+	if err := m.serialize(ctx, tx); err != nil {
 		return err
 	}
-	jobs, err := readAll[portal.Job](ctx, tx, "SELECT job FROM jobs ORDER BY job_id")
+	if _, err := tx.ExecContext(ctx, m.q(`INSERT INTO recommendation_profiles (candidate_id, profile) VALUES (?, ?)
+		ON CONFLICT (candidate_id) DO UPDATE SET profile = excluded.profile`), p.CandidateID, string(b)); err != nil {
+		return err
+	}
+	jobs, err := readAll[portal.Job](ctx, tx, "SELECT job FROM recommendation_jobs ORDER BY job_id")
 	if err != nil {
 		return err
 	}
@@ -161,17 +179,21 @@ func (m *matcher) profileCreated(ctx context.Context, tx *sql.Tx, ev troupe.Even
 	return outbox.PublishTx(ctx, tx, OpenJobsFound, found)
 }
 
-// jobPosted stores the job and matches it against every profile.
+// jobPosted stores the job, matches it against every profile, and says so
+// with JobMatched, whatever it found.
 func (m *matcher) jobPosted(ctx context.Context, tx *sql.Tx, ev troupe.Event[portal.Job]) error {
 	j := ev.Data
 	b, err := json.Marshal(j)
 	if err != nil {
 		return troupe.Permanent(err)
 	}
-	if _, err := tx.ExecContext(ctx, "INSERT INTO jobs (job_id, job) VALUES (?, ?) ON CONFLICT DO NOTHING", j.ID, string(b)); err != nil {
+	if err := m.serialize(ctx, tx); err != nil {
 		return err
 	}
-	profiles, err := readAll[profile.CreatedV1](ctx, tx, "SELECT profile FROM profiles ORDER BY candidate_id")
+	if _, err := tx.ExecContext(ctx, m.q("INSERT INTO recommendation_jobs (job_id, job) VALUES (?, ?) ON CONFLICT DO NOTHING"), j.ID, string(b)); err != nil {
+		return err
+	}
+	profiles, err := readAll[profile.CreatedV1](ctx, tx, "SELECT profile FROM recommendation_profiles ORDER BY candidate_id")
 	if err != nil {
 		return err
 	}
@@ -185,10 +207,12 @@ func (m *matcher) jobPosted(ctx context.Context, tx *sql.Tx, ev troupe.Event[por
 			out = append(out, found)
 		}
 	}
-	if len(out) == 0 {
-		return nil
+	if len(out) > 0 {
+		if err := outbox.PublishTx(ctx, tx, OpenJobsFound, out...); err != nil {
+			return err
+		}
 	}
-	return outbox.PublishTx(ctx, tx, OpenJobsFound, out...)
+	return outbox.PublishTx(ctx, tx, JobMatched, JobMatchedV1{JobID: j.ID, Candidates: len(out)})
 }
 
 // record stores the matches of p among jobs that were not announced yet,
@@ -200,7 +224,7 @@ func (m *matcher) record(ctx context.Context, tx *sql.Tx, p profile.CreatedV1, j
 		if !Matches(p, j) {
 			continue
 		}
-		res, err := tx.ExecContext(ctx, "INSERT INTO matches (candidate_id, job_id, found_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+		res, err := tx.ExecContext(ctx, m.q("INSERT INTO recommendation_matches (candidate_id, job_id, found_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING"),
 			p.CandidateID, j.ID, now.UnixMicro())
 		if err != nil {
 			return found, err

@@ -27,7 +27,7 @@ import (
 
 	"github.com/troupe-go/troupe"
 	"github.com/troupe-go/troupe/examples/internal/httpjson"
-	"github.com/troupe-go/troupe/examples/usermgmt/internal/store"
+	"github.com/troupe-go/troupe/examples/internal/store"
 	"github.com/troupe-go/troupe/examples/usermgmt/users"
 	"github.com/troupe-go/troupe/outbox"
 )
@@ -62,45 +62,27 @@ type Coupon struct {
 	Status string `json:"status"`
 }
 
-// Register declares the coupon service on app. db is its database, where it
-// keeps the coupons table and its inbox (prefix "coupons"); pass nil in a
-// process that does not run it, which then only declares it. log gets one
-// line per coupon issued or revoked; nil means the app's logger.
-func Register(app *troupe.App, db *sql.DB, log *slog.Logger) (*troupe.Service, error) {
+// Register declares the coupon service on app. Its database, where it
+// keeps the coupons table and its inbox (prefix "coupons"), opens with the
+// app where the service runs. log gets one line per coupon issued or
+// revoked; nil means the app's logger.
+func Register(app *troupe.App, db *store.DB, log *slog.Logger) *troupe.Service {
 	if log == nil {
 		log = app.Logger()
 	}
 	svc := app.Service(ServiceName).Publishes(Issued)
-	if db == nil {
-		notHere := errors.New("coupons: not run in this process")
-		troupe.Subscribe(svc, users.Registered, "issue-welcome-coupon", func(context.Context, troupe.Event[users.RegisteredV1]) error {
-			return troupe.Permanent(notHere)
-		}, troupe.Emits(Issued))
-		troupe.Subscribe(svc, users.Deleted, "revoke-coupon", func(context.Context, troupe.Event[users.DeletedV1]) error {
-			return troupe.Permanent(notHere)
-		})
-		routes(svc, &service{log: log})
-		return svc, nil
-	}
-	ob, err := outbox.New(db, outbox.Options{Prefix: "coupons"})
-	if err != nil {
-		return nil, fmt.Errorf("coupons: outbox: %w", err)
-	}
-	if _, err := db.Exec(`CREATE TABLE IF NOT EXISTS coupons (
+	ob := store.Outbox(app, db, ServiceName, `CREATE TABLE IF NOT EXISTS coupons (
 		user_id     TEXT PRIMARY KEY,
 		code        TEXT NOT NULL,
 		percent_off INTEGER NOT NULL,
 		valid_until BIGINT NOT NULL,
 		revoked_at  BIGINT
-	)`); err != nil {
-		return nil, fmt.Errorf("coupons: create table: %w", err)
-	}
-	outbox.Attach(app, ob)
+	)`)
 	c := &service{ob: ob, log: log}
 	outbox.Subscribe(svc, users.Registered, "issue-welcome-coupon", ob, c.issue, troupe.Emits(Issued))
 	outbox.Subscribe(svc, users.Deleted, "revoke-coupon", ob, c.revoke)
 	routes(svc, c)
-	return svc, nil
+	return svc
 }
 
 // routes declares the service's routes; they are served only where the

@@ -19,7 +19,11 @@
 // While the SMTP server is down the subscription's circuit breaker holds
 // the waiting events instead of burning their attempts, and the broker
 // retries the one in hand with backoff; the mails go out once the server is
-// back.
+// back. A registration whose every attempt failed ends with
+// [WelcomeMailFailed] (troupe.OnFailure), not in the dead letters.
+//
+// The mailer keeps its inbox and outbox in mailer.db in the data directory
+// (the mailer_ tables on PostgreSQL).
 package mailer
 
 import (
@@ -40,6 +44,7 @@ import (
 	"time"
 
 	"github.com/troupe-go/troupe"
+	"github.com/troupe-go/troupe/examples/internal/store"
 	"github.com/troupe-go/troupe/examples/usermgmt/users"
 	"github.com/troupe-go/troupe/outbox"
 )
@@ -58,8 +63,9 @@ const (
 	DefaultBreakerCooldown = 5 * time.Second
 )
 
-// Options configure the mailer. SMTPAddr and UsersURL are required in a
-// process that runs the mailer; every other field has a default.
+// Options configure the mailer. SMTPAddr and UsersURL are required (a
+// process that runs the mailer without them fails to start); every other
+// field has a default.
 type Options struct {
 	// SMTPAddr returns the host:port of the SMTP server. It is asked before
 	// each mail, so it may follow a server that moves.
@@ -117,37 +123,37 @@ func (o *Options) setDefaults(app *troupe.App) {
 
 // Register declares the mailer on app: it subscribes to
 // users.Registered as "send-welcome" and publishes [WelcomeMailSent],
-// [WelcomeMailSkipped] and [WelcomeMailFailed]. db is the mailer's
-// database, where it keeps its inbox (table prefix "mailer"); pass nil in a
-// process that does not run the mailer, which then only declares it.
-func Register(app *troupe.App, db *sql.DB, opts Options) (*troupe.Service, error) {
+// [WelcomeMailSkipped] and [WelcomeMailFailed]. Its database, where it
+// keeps its inbox and outbox (tables prefixed "mailer"), opens with the
+// app where the mailer runs.
+func Register(app *troupe.App, db *store.DB, opts Options) *troupe.Service {
 	opts.setDefaults(app)
 	svc := app.Service(ServiceName).Publishes(WelcomeMailSent, WelcomeMailSkipped, WelcomeMailFailed)
-	subOpts := []troupe.SubscribeOption{
+	ob := store.Outbox(app, db, ServiceName)
+	app.OnStart(func(context.Context) error {
+		if app.Runs(ServiceName) && (opts.SMTPAddr == nil || opts.UsersURL == nil) {
+			return errors.New("mailer: Options.SMTPAddr and Options.UsersURL are required where the mailer runs")
+		}
+		return nil
+	})
+	m := &mailer{opts: opts, http: &http.Client{Timeout: opts.Timeout}}
+	outbox.Subscribe(svc, users.Registered, "send-welcome", ob, m.sendWelcome,
 		troupe.Emits(WelcomeMailSent, WelcomeMailSkipped, WelcomeMailFailed),
 		troupe.MaxAttempts(opts.MaxAttempts),
 		troupe.Backoff(opts.MinBackoff, opts.MaxBackoff),
 		troupe.CircuitBreaker(opts.BreakerFailures, opts.BreakerCooldown),
 		// The SMTP conversation runs inside the inbox's transaction.
-		troupe.Deadline(3 * opts.Timeout),
-	}
-	if db == nil {
-		troupe.Subscribe(svc, users.Registered, "send-welcome", func(context.Context, troupe.Event[users.RegisteredV1]) error {
-			return troupe.Permanent(errors.New("mailer: not run in this process"))
-		}, subOpts...)
-		return svc, nil
-	}
-	if opts.SMTPAddr == nil || opts.UsersURL == nil {
-		return nil, errors.New("mailer: Options.SMTPAddr and Options.UsersURL are required where the mailer runs")
-	}
-	ob, err := outbox.New(db, outbox.Options{Prefix: "mailer"})
-	if err != nil {
-		return nil, fmt.Errorf("mailer: outbox: %w", err)
-	}
-	outbox.Attach(app, ob)
-	m := &mailer{opts: opts, http: &http.Client{Timeout: opts.Timeout}}
-	outbox.Subscribe(svc, users.Registered, "send-welcome", ob, m.sendWelcome, subOpts...)
-	return svc, nil
+		troupe.Deadline(3*opts.Timeout),
+		// Every attempt failed (the SMTP server or the user API stayed
+		// down): the registration ends as failed, with the last error.
+		troupe.OnFailure(WelcomeMailFailed, func(ev troupe.Event[users.RegisteredV1], cause error) WelcomeMailFailedV1 {
+			reason := "every attempt to send the welcome mail failed"
+			if cause != nil {
+				reason += ": " + cause.Error()
+			}
+			return WelcomeMailFailedV1{UserID: ev.Data.UserID, Email: ev.Data.Email, Reason: reason}
+		}))
+	return svc
 }
 
 type mailer struct {

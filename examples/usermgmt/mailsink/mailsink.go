@@ -1,10 +1,21 @@
 // Package mailsink is the user-management example's stand-in for a mail
 // server: a small SMTP server (on github.com/emersion/go-smtp) that accepts
-// every mail and keeps it in memory, and a service whose route shows what
-// arrived, as MailCatcher did for the seed.
+// every mail and keeps it, and a service whose route shows what arrived, as
+// MailCatcher did for the seed.
 //
-//	GET /mail            every mail received, oldest first
+//	GET /mail            every mail received, oldest first, and the sink's counts
 //	GET /mail?to=ADDR    the mails to one recipient
+//
+// It is the outside system of the example, so its record is its own and
+// outlives the services' crashes: where the mailsink service runs, the
+// mails go to mailsink.db in the data directory (the mailsink_mails table
+// on PostgreSQL). A sink used outside an app keeps them in memory.
+//
+// Like a provider that takes an idempotency key, it keeps one copy per
+// Message-ID: a mail whose Message-ID it received before is accepted, not
+// kept again, and counted as a repeat ([Stats]). The mailer sends a mail
+// again after a crash under the same Message-ID, so the repeat is visible
+// and the user gets one mail.
 //
 // Recipients at the domain [RejectDomain] are refused with a permanent
 // error (550), to show what the mailer does with a mail that cannot be
@@ -13,8 +24,11 @@ package mailsink
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"io"
+	"log/slog"
 	"mime"
 	"net"
 	"net/http"
@@ -27,6 +41,7 @@ import (
 
 	"github.com/troupe-go/troupe"
 	"github.com/troupe-go/troupe/examples/internal/httpjson"
+	"github.com/troupe-go/troupe/examples/internal/store"
 )
 
 // ServiceName is the sink's service name in the app and on --services.
@@ -51,23 +66,66 @@ type Mail struct {
 	MessageID  string    `json:"message_id"`
 	Body       string    `json:"body"`
 	ReceivedAt time.Time `json:"received_at"`
+	// Repeats counts the later deliveries of the same Message-ID, which
+	// the sink accepted and did not keep again.
+	Repeats int `json:"repeats"`
+}
+
+// Stats sums up what the sink received.
+type Stats struct {
+	// Mails counts the mails kept, one per Message-ID.
+	Mails int `json:"mails"`
+	// RepeatedRequests counts deliveries of a Message-ID received before:
+	// a mail sent again (after a crash of the sender), kept once.
+	RepeatedRequests int `json:"repeated_requests"`
+	// SentTwice counts (recipients, subject) pairs with more than one mail
+	// under different Message-IDs: someone told the same thing twice, in
+	// a way no Message-ID could catch.
+	SentTwice int `json:"sent_twice"`
+}
+
+var schema = []string{`CREATE TABLE IF NOT EXISTS mailsink_mails (
+	id          TEXT PRIMARY KEY,
+	seq         BIGINT NOT NULL,
+	from_addr   TEXT NOT NULL,
+	recipients  TEXT NOT NULL,
+	subject     TEXT NOT NULL,
+	message_id  TEXT NOT NULL,
+	body        TEXT NOT NULL,
+	received_us BIGINT NOT NULL,
+	repeats     INTEGER NOT NULL DEFAULT 0
+)`,
+	`CREATE INDEX IF NOT EXISTS mailsink_mails_seq ON mailsink_mails (seq)`,
 }
 
 // Sink is an SMTP server that keeps the mails it receives. Its mails
 // survive Stop and Start, so a test can take the server down and bring it
-// back. It is safe for concurrent use.
+// back, and, once [Register] gave it its database, the process too. It is
+// safe for concurrent use.
 type Sink struct {
 	mu      sync.Mutex
 	addr    string
 	srv     *smtp.Server
-	mails   []Mail
+	h       *store.Handle // the durable record, while the app runs
+	mem     []Mail        // the record without one
 	arrived chan struct{} // closed and replaced when a mail arrives
+	log     *slog.Logger
 }
 
 // New returns a sink that will listen on addr (host:port; port 0 picks a
-// free port at the first Start, which later Starts reuse).
+// free port at the first Start, which later Starts reuse). It keeps its
+// mails in memory until [Register] gives it a database.
 func New(addr string) *Sink {
-	return &Sink{addr: addr, arrived: make(chan struct{})}
+	return &Sink{addr: addr, arrived: make(chan struct{}), log: slog.Default()}
+}
+
+// SetAddr changes where a sink that is not running will listen.
+func (s *Sink) SetAddr(addr string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.srv == nil {
+		s.addr = addr
+	}
 }
 
 // Start starts listening. It does nothing if the sink is running.
@@ -115,18 +173,90 @@ func (s *Sink) Addr() string {
 	return s.addr
 }
 
-// Mails returns the mails received so far, oldest first; to, when not
-// empty, keeps only those to that recipient.
-func (s *Sink) Mails(to string) []Mail {
+// record returns the durable record, or nil while there is none.
+func (s *Sink) record() *store.Handle {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.h == nil || s.h.DB() == nil {
+		return nil
+	}
+	return s.h
+}
+
+// Mails returns the mails received so far, oldest first; to, when not
+// empty, keeps only those to that recipient. A record that cannot be read
+// gives none (and is logged).
+func (s *Sink) Mails(to string) []Mail {
+	m, err := s.List(to)
+	if err != nil {
+		s.log.Error("mail sink: read the mails", "err", err)
+	}
+	return m
+}
+
+// List is [Sink.Mails] with the record's error.
+func (s *Sink) List(to string) ([]Mail, error) {
+	h := s.record()
+	if h == nil {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		var out []Mail
+		for _, m := range s.mem {
+			if to == "" || containsFold(m.To, to) {
+				out = append(out, m)
+			}
+		}
+		return out, nil
+	}
+	where, args := "", []any{}
+	if to != "" {
+		where, args = `WHERE lower(recipients) LIKE ? ESCAPE '\'`, []any{"%\n" + likeEscape(strings.ToLower(to)) + "\n%"}
+	}
+	rows, err := h.DB().Query(h.Q(`SELECT seq, from_addr, recipients, subject, message_id, body, received_us, repeats
+		FROM mailsink_mails `+where+` ORDER BY seq, received_us`), args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
 	var out []Mail
-	for _, m := range s.mails {
-		if to == "" || containsFold(m.To, to) {
-			out = append(out, m)
+	for rows.Next() {
+		var m Mail
+		var to string
+		var at int64
+		if err := rows.Scan(&m.ID, &m.From, &to, &m.Subject, &m.MessageID, &m.Body, &at, &m.Repeats); err != nil {
+			return nil, err
+		}
+		m.To = strings.Fields(to) // "\n" + one per line + "\n"
+		m.ReceivedAt = time.UnixMicro(at).UTC()
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
+// likeEscape escapes the wildcards of LIKE in s.
+func likeEscape(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
+}
+
+// Stats sums up the mails received.
+func (s *Sink) Stats() (Stats, error) {
+	var st Stats
+	mails, err := s.List("")
+	if err != nil {
+		return st, err
+	}
+	told := make(map[string]int)
+	for _, m := range mails {
+		st.Mails++
+		st.RepeatedRequests += m.Repeats
+		told[strings.ToLower(strings.Join(m.To, ","))+"\x00"+m.Subject]++
+	}
+	for _, n := range told {
+		if n > 1 {
+			st.SentTwice++
 		}
 	}
-	return out
+	return st, nil
 }
 
 // Arrived returns a channel that is closed when the next mail arrives.
@@ -145,24 +275,76 @@ func containsFold(list []string, s string) bool {
 	return false
 }
 
-func (s *Sink) keep(m Mail) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	m.ID = len(s.mails) + 1
-	s.mails = append(s.mails, m)
-	close(s.arrived)
-	s.arrived = make(chan struct{})
+// keep records m, once per Message-ID: a Message-ID seen before only
+// counts a repeat. An error refuses the mail (the sender tries again).
+func (s *Sink) keep(m Mail) error {
+	defer func() {
+		s.mu.Lock()
+		close(s.arrived)
+		s.arrived = make(chan struct{})
+		s.mu.Unlock()
+	}()
+	key := m.MessageID
+	if key == "" {
+		key = "no-message-id-" + newID()
+	}
+	h := s.record()
+	if h == nil {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for i := range s.mem {
+			if s.mem[i].MessageID != "" && s.mem[i].MessageID == m.MessageID {
+				s.mem[i].Repeats++
+				return nil
+			}
+		}
+		m.ID = len(s.mem) + 1
+		s.mem = append(s.mem, m)
+		return nil
+	}
+	to := "\n" + strings.Join(m.To, "\n") + "\n"
+	_, err := h.DB().Exec(h.Q(`INSERT INTO mailsink_mails (id, seq, from_addr, recipients, subject, message_id, body, received_us)
+		VALUES (?, (SELECT coalesce(max(seq), 0) + 1 FROM mailsink_mails), ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET repeats = mailsink_mails.repeats + 1`),
+		key, m.From, to, m.Subject, m.MessageID, m.Body, m.ReceivedAt.UnixMicro())
+	if err != nil {
+		return fmt.Errorf("mail sink: keep the mail: %w", err)
+	}
+	return nil
 }
 
-// Register declares the sink's service on app, with the route GET /mail.
-// sink is started and stopped with the app; pass nil in a process that does
-// not run the sink, which then only declares it.
-func Register(app *troupe.App, sink *Sink) *troupe.Service {
+func newID() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// Register declares the sink's service on app, with the route GET /mail,
+// and its database (mailsink.db in the data directory, or the mailsink_
+// tables on PostgreSQL). Where the service runs, sink gets the database
+// and starts with the app, and stops with it.
+func Register(app *troupe.App, sink *Sink, db *store.DB) *troupe.Service {
 	svc := app.Service(ServiceName)
-	if sink != nil {
-		app.OnStart(func(context.Context) error { return sink.Start() })
-		app.OnStop(func(context.Context) error { return sink.Stop() })
-	}
+	h := store.Declare(app, db, ServiceName, ServiceName, schema...)
+	app.OnStart(func(context.Context) error {
+		if !app.Runs(ServiceName) {
+			return nil
+		}
+		sink.mu.Lock()
+		sink.h, sink.log = h, app.Logger()
+		sink.mu.Unlock()
+		return sink.Start()
+	})
+	app.OnStop(func(context.Context) error {
+		if !app.Runs(ServiceName) {
+			return nil
+		}
+		err := sink.Stop()
+		sink.mu.Lock()
+		sink.h = nil
+		sink.mu.Unlock()
+		return err
+	})
 	svc.HandleFunc("GET /mail", func(w http.ResponseWriter, r *http.Request) {
 		if msg := httpjson.CheckQuery(r.URL.Query(), "to"); msg != "" {
 			httpjson.WriteError(w, http.StatusBadRequest, msg)
@@ -178,7 +360,16 @@ func Register(app *troupe.App, sink *Sink) *troupe.Service {
 			httpjson.WriteError(w, http.StatusBadRequest, fmt.Sprintf("to=%q is not a mail address such as ada@example.com", to))
 			return
 		}
-		mails := sink.Mails(to)
+		mails, err := sink.List(to)
+		var st Stats
+		if err == nil {
+			st, err = sink.Stats()
+		}
+		if err != nil {
+			app.Logger().Error("mail sink: read the mails", "err", err)
+			httpjson.WriteError(w, http.StatusServiceUnavailable, "the mails cannot be read right now; try again")
+			return
+		}
 		if mails == nil {
 			mails = []Mail{}
 		}
@@ -186,7 +377,8 @@ func Register(app *troupe.App, sink *Sink) *troupe.Service {
 			SMTP  string `json:"smtp"`
 			Count int    `json:"count"`
 			Mails []Mail `json:"mails"`
-		}{sink.Addr(), len(mails), mails})
+			Stats
+		}{sink.Addr(), len(mails), mails, st})
 	})
 	svc.HandleFunc("/mail", httpjson.Fallback("/mail", "GET"))
 	return svc
@@ -247,7 +439,9 @@ func (s *session) Data(r io.Reader) error {
 		return err
 	}
 	m.Body = strings.ReplaceAll(string(body), "\r\n", "\n")
-	s.sink.keep(m)
+	if err := s.sink.keep(m); err != nil {
+		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "the mail could not be kept; try again"}
+	}
 	return nil
 }
 

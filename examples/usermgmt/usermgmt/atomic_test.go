@@ -20,7 +20,7 @@ import (
 func TestRowAndEventCommitTogether(t *testing.T) {
 	var registered *troupetest.Observer[users.RegisteredV1]
 	var deleted *troupetest.Observer[users.DeletedV1]
-	s := startSystem(t, usermgmt.Options{}, func(app *troupe.App) {
+	s := startSystem(t, &usermgmt.Options{}, func(app *troupe.App) {
 		registered = troupetest.Observe(t, app, users.Registered)
 		deleted = troupetest.Observe(t, app, users.Deleted)
 	})

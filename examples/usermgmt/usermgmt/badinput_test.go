@@ -18,7 +18,7 @@ import (
 func TestBadRequests(t *testing.T) {
 	var registered *troupetest.Observer[users.RegisteredV1]
 	var deleted *troupetest.Observer[users.DeletedV1]
-	s := startSystem(t, usermgmt.Options{}, func(app *troupe.App) {
+	s := startSystem(t, &usermgmt.Options{}, func(app *troupe.App) {
 		registered = troupetest.Observe(t, app, users.Registered)
 		deleted = troupetest.Observe(t, app, users.Deleted)
 	})
@@ -56,8 +56,11 @@ func TestBadRequests(t *testing.T) {
 		{"wait zero", "POST", "/users", `{"name":"b","email":"b@example.com"}`, []string{"Prefer: wait=0"}, 400, []string{"from 1 to 30"}},
 		{"wait too long", "POST", "/users", `{"name":"b","email":"b@example.com"}`, []string{"Prefer: respond-async, wait=3600"}, 400, []string{"from 1 to 30"}},
 		{"email taken", "POST", "/users", `{"name":"Other Ada","email":"ada@EXAMPLE.com"}`, nil, 409, []string{"exists already", taken.Links.Self}},
-		{"wrong method on /users", "PUT", "/users", `{}`, nil, 405, []string{"takes POST"}},
-		{"GET /users", "GET", "/users", ``, nil, 405, []string{"takes POST"}},
+		{"wrong method on /users", "PUT", "/users", `{}`, nil, 405, []string{"takes GET, POST"}},
+		{"query on GET /users", "GET", "/users?status=sent", ``, nil, 400, []string{`unknown query parameter "status"`}},
+		{"idempotency key with a space", "POST", "/users", `{"name":"b","email":"b@example.com"}`, []string{"Idempotency-Key: a b"}, 400, []string{"Idempotency-Key must be printable ASCII"}},
+		{"idempotency key too long", "POST", "/users", `{"name":"b","email":"b@example.com"}`, []string{"Idempotency-Key: " + strings.Repeat("k", 201)}, 400, []string{"Idempotency-Key must be 1 to 200"}},
+		{"two idempotency keys", "POST", "/users", `{"name":"b","email":"b@example.com"}`, []string{"Idempotency-Key: k1", "Idempotency-Key: k2"}, 400, []string{"send one Idempotency-Key"}},
 		{"bad id", "GET", "/users/ada", ``, nil, 400, []string{`"ada" is not a user id`}},
 		{"upper-case id", "GET", "/users/" + strings.ToUpper(unknownID), ``, nil, 400, []string{"not a user id"}},
 		{"unknown user", "GET", "/users/" + unknownID, ``, nil, 404, []string{"no user " + unknownID}},

@@ -22,7 +22,7 @@ func ExampleNewApp() {
 	sink := mailsink.New("127.0.0.1:0")
 	app, err := usermgmt.NewApp(troupe.Config{
 		DataDir: dir, HTTPAddr: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler),
-	}, usermgmt.Options{Sink: sink})
+	}, &usermgmt.Options{Sink: sink})
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -56,7 +56,7 @@ func TestExternalSMTPServer(t *testing.T) {
 		return err == nil
 	})
 
-	s := startSystem(t, usermgmt.Options{SMTPAddr: addr}, nil)
+	s := startSystem(t, &usermgmt.Options{SMTPAddr: addr}, nil)
 	u := register(t, s, "Margaret Hamilton", "margaret@example.com", http.StatusCreated, "Prefer: wait=10")
 	if u.WelcomeMail.Status != "sent" {
 		t.Fatalf("welcome_mail = %+v, want sent", u.WelcomeMail)

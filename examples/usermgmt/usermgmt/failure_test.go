@@ -23,7 +23,7 @@ import (
 // is back every user gets exactly one mail, and nothing is dead-lettered.
 func TestMailServerDownThenUp(t *testing.T) {
 	var sent *troupetest.Observer[mailer.WelcomeMailSentV1]
-	s := startSystem(t, usermgmt.Options{}, func(app *troupe.App) {
+	s := startSystem(t, &usermgmt.Options{}, func(app *troupe.App) {
 		sent = troupetest.Observe(t, app, mailer.WelcomeMailSent)
 	})
 	if err := s.sink.Stop(); err != nil {
@@ -86,7 +86,7 @@ func TestDeletedBeforeMail(t *testing.T) {
 	t.Cleanup(func() { _ = sink.Stop() })
 	cfg := troupetest.Config(t, troupe.Config{Broker: "embedded:?listen=127.0.0.1:0", HTTPAddr: "127.0.0.1:0",
 		Services: []string{users.ServiceName, coupons.ServiceName, mailsink.ServiceName}})
-	api, err := usermgmt.NewApp(cfg, usermgmt.Options{Sink: sink})
+	api, err := usermgmt.NewApp(cfg, &usermgmt.Options{Sink: sink})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +110,7 @@ func TestDeletedBeforeMail(t *testing.T) {
 
 	// Now the mailer starts.
 	m, err := usermgmt.NewApp(troupetest.Config(t, troupe.Config{Broker: broker, Services: []string{mailer.ServiceName}}),
-		usermgmt.Options{UsersURL: s.base, SMTPAddr: sink.Addr(), Mailer: fastMailer})
+		&usermgmt.Options{UsersURL: s.base, SMTPAddr: sink.Addr(), Mailer: fastMailer})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +142,7 @@ func TestDeletedBeforeMail(t *testing.T) {
 // TestRefusedMail: a mail the SMTP server refuses for good (550) is not
 // retried; the waiting client hears that it failed.
 func TestRefusedMail(t *testing.T) {
-	s := startSystem(t, usermgmt.Options{}, nil)
+	s := startSystem(t, &usermgmt.Options{}, nil)
 	u := register(t, s, "Nobody", "nobody@"+mailsink.RejectDomain, http.StatusCreated, "Prefer: wait=10")
 	if u.WelcomeMail.Status != "failed" || u.WelcomeMail.Event == nil {
 		t.Fatalf("welcome_mail = %+v, want failed", u.WelcomeMail)
@@ -171,7 +171,7 @@ func TestRedeliverySendsNoSecondMail(t *testing.T) {
 	t.Cleanup(func() { _ = sink.Stop() })
 	rec := troupetest.NewRecorder()
 	cfg := troupetest.Config(t, troupe.Config{Transport: rec, HTTPAddr: "127.0.0.1:0"})
-	app, err := usermgmt.NewApp(cfg, usermgmt.Options{Sink: sink, Mailer: fastMailer})
+	app, err := usermgmt.NewApp(cfg, &usermgmt.Options{Sink: sink, Mailer: fastMailer})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,7 +20,7 @@ import (
 func TestRegisterAndWait(t *testing.T) {
 	var registered *troupetest.Observer[users.RegisteredV1]
 	var issued *troupetest.Observer[coupons.IssuedV1]
-	s := startSystem(t, usermgmt.Options{}, func(app *troupe.App) {
+	s := startSystem(t, &usermgmt.Options{}, func(app *troupe.App) {
 		registered = troupetest.Observe(t, app, users.Registered)
 		issued = troupetest.Observe(t, app, coupons.Issued)
 	})
@@ -73,7 +73,7 @@ func TestRegisterAndWait(t *testing.T) {
 // welcome mail follows.
 func TestRegisterAccepted(t *testing.T) {
 	var sent *troupetest.Observer[mailer.WelcomeMailSentV1]
-	s := startSystem(t, usermgmt.Options{}, func(app *troupe.App) {
+	s := startSystem(t, &usermgmt.Options{}, func(app *troupe.App) {
 		sent = troupetest.Observe(t, app, mailer.WelcomeMailSent)
 	})
 	u := register(t, s, "Grace", "grace@example.com", http.StatusAccepted)
@@ -95,7 +95,7 @@ func TestRegisterAccepted(t *testing.T) {
 // coupon revoked, and user_deleted was published once.
 func TestDeleteUser(t *testing.T) {
 	var deleted *troupetest.Observer[users.DeletedV1]
-	s := startSystem(t, usermgmt.Options{}, func(app *troupe.App) {
+	s := startSystem(t, &usermgmt.Options{}, func(app *troupe.App) {
 		deleted = troupetest.Observe(t, app, users.Deleted)
 	})
 	u := register(t, s, "Alan", "alan@example.com", http.StatusCreated, "Prefer: wait=10")
@@ -130,7 +130,7 @@ func TestDeleteUser(t *testing.T) {
 // leaves the user service's declaration as it was.
 func TestCouponsChangeNothingInUsers(t *testing.T) {
 	declare := func(without bool) *troupe.App {
-		app, err := usermgmt.NewApp(troupe.Config{Name: "usermgmt"}, usermgmt.Options{WithoutCoupons: without, DeclareOnly: true})
+		app, err := usermgmt.NewApp(troupe.Config{Name: "usermgmt"}, &usermgmt.Options{WithoutCoupons: without})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -178,7 +178,7 @@ func TestCouponsChangeNothingInUsers(t *testing.T) {
 // TestNonASCIIName: a name outside ASCII reaches the mail's headers
 // encoded, and the sink decodes it back.
 func TestNonASCIIName(t *testing.T) {
-	s := startSystem(t, usermgmt.Options{}, nil)
+	s := startSystem(t, &usermgmt.Options{}, nil)
 	u := register(t, s, "Zoë Ångström 张", "zoe@example.com", http.StatusCreated, "Prefer: wait=10")
 	mails := s.sink.Mails(u.Email)
 	if len(mails) != 1 || mails[0].Subject != "Welcome, Zoë Ångström 张!" || !strings.Contains(mails[0].Body, "Hello Zoë Ångström 张,") {

@@ -45,7 +45,7 @@ var fastMailer = mailer.Options{
 // startSystem starts the app on its own embedded broker, data directory,
 // mail sink and free HTTP port. declare, if not nil, may add to the app
 // before it starts (observers).
-func startSystem(t *testing.T, opts usermgmt.Options, declare func(*troupe.App)) *system {
+func startSystem(t *testing.T, opts *usermgmt.Options, declare func(*troupe.App)) *system {
 	t.Helper()
 	sink := mailsink.New("127.0.0.1:0")
 	if err := sink.Start(); err != nil {

@@ -15,6 +15,7 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/troupe-go/troupe"
+	"github.com/troupe-go/troupe/examples/internal/store"
 	"github.com/troupe-go/troupe/examples/usermgmt/mailsink"
 	"github.com/troupe-go/troupe/examples/usermgmt/usermgmt"
 	"github.com/troupe-go/troupe/outbox"
@@ -93,7 +94,7 @@ func checkStorage(t *testing.T, dir, dsn string, open func(service string) *sql.
 	t.Cleanup(func() { _ = sink.Stop() })
 	run := func() (*system, func()) {
 		cfg := troupetest.Config(t, troupe.Config{DataDir: dir, HTTPAddr: "127.0.0.1:0"})
-		app, err := usermgmt.NewApp(cfg, usermgmt.Options{Database: dsn, Sink: sink, Mailer: fastMailer})
+		app, err := usermgmt.NewApp(cfg, &usermgmt.Options{DB: store.DB{URL: dsn}, Sink: sink, Mailer: fastMailer})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -140,7 +141,7 @@ func checkStorage(t *testing.T, dir, dsn string, open func(service string) *sql.
 		prefix string
 		inbox  int
 	}{
-		{udb, "users", 0},   // the HTTP API writes its events, handles none
+		{udb, "users", 2},   // the two registrations' outcomes (welcome_mail_sent)
 		{mdb, "mailer", 2},  // two registrations handled
 		{cdb, "coupons", 3}, // two registrations and a deletion handled
 	}

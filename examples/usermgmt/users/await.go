@@ -48,6 +48,15 @@ func newAwaiter(outcomes []Outcome) *awaiter {
 	return a
 }
 
+// statuses lists the outcomes' statuses.
+func (a *awaiter) statuses() []string {
+	out := make([]string, 0, len(a.topics))
+	for _, t := range a.topics {
+		out = append(out, a.status[t.Name()])
+	}
+	return out
+}
+
 // enabled reports whether there is anything to wait for.
 func (a *awaiter) enabled() bool { return len(a.topics) > 0 }
 

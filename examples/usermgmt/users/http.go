@@ -18,8 +18,9 @@ import (
 
 	"github.com/troupe-go/troupe"
 	"github.com/troupe-go/troupe/examples/internal/httpjson"
+	"github.com/troupe-go/troupe/examples/internal/store"
+	"github.com/troupe-go/troupe/examples/internal/tally"
 	"github.com/troupe-go/troupe/examples/usermgmt/internal/httpx"
-	"github.com/troupe-go/troupe/examples/usermgmt/internal/store"
 	"github.com/troupe-go/troupe/outbox"
 )
 
@@ -28,6 +29,7 @@ const (
 	maxNameLen  = 100
 	maxEmailLen = 254 // RFC 5321's limit for a path
 	idLen       = 16  // hex digits of a user id
+	recentLimit = 100 // users GET /users lists
 )
 
 const registerExample = `{"name":"Ada","email":"ada@example.com"}`
@@ -38,9 +40,33 @@ type User struct {
 	Name      string    `json:"name"`
 	Email     string    `json:"email"`
 	CreatedAt time.Time `json:"created_at"`
-	// WelcomeMail is in the answers of POST /users only.
+	// WelcomeMail is the registration's outcome: "pending", or the
+	// status of its outcome event ("sent", "skipped", "failed"); the
+	// answer of a POST /users that waited has the event too.
 	WelcomeMail *OutcomeEvent `json:"welcome_mail,omitempty"`
-	Links       Links         `json:"links"`
+	// Replayed is set in the answer to a POST /users whose Idempotency-Key
+	// was sent before: it describes the user that request made, and
+	// nothing new was registered.
+	Replayed bool  `json:"replayed,omitempty"`
+	Links    Links `json:"links"`
+}
+
+// Registration is one registration as GET /users lists it; it stays after
+// the user is deleted.
+type Registration struct {
+	UserID       string    `json:"user_id"`
+	Name         string    `json:"name"`
+	Email        string    `json:"email"`
+	Status       string    `json:"status"`
+	RegisteredAt time.Time `json:"registered_at"`
+	Links        Links     `json:"links"`
+}
+
+// List is the body of GET /users: every registration counted by status,
+// and the newest registrations.
+type List struct {
+	tally.Counts
+	Registrations []Registration `json:"registrations"`
 }
 
 // Links are the URLs of a resource.
@@ -53,7 +79,6 @@ func userPath(id string) string { return "/users/" + id }
 // api serves the user service's routes.
 type api struct {
 	log     *slog.Logger
-	db      *sql.DB
 	ob      *outbox.Outbox
 	maxWait time.Duration
 	await   *awaiter
@@ -76,6 +101,11 @@ func (a *api) register(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	wait, err := preferWait(r.Header, a.maxWait)
+	if err != nil {
+		httpjson.WriteError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	key, err := httpjson.IdempotencyKey(r)
 	if err != nil {
 		httpjson.WriteError(w, http.StatusBadRequest, err.Error())
 		return
@@ -108,11 +138,14 @@ func (a *api) register(w http.ResponseWriter, r *http.Request) {
 	// The user's id is the registration's correlation id: the mailer's
 	// and the coupon service's events about it carry it too.
 	ctx := outbox.WithOutbox(troupe.WithCorrelationID(r.Context(), u.ID), a.ob)
-	existing, err := a.insert(ctx, u)
+	existing, replay, err := a.insert(ctx, u, key)
 	switch {
 	case err != nil:
 		a.log.Error("users: could not register "+u.ID, "err", err)
-		httpjson.WriteError(w, http.StatusServiceUnavailable, "the user could not be registered right now; try again")
+		httpjson.WriteError(w, http.StatusServiceUnavailable, "the user could not be registered right now; try again (with the same Idempotency-Key, if you sent one)")
+		return
+	case replay != "":
+		a.replay(w, r, key, replay)
 		return
 	case existing != "":
 		w.Header().Set("Location", userPath(existing))
@@ -143,31 +176,134 @@ func (a *api) register(w http.ResponseWriter, r *http.Request) {
 	// Otherwise the client left; the user exists and the choreography goes on.
 }
 
-// insert writes u and its user_registered event in one transaction. When
-// the email belongs to another user it writes nothing and returns that
-// user's id.
-func (a *api) insert(ctx context.Context, u User) (existing string, err error) {
-	tx, err := a.db.BeginTx(ctx, nil)
+// insert writes u, its registration and its user_registered event in one
+// transaction, with key (if any) standing for u. When the email belongs to
+// another user it writes nothing and returns that user's id; when key was
+// sent before, it writes nothing and returns the id of the user that
+// request made (replay).
+func (a *api) insert(ctx context.Context, u User, key string) (existing, replay string, err error) {
+	tx, err := a.ob.DB().BeginTx(ctx, nil)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	defer tx.Rollback()
+	if key != "" {
+		// On PostgreSQL a second request with the key waits here until
+		// the first commits or rolls back.
+		res, err := tx.ExecContext(ctx, store.Q(a.ob, `INSERT INTO users_idempotency (idem_key, user_id, created_at) VALUES (?, ?, ?)
+			ON CONFLICT (idem_key) DO NOTHING`), key, u.ID, u.CreatedAt.UnixMicro())
+		if err != nil {
+			return "", "", err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return "", "", err
+		} else if n == 0 {
+			err := tx.QueryRowContext(ctx, store.Q(a.ob, `SELECT user_id FROM users_idempotency WHERE idem_key = ?`), key).Scan(&replay)
+			return "", replay, err
+		}
+	}
 	res, err := tx.ExecContext(ctx, store.Q(a.ob, `INSERT INTO users (id, name, email, created_at) VALUES (?, ?, ?, ?)
 		ON CONFLICT (email) DO NOTHING`), u.ID, u.Name, u.Email, u.CreatedAt.UnixMicro())
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	if n, err := res.RowsAffected(); err != nil {
-		return "", err
+		return "", "", err
 	} else if n == 0 {
 		err := tx.QueryRowContext(ctx, store.Q(a.ob, `SELECT id FROM users WHERE email = ?`), u.Email).Scan(&existing)
-		return existing, err
+		return existing, "", err
+	}
+	if _, err := tx.ExecContext(ctx, store.Q(a.ob, `INSERT INTO users_registrations (user_id, name, email, status, registered_at) VALUES (?, ?, ?, ?, ?)`),
+		u.ID, u.Name, u.Email, StatusPending, u.CreatedAt.UnixMicro()); err != nil {
+		return "", "", err
 	}
 	ev := RegisteredV1{UserID: u.ID, Name: u.Name, Email: u.Email, RegisteredAt: u.CreatedAt}
 	if err := outbox.PublishTx(ctx, tx, Registered, ev); err != nil {
-		return "", err
+		return "", "", err
 	}
-	return "", tx.Commit()
+	return "", "", tx.Commit()
+}
+
+// replay answers a POST /users whose Idempotency-Key made user id before:
+// 202 with that registration as it stands, nothing new registered.
+func (a *api) replay(w http.ResponseWriter, r *http.Request, key, id string) {
+	reg, err := a.registration(r.Context(), id)
+	if err != nil {
+		a.log.Error("users: read registration "+id, "err", err)
+		httpjson.WriteError(w, http.StatusServiceUnavailable, "the user could not be read right now; try again with the same Idempotency-Key")
+		return
+	}
+	a.log.Info(fmt.Sprintf("users: POST /users again with Idempotency-Key %q: answered with %s, nothing new registered", key, id))
+	u := User{ID: id, Name: reg.Name, Email: reg.Email, CreatedAt: reg.RegisteredAt, WelcomeMail: &OutcomeEvent{Status: reg.Status},
+		Replayed: true, Links: Links{Self: userPath(id)}}
+	w.Header().Set("Location", u.Links.Self)
+	httpjson.WriteJSON(w, http.StatusAccepted, u)
+}
+
+// registration reads the registration of user id.
+func (a *api) registration(ctx context.Context, id string) (Registration, error) {
+	reg := Registration{UserID: id, Links: Links{Self: userPath(id)}}
+	var at int64
+	err := a.ob.DB().QueryRowContext(ctx, store.Q(a.ob, `SELECT name, email, status, registered_at FROM users_registrations WHERE user_id = ?`), id).
+		Scan(&reg.Name, &reg.Email, &reg.Status, &at)
+	reg.RegisteredAt = time.UnixMicro(at).UTC()
+	return reg, err
+}
+
+// list serves the registrations' counts by status and the newest of them.
+func (a *api) list(w http.ResponseWriter, r *http.Request) {
+	if msg := httpjson.CheckQuery(r.URL.Query()); msg != "" {
+		httpjson.WriteError(w, http.StatusBadRequest, msg)
+		return
+	}
+	out, err := a.readList(r.Context())
+	if err != nil {
+		a.log.Error("users: list registrations", "err", err)
+		httpjson.WriteError(w, http.StatusServiceUnavailable, "the registrations cannot be read right now; try again")
+		return
+	}
+	httpjson.WriteJSON(w, http.StatusOK, out)
+}
+
+func (a *api) readList(ctx context.Context) (List, error) {
+	out := List{Registrations: []Registration{}}
+	out.ByStatus = map[string]int{StatusPending: 0}
+	for _, st := range a.await.statuses() {
+		out.ByStatus[st] = 0
+	}
+	rows, err := a.ob.DB().QueryContext(ctx, "SELECT status, count(*) FROM users_registrations GROUP BY status")
+	if err != nil {
+		return out, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var st string
+		var n int
+		if err := rows.Scan(&st, &n); err != nil {
+			return out, err
+		}
+		out.Add(st, n, st != StatusPending)
+	}
+	if err := rows.Err(); err != nil {
+		return out, err
+	}
+	rows.Close()
+	rows, err = a.ob.DB().QueryContext(ctx, store.Q(a.ob, `SELECT user_id, name, email, status, registered_at FROM users_registrations
+		ORDER BY registered_at DESC, user_id LIMIT ?`), recentLimit)
+	if err != nil {
+		return out, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var reg Registration
+		var at int64
+		if err := rows.Scan(&reg.UserID, &reg.Name, &reg.Email, &reg.Status, &at); err != nil {
+			return out, err
+		}
+		reg.RegisteredAt, reg.Links = time.UnixMicro(at).UTC(), Links{Self: userPath(reg.UserID)}
+		out.Registrations = append(out.Registrations, reg)
+	}
+	return out, rows.Err()
 }
 
 // get serves one user.
@@ -183,8 +319,10 @@ func (a *api) get(w http.ResponseWriter, r *http.Request) {
 	}
 	var u User
 	var created int64
-	err := a.db.QueryRowContext(r.Context(), store.Q(a.ob, `SELECT id, name, email, created_at FROM users WHERE id = ?`), id).
-		Scan(&u.ID, &u.Name, &u.Email, &created)
+	var status sql.NullString
+	err := a.ob.DB().QueryRowContext(r.Context(), store.Q(a.ob, `SELECT u.id, u.name, u.email, u.created_at, g.status FROM users u
+		LEFT JOIN users_registrations g ON g.user_id = u.id WHERE u.id = ?`), id).
+		Scan(&u.ID, &u.Name, &u.Email, &created, &status)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		httpjson.WriteError(w, http.StatusNotFound, fmt.Sprintf("no user %s", id))
@@ -196,6 +334,9 @@ func (a *api) get(w http.ResponseWriter, r *http.Request) {
 	}
 	u.CreatedAt = time.UnixMicro(created).UTC()
 	u.Links.Self = userPath(u.ID)
+	if status.Valid {
+		u.WelcomeMail = &OutcomeEvent{Status: status.String}
+	}
 	httpjson.WriteJSON(w, http.StatusOK, u)
 }
 
@@ -213,7 +354,7 @@ func (a *api) delete(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := outbox.WithOutbox(r.Context(), a.ob)
 	found, err := func() (bool, error) {
-		tx, err := a.db.BeginTx(ctx, nil)
+		tx, err := a.ob.DB().BeginTx(ctx, nil)
 		if err != nil {
 			return false, err
 		}
