@@ -19,6 +19,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"flag"
 	"fmt"
 	"net/url"
@@ -46,13 +47,33 @@ type DB struct {
 }
 
 // Flag registers --db on fs, for [troupe.App.Flags]. Its default is d.URL,
-// or else the environment variable env when env is not empty.
+// or else the environment variable env when env is not empty. A value
+// that is neither empty nor a PostgreSQL URL is a usage error, with both
+// forms in the message.
 func (d *DB) Flag(fs *flag.FlagSet, env string) {
-	def, from := d.URL, ""
-	if def == "" && env != "" {
-		def, from = os.Getenv(env), " (default $"+env+")"
+	from := ""
+	if d.URL == "" && env != "" {
+		d.URL, from = os.Getenv(env), " (default $"+env+")"
 	}
-	fs.StringVar(&d.URL, "db", def, "database `URL` of the services' state: empty for SQLite files in the data directory, or postgres://user@host:5432/db"+from)
+	fs.Var(urlFlag{d}, "db", "database `URL` of the services' state: empty for SQLite files in the data directory, or postgres://user@host:5432/db"+from)
+}
+
+// urlFlag is --db: it checks the URL when it is set.
+type urlFlag struct{ d *DB }
+
+func (f urlFlag) String() string {
+	if f.d == nil || f.d.URL == "" {
+		return ""
+	}
+	return redact(f.d.URL)
+}
+
+func (f urlFlag) Set(s string) error {
+	if err := (&DB{URL: s}).Check(); err != nil {
+		return errors.New(strings.TrimPrefix(err.Error(), "--db "))
+	}
+	f.d.URL = s
+	return nil
 }
 
 // Check reports a URL that is neither empty nor PostgreSQL, with both
