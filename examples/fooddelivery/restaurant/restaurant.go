@@ -156,8 +156,15 @@ type Fate struct {
 // Decide returns the fate of order id at a restaurant that fails rate of
 // its orders and is offered each order maxAttempts times. Of the orders
 // that fail, half are rejected, a quarter are flaky (confirmed after 1 to
-// maxAttempts-1 failed attempts) and a quarter meet a restaurant that is
+// maxAttempts-2 failed attempts) and a quarter meet a restaurant that is
 // down for every attempt. The fate depends only on its arguments.
+//
+// A flaky restaurant answers by the last attempt but one, so that an
+// attempt that dies with its process after the restaurant confirmed still
+// has a retry to confirm again: troupe settles an event whose last attempt
+// died with a declared compensation, without knowing what that attempt
+// did, and a confirmation on the last attempt would then be followed by a
+// refund of the same order.
 func Decide(id string, rate float64, maxAttempts int) Fate {
 	if chance.Unit("restaurant", id) >= rate {
 		return Fate{Kind: Confirm}
@@ -167,8 +174,8 @@ func Decide(id string, rate float64, maxAttempts int) Fate {
 	case kind < 0.5:
 		reasons := []string{"sold out of an ordered dish", "the kitchen is closing", "too many orders right now"}
 		return Fate{Kind: Reject, Reason: reasons[int(chance.Unit("reason", id)*float64(len(reasons)))]}
-	case kind < 0.75 && maxAttempts > 1:
-		n := 1 + int(chance.Unit("flaky", id)*float64(maxAttempts-1))
+	case kind < 0.75 && maxAttempts > 2:
+		n := 1 + int(chance.Unit("flaky", id)*float64(maxAttempts-2))
 		return Fate{Kind: Flaky, Failures: n, Reason: "its tablet is offline"}
 	}
 	return Fate{Kind: Down, Failures: maxAttempts, Reason: "its tablet is offline"}
