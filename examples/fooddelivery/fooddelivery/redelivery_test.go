@@ -197,3 +197,31 @@ func TestCrashAfterChargingIsRedeliveredWithoutChargingTwice(t *testing.T) {
 		t.Errorf("books %+v, want 1 charge, 1 refund, 2 crashes, 2 redeliveries", b)
 	}
 }
+
+// A refund the ledger cannot make (no charge for the order) is not the
+// silent end of the order: it waits in the dead letters, GET /ledger
+// counts it, and GET /orders counts the order as stuck.
+func TestRefundOfAnUnchargedOrderWaitsInDeadLetters(t *testing.T) {
+	app, base := startApp(t, fooddelivery.Options{Restaurant: fastRestaurant(0)}, nil)
+	ctx := troupe.WithCorrelationID(app.Context(context.Background()), "ghost")
+	if err := troupe.Publish(ctx, restaurant.ConfirmationFailed, restaurant.ConfirmationFailedV1{
+		OrderID: "ghost", Customer: "ada", Restaurant: "napoli", AmountCents: orderTotal, Reason: "sold out", Rejected: true, Attempt: 1,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(waitTimeout)
+	for b := books(t, base); b.RefundsRefused != 1; b = books(t, base) {
+		if time.Now().After(deadline) {
+			t.Fatalf("books %+v, want the refund in the dead letters", b)
+		}
+		time.Sleep(10 * time.Millisecond) // poll interval
+	}
+	var l order.List
+	getJSON(t, base+"/orders", &l)
+	if l.Stuck != 1 || l.ByStatus[string(order.StatusCancelled)] != 1 {
+		t.Errorf("GET /orders: %+v, want the order cancelled and stuck", l.Counts)
+	}
+	if b := books(t, base); b.Refunds != 0 || b.Charges != 0 {
+		t.Errorf("books %+v, want nothing moved", b)
+	}
+}

@@ -83,6 +83,7 @@ type Reversal struct {
 // whose failure event asks for refunds, imports this package for [Success].
 func ReverseOn[T RefundCause](t *troupe.Topic[T]) Reversal {
 	return Reversal{subscribe: func(svc *troupe.Service, p *processor) {
+		p.reverses = true
 		outbox.Subscribe(svc, t, "reverse", p.ledger.ob, func(ctx context.Context, tx *sql.Tx, ev troupe.Event[T]) error {
 			return p.reverse(ctx, tx, ev.Envelope, ev.Data.OrderRef(), ev.Data.RefundReason())
 		}, troupe.Emits(Reversed))
@@ -123,6 +124,9 @@ type processor struct {
 	opts    *Options
 	ledger  *ledger
 	gateway *gateway.Gateway
+	// reverses is set when the service refunds (a Reversal was given):
+	// its dead letters count in Books.RefundsRefused.
+	reverses bool
 }
 
 // errCrash is the error of a simulated crash; see Options.CrashRate.
