@@ -47,6 +47,9 @@ const (
 // concurrently, retrying each through the kills with its Idempotency-Key.
 func TestCrashAllInOne(t *testing.T) {
 	bin := buildProgram(t)
+	// The crash tests mostly wait for the broker to hand a killed
+	// process's events on: they wait side by side.
+	t.Parallel()
 	began := time.Now()
 	addr := proctest.FreeAddr(t)
 	base := "http://" + addr
@@ -58,7 +61,7 @@ func TestCrashAllInOne(t *testing.T) {
 	// Act 1: --simulate, killed when it has placed some orders.
 	sim := proctest.StartCrashing(t, "fooddelivery --simulate", bin, nil, ready, append(args, "--simulate", fmt.Sprint(crashSimulated))...)
 	for range 2 {
-		c.waitForMore(t, sim.Current(), 20+rand.IntN(60))
+		c.waitForMore(t, sim.Current(), 20+rand.IntN(60), nil)
 		sim.KillAndRestart(t)
 	}
 	last := sim.Current()
@@ -91,7 +94,7 @@ func TestCrashAllInOne(t *testing.T) {
 	srv := proctest.StartCrashing(t, "fooddelivery", bin, nil, ready, args...)
 	gen := c.load(crashLoad, "crash")
 	for range 3 {
-		c.waitForMore(t, srv.Current(), 60+rand.IntN(80))
+		c.waitForMore(t, srv.Current(), 60+rand.IntN(80), gen.failed)
 		srv.KillAndRestart(t)
 	}
 	accepted := gen.wait(t)
@@ -145,18 +148,30 @@ func (c crashClient) totals() (order.List, error) {
 // waitForMore waits until the order service holds n more orders than now:
 // a moment in the middle of the flow, chosen by how far it got rather
 // than by the clock.
-func (c crashClient) waitForMore(t *testing.T, p *proctest.Process, n int) {
+func (c crashClient) waitForMore(t *testing.T, p *proctest.Process, n int, failed func() error) {
 	t.Helper()
-	from := -1
-	waitFor(t, fmt.Sprintf("%d more orders", n), 2*time.Minute, func() bool {
+	var l order.List
+	waitFor(t, "the order service's totals", 2*time.Minute, func() bool {
+		var err error
+		l, err = c.totals()
+		return err == nil
+	}, p)
+	c.waitForCount(t, p, l.Count+n, failed)
+}
+
+// waitForCount waits until the order service holds n orders. It fails the
+// test when failed (if not nil) returns an error first: the load gave up,
+// or ended.
+func (c crashClient) waitForCount(t *testing.T, p *proctest.Process, n int, failed func() error) {
+	t.Helper()
+	waitFor(t, fmt.Sprintf("%d orders", n), 2*time.Minute, func() bool {
+		if failed != nil {
+			if err := failed(); err != nil {
+				t.Fatalf("the load stopped while waiting for %d orders: %v", n, err)
+			}
+		}
 		l, err := c.totals()
-		if err != nil {
-			return false
-		}
-		if from < 0 {
-			from = l.Count
-		}
-		return l.Count >= from+n
+		return err == nil && l.Count >= n
 	}, p)
 }
 
@@ -206,6 +221,16 @@ func (c crashClient) load(n int, prefix string) *loadGen {
 		})
 	}
 	return g
+}
+
+// failed returns the first order the generator gave up on.
+func (g *loadGen) failed() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(g.errs) > 0 {
+		return g.errs[0]
+	}
+	return nil
 }
 
 // wait waits for the generator and returns the accepted orders.

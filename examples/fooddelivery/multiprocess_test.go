@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	mrand "math/rand/v2"
 	"os"
@@ -21,6 +22,7 @@ import (
 	"github.com/troupe-go/troupe/examples/fooddelivery/fooddelivery"
 	"github.com/troupe-go/troupe/examples/fooddelivery/order"
 	"github.com/troupe-go/troupe/examples/internal/proctest"
+	"github.com/troupe-go/troupe/examples/internal/storetest"
 	"github.com/troupe-go/troupe/transport/natsjs"
 	"github.com/troupe-go/troupe/transport/rabbitmq"
 )
@@ -37,8 +39,12 @@ const mpOrders = 600
 
 // mpBroker is an external broker the test runs the system against.
 type mpBroker struct {
-	name        string
-	env, def    string // the URL: $env, else def
+	name     string
+	env, def string // the URL: $env, else def
+	// postgres keeps the services' state in one PostgreSQL database (the
+	// tests', in a schema of the run's own) instead of a SQLite file per
+	// process: each broker run covers one of the two.
+	postgres    bool
 	probe       func(url string) error
 	deadLetters func(url, ns string, subs []string) (int, error)
 	cleanup     func(url, ns string, subs []string) error
@@ -53,8 +59,10 @@ func (b mpBroker) url() string {
 
 func TestCrashMultiProcess(t *testing.T) {
 	bin := buildProgram(t)
+	t.Parallel() // beside TestCrashAllInOne
 	for _, b := range []mpBroker{rabbitBroker, natsBroker} {
 		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
 			url := b.url()
 			if err := b.probe(url); err != nil {
 				if os.Getenv("CI") != "" {
@@ -92,6 +100,11 @@ func runMultiProcess(t *testing.T, bin string, b mpBroker, url string) {
 		}
 	})
 	env := []string{"FOODDELIVERY_APP_NAME=" + ns}
+	var dbArgs []string
+	store := "SQLite"
+	if b.postgres {
+		dbArgs, store = []string{"--db", storetest.Postgres(t, ns).URL}, "PostgreSQL"
+	}
 	type proc struct {
 		services string
 		addr     string
@@ -106,13 +119,14 @@ func runMultiProcess(t *testing.T, bin string, b mpBroker, url string) {
 	}
 	for _, p := range procs {
 		p.addr = proctest.FreeAddr(t)
-		args := append([]string{"--broker", url, "--services", p.services, "--http", p.addr, "--data", t.TempDir(), "--log-format", "text", "--log-level", "warn"}, p.more...)
+		args := append([]string{"--broker", url, "--services", p.services, "--http", p.addr, "--data", t.TempDir(), "--log-format", "text", "--log-level", "warn"}, dbArgs...)
+		args = append(args, p.more...)
 		base := "http://" + p.addr
 		p.c = proctest.StartCrashing(t, p.services, bin, env, func(*proctest.Process) bool { return proctest.Healthy(base) }, args...)
 	}
 	c := crashClient{orders: "http://" + procs[0].addr, ledger: "http://" + procs[1].addr,
 		notifications: "http://" + procs[3].addr, loyalty: "http://" + procs[3].addr}
-	t.Logf("4 processes on %s, namespace %s, started in %s", b.name, ns, time.Since(began).Round(time.Millisecond))
+	t.Logf("4 processes on %s and %s, namespace %s, started in %s", b.name, store, ns, time.Since(began).Round(time.Millisecond))
 
 	// The orders flow at a bounded rate, so that every kill falls in the
 	// middle of it; the simulation retries each order through the order
@@ -122,24 +136,43 @@ func runMultiProcess(t *testing.T, bin string, b mpBroker, url string) {
 		err error
 	}
 	done := make(chan result, 1)
-	var progress strings.Builder
+	var progress proctest.Buffer
 	go func() {
 		rep, err := fooddelivery.Simulate(context.Background(), fooddelivery.Simulation{
 			BaseURL: c.orders, LedgerURL: c.ledger, NotificationsURL: c.notifications,
-			Orders: mpOrders, Rate: 80, Concurrency: 8, Timeout: 3 * time.Minute, RetryFor: 2 * time.Minute,
+			Orders: mpOrders, Rate: 60, Concurrency: 8, Timeout: 3 * time.Minute, RetryFor: 2 * time.Minute,
 			Client: httpClient, Progress: &progress,
 		})
 		done <- result{rep, err}
 	}()
-	for _, p := range procs {
-		c.waitForMore(t, procs[0].c.Current(), 40+mrand.IntN(40))
+	var res *result
+	ended := func() error {
+		if res == nil {
+			select {
+			case r := <-done:
+				res = &r
+			default:
+				return nil
+			}
+		}
+		if res.err != nil {
+			return fmt.Errorf("simulate: %w\n%s", res.err, progress.String())
+		}
+		return errors.New("the simulation ended before the kills")
+	}
+	// Each process dies at its own point of the flow: the first when about
+	// a sixth of the orders are in, the last at about two thirds.
+	for i, p := range procs {
+		c.waitForCount(t, procs[0].c.Current(), (i+1)*mpOrders/6+mrand.IntN(mpOrders/20), ended)
 		p.c.KillAndRestart(t)
 	}
-	var res result
-	select {
-	case res = <-done:
-	case <-time.After(5 * time.Minute):
-		t.Fatalf("the simulation did not end within 5 minutes:\n%s", progress.String())
+	if res == nil {
+		select {
+		case r := <-done:
+			res = &r
+		case <-time.After(5 * time.Minute):
+			t.Fatalf("the simulation did not end within 5 minutes:\n%s", progress.String())
+		}
 	}
 	if res.err != nil {
 		t.Fatalf("simulate: %v\n%s", res.err, progress.String())
@@ -178,7 +211,7 @@ func runMultiProcess(t *testing.T, bin string, b mpBroker, url string) {
 	}
 	tb := proctest.Table{Title: "fooddelivery crash test, one process per service (order, payment, restaurant, the other three), each killed once",
 		Header: []string{"mode", "accepted", "completed", "compensated", "lost", "double effects", "kills", "took"}}
-	tb.Row(append([]any{b.name + ", SQLite"}, row.cells(kills, time.Since(began))...)...)
+	tb.Row(append([]any{b.name + ", " + store}, row.cells(kills, time.Since(began))...)...)
 	tb.Log(t)
 	if t.Failed() {
 		for _, p := range procs {
@@ -193,7 +226,7 @@ func runMultiProcess(t *testing.T, bin string, b mpBroker, url string) {
 
 // rabbitBroker is RabbitMQ: $TROUPE_TEST_AMQP, default the local one.
 var rabbitBroker = mpBroker{
-	name: "rabbitmq", env: "TROUPE_TEST_AMQP", def: "amqp://guest:guest@127.0.0.1:5672/",
+	name: "rabbitmq", env: "TROUPE_TEST_AMQP", def: "amqp://guest:guest@127.0.0.1:5672/", postgres: true,
 	probe: func(url string) error {
 		conn, err := amqp.Dial(url)
 		if err != nil {
