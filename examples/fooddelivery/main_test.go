@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -105,8 +106,38 @@ func TestBinary(t *testing.T) {
 			t.Errorf("the log lacks %q", line)
 		}
 	}
+	// The operator surface: the dashboard and the metrics.
+	for _, path := range []string{"/ui/", "/metrics"} {
+		resp, err := httpClient.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("GET %s: %s", path, resp.Status)
+		}
+	}
 	httpClient.CloseIdleConnections()
 	p.Stop(t)
+}
+
+// TestHelp checks that -h lists the app's flags with troupe's, with their
+// defaults, and the operator's commands.
+func TestHelp(t *testing.T) {
+	bin := buildProgram(t)
+	out, err := exec.Command(bin, "-h").CombinedOutput()
+	if err != nil {
+		t.Fatalf("-h: %v\n%s", err, out)
+	}
+	for _, want := range []string{
+		"-broker URL", "-data DIR", "-db URL", "$FOODDELIVERY_DB",
+		"-restaurant-failure-rate F", "-payment-crash-rate F", "-simulate N", "-simulate-rate R", "(default 0)",
+		"\n  dlq ", "\n  graph ", "\n  tail ", "\n  trace ",
+	} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("-h lacks %q:\n%s", want, out)
+		}
+	}
 }
 
 // TestSimulateFlag runs --simulate as the README shows it and reads its
@@ -124,7 +155,7 @@ func TestSimulateFlag(t *testing.T) {
 	if p.Err() != nil {
 		t.Fatalf("--simulate exited with %v:\n%s", p.Err(), out)
 	}
-	for _, want := range []string{"simulate: placing 200 orders", "orders placed", "stuck (no terminal state)", "charged = confirmed + reversed"} {
+	for _, want := range []string{"simulate: placing 200 orders", "orders placed", "stuck (no terminal state)", "charged = confirmed + reversed", "customers told a thing twice"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
@@ -149,37 +180,53 @@ func TestSimulateFlag(t *testing.T) {
 	if f := fields("cancelled (compensated: refunded)"); len(f) == 0 || f[0] == "0" {
 		t.Errorf("cancelled: %v, want some at a failure rate of 0.3", f)
 	}
+	if f := fields("customers told a thing twice"); len(f) == 0 || f[0] != "0" {
+		t.Errorf("told twice: %v, want 0", f)
+	}
 	t.Logf("--simulate 200 --restaurant-failure-rate 0.3 --payment-crash-rate=0.05:\n%s", out[strings.Index(out, "reconciliation"):])
 }
 
+// TestBadFlags checks that a mistake on the command line stops the
+// program with a message that says what to give: status 2 for a usage
+// error, 1 for a database that is not there.
 func TestBadFlags(t *testing.T) {
 	bin := buildProgram(t)
 	for _, tc := range []struct {
-		args []string
-		want string
+		args   []string
+		status int
+		want   string
 	}{
-		{[]string{"--restaurant-failure-rate", "2"}, "use a share from 0 to 1"},
-		{[]string{"--restaurant-failure-rate=lots"}, "invalid value"},
-		{[]string{"--payment-crash-rate", "-0.1"}, "--payment-crash-rate"},
-		{[]string{"--simulate", "-5"}, "at least 1"},
-		{[]string{"--simulate-rate", "-1"}, "orders per second"},
-		{[]string{"--simulate", "5", "--http", "off"}, "leave out --http off"},
-		{[]string{"--services", "kitchen"}, `no such service`},
-		{[]string{"graph", "--format", "png"}, "unknown format"},
+		{[]string{"--restaurant-failure-rate", "2"}, 2, "use a share from 0 to 1, such as 0.2"},
+		{[]string{"--restaurant-failure-rate=lots"}, 2, "use a share from 0 to 1"},
+		{[]string{"--payment-crash-rate", "-0.1"}, 2, "-payment-crash-rate: use a share from 0 to 1"},
+		{[]string{"--simulate", "-5"}, 2, "use a number of orders, at least 1"},
+		{[]string{"--simulate", "many"}, 2, "use a number of orders"},
+		{[]string{"--simulate-rate", "-1"}, 2, "use orders per second"},
+		{[]string{"--simulate", "5", "--http", "off"}, 2, "leave out --http off"},
+		{[]string{"--simulate", "5", "--services", "payment"}, 2, "run it in this process"},
+		{[]string{"--db", "mysql://root:secret@localhost/db"}, 2, "postgres://user@127.0.0.1:5432/db"},
+		{[]string{"--db", "postgres://nobody@127.0.0.1:1/none?connect_timeout=2"}, 1, "does not answer"},
+		{[]string{"--services", "kitchen"}, 1, "no such service"},
+		{[]string{"graph", "--format", "png"}, 2, "unknown format"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			args := tc.args
-			if args[0] != "graph" {
-				args = append(args, "--data", t.TempDir(), "--http", "off")
+			if args[0] != "graph" && !slices.Contains(args, "--http") {
+				args = append(args, "--http", "127.0.0.1:0")
 			}
-			cmd := exec.Command(bin, args...)
-			out, err := cmd.CombinedOutput()
+			if args[0] != "graph" {
+				args = append(args, "--data", t.TempDir())
+			}
+			out, err := exec.Command(bin, args...).CombinedOutput()
 			var exit *exec.ExitError
-			if !errors.As(err, &exit) || exit.ExitCode() == 0 {
-				t.Fatalf("exit %v, want a failure status; output:\n%s", err, out)
+			if !errors.As(err, &exit) || exit.ExitCode() != tc.status {
+				t.Fatalf("exit %v, want status %d; output:\n%s", err, tc.status, out)
 			}
 			if !strings.Contains(string(out), tc.want) {
 				t.Errorf("output lacks %q:\n%s", tc.want, out)
+			}
+			if strings.Contains(string(out), "secret") {
+				t.Errorf("output shows the password:\n%s", out)
 			}
 		})
 	}

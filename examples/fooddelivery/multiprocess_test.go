@@ -6,9 +6,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"os"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -19,37 +20,34 @@ import (
 
 	"github.com/troupe-go/troupe"
 	"github.com/troupe-go/troupe/examples/fooddelivery/fooddelivery"
-	"github.com/troupe-go/troupe/examples/fooddelivery/notification"
 	"github.com/troupe-go/troupe/examples/fooddelivery/order"
-	"github.com/troupe-go/troupe/examples/fooddelivery/restaurant"
 	"github.com/troupe-go/troupe/examples/internal/proctest"
+	"github.com/troupe-go/troupe/examples/internal/storetest"
 	"github.com/troupe-go/troupe/transport/natsjs"
 	"github.com/troupe-go/troupe/transport/rabbitmq"
 )
 
-// The multi-process test runs the food-delivery system as four OS
-// processes sharing one external broker, with failing restaurants and a
-// payment service that crashes after moving money now and then, and checks
-// that every order ends as its fate says and the money reconciles.
+// The multi-process crash test runs the food-delivery system as four OS
+// processes sharing one external broker, each with its own data directory,
+// with failing restaurants and a payment service that crashes after moving
+// money now and then. While the orders flow, it kills each process in turn
+// with SIGKILL and starts it again on the same data; then it checks through
+// the HTTP API that every order ended in one terminal state, the money
+// reconciles and nothing happened twice.
 
-const (
-	mpOrders      = 1000
-	mpFailureRate = 0.2
-	mpCrashRate   = 0.05
-)
+const mpOrders = 600
 
 // mpBroker is an external broker the test runs the system against.
 type mpBroker struct {
 	name     string
 	env, def string // the URL: $env, else def
-	// killRestaurant kills the restaurant process mid-run and starts
-	// another. Only where the broker hands a dead consumer's events on at
-	// once (RabbitMQ, when the connection drops); NATS waits for the lease
-	// to run out, 30s.
-	killRestaurant bool
-	probe          func(url string) error
-	deadLetters    func(url, ns string, subs []string) (int, error)
-	cleanup        func(url, ns string, subs []string) error
+	// postgres keeps the services' state in one PostgreSQL database (the
+	// tests', in a schema of the run's own) instead of a SQLite file per
+	// process: each broker run covers one of the two.
+	postgres    bool
+	probe       func(url string) error
+	deadLetters func(url, ns string, subs []string) (int, error)
+	cleanup     func(url, ns string, subs []string) error
 }
 
 func (b mpBroker) url() string {
@@ -59,10 +57,12 @@ func (b mpBroker) url() string {
 	return b.def
 }
 
-func TestMultiProcess(t *testing.T) {
+func TestCrashMultiProcess(t *testing.T) {
 	bin := buildProgram(t)
+	t.Parallel() // beside TestCrashAllInOne
 	for _, b := range []mpBroker{rabbitBroker, natsBroker} {
 		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
 			url := b.url()
 			if err := b.probe(url); err != nil {
 				if os.Getenv("CI") != "" {
@@ -78,7 +78,7 @@ func TestMultiProcess(t *testing.T) {
 // subscriptions lists the app's subscriptions as "service.name", from its
 // declaration, so the broker checks never fall behind the code.
 func subscriptions() []string {
-	app := fooddelivery.NewApp(troupe.Config{}, fooddelivery.Options{})
+	app := fooddelivery.NewApp(troupe.Config{}, nil)
 	var out []string
 	for _, svc := range app.Services() {
 		for _, sub := range svc.Subscriptions() {
@@ -100,177 +100,133 @@ func runMultiProcess(t *testing.T, bin string, b mpBroker, url string) {
 		}
 	})
 	env := []string{"FOODDELIVERY_APP_NAME=" + ns}
-	orderAddr, paymentAddr, notifyAddr := proctest.FreeAddr(t), proctest.FreeAddr(t), proctest.FreeAddr(t)
-	common := func(services, httpAddr string, more ...string) []string {
-		return append([]string{"--broker", url, "--services", services, "--http", httpAddr, "--data", t.TempDir(), "--log-format", "text"}, more...)
+	var dbArgs []string
+	store := "SQLite"
+	if b.postgres {
+		dbArgs, store = []string{"--db", storetest.Postgres(t, ns).URL}, "PostgreSQL"
 	}
-	procs := []*proctest.Process{
-		start(t, bin, env, common("order", orderAddr)...),
-		start(t, bin, env, common("payment", paymentAddr, "--payment-crash-rate", fmt.Sprint(mpCrashRate))...),
-		start(t, bin, env, common("restaurant", "off", "--restaurant-failure-rate", fmt.Sprint(mpFailureRate))...),
-		start(t, bin, env, common("notification,delivery-partner,loyalty", notifyAddr)...),
+	type proc struct {
+		services string
+		addr     string
+		more     []string
+		c        *proctest.Crashing
+	}
+	procs := []*proc{
+		{services: "order"},
+		{services: "payment", more: []string{"--payment-crash-rate", fmt.Sprint(crashCrashRate)}},
+		{services: "restaurant", more: []string{"--restaurant-failure-rate", fmt.Sprint(crashFailureRate)}},
+		{services: "notification,delivery-partner,loyalty"},
 	}
 	for _, p := range procs {
-		waitFor(t, p.Name+" to start", 30*time.Second, func() bool { return strings.Contains(p.Out.String(), "troupe app started") }, procs...)
+		p.addr = proctest.FreeAddr(t)
+		args := append([]string{"--broker", url, "--services", p.services, "--http", p.addr, "--data", t.TempDir(), "--log-format", "text", "--log-level", "warn"}, dbArgs...)
+		args = append(args, p.more...)
+		base := "http://" + p.addr
+		p.c = proctest.StartCrashing(t, p.services, bin, env, func(*proctest.Process) bool { return proctest.Healthy(base) }, args...)
 	}
-	t.Logf("4 processes on %s, namespace %s, started in %s", b.name, ns, time.Since(began).Round(time.Millisecond))
+	c := crashClient{orders: "http://" + procs[0].addr, ledger: "http://" + procs[1].addr,
+		notifications: "http://" + procs[3].addr, loyalty: "http://" + procs[3].addr}
+	t.Logf("4 processes on %s and %s, namespace %s, started in %s", b.name, store, ns, time.Since(began).Round(time.Millisecond))
 
-	// A third of the way in, the restaurant process dies with SIGKILL and
-	// a new one takes over: the broker hands the events it held to the new
-	// one, which may confirm or fail some orders a second time.
-	restaurants := []*proctest.Process{procs[2]}
-	replaced := make(chan *proctest.Process, 1)
-	if b.killRestaurant {
-		go func() {
-			defer close(replaced)
-			deadline := time.Now().Add(60 * time.Second)
-			for {
-				var books struct{ Charges int }
-				if getJSON("http://"+paymentAddr+"/ledger", &books) == nil && books.Charges >= mpOrders/3 {
-					break
-				}
-				if time.Now().After(deadline) {
-					return
-				}
-				time.Sleep(20 * time.Millisecond) // poll interval
+	// The orders flow at a bounded rate, so that every kill falls in the
+	// middle of it; the simulation retries each order through the order
+	// process's kill with its Idempotency-Key.
+	type result struct {
+		rep fooddelivery.Report
+		err error
+	}
+	done := make(chan result, 1)
+	var progress proctest.Buffer
+	go func() {
+		rep, err := fooddelivery.Simulate(context.Background(), fooddelivery.Simulation{
+			BaseURL: c.orders, LedgerURL: c.ledger, NotificationsURL: c.notifications,
+			Orders: mpOrders, Rate: 60, Concurrency: 8, Timeout: 3 * time.Minute, RetryFor: 2 * time.Minute,
+			Client: httpClient, Progress: &progress,
+		})
+		done <- result{rep, err}
+	}()
+	var res *result
+	ended := func() error {
+		if res == nil {
+			select {
+			case r := <-done:
+				res = &r
+			default:
+				return nil
 			}
-			_ = procs[2].Cmd.Process.Kill()
-			<-procs[2].Done()
-			replaced <- start(t, bin, env, common("restaurant", "off", "--restaurant-failure-rate", fmt.Sprint(mpFailureRate))...)
-		}()
-	} else {
-		close(replaced)
-	}
-
-	var progress strings.Builder
-	rep, err := fooddelivery.Simulate(context.Background(), fooddelivery.Simulation{
-		BaseURL: "http://" + orderAddr, LedgerURL: "http://" + paymentAddr,
-		Orders: mpOrders, Timeout: 90 * time.Second, Progress: &progress, Client: httpClient,
-	})
-	if err != nil {
-		t.Fatalf("simulate: %v\n%s", err, progress.String())
-	}
-	if b.killRestaurant {
-		np, ok := <-replaced
-		if !ok {
-			t.Fatal("the restaurant process was never killed: the orders were not charged in time")
 		}
-		restaurants = append(restaurants, np)
-		t.Logf("killed the restaurant process (pid %d) a third of the way in; pid %d took over", procs[2].Cmd.Process.Pid, np.Cmd.Process.Pid)
+		if res.err != nil {
+			return fmt.Errorf("simulate: %w\n%s", res.err, progress.String())
+		}
+		return errors.New("the simulation ended before the kills")
+	}
+	// Each process dies at its own point of the flow: the first when about
+	// a sixth of the orders are in, the last at about two thirds.
+	for i, p := range procs {
+		c.waitForCount(t, procs[0].c.Current(), (i+1)*mpOrders/6+mrand.IntN(mpOrders/20), ended)
+		p.c.KillAndRestart(t)
+	}
+	if res == nil {
+		select {
+		case r := <-done:
+			res = &r
+		case <-time.After(5 * time.Minute):
+			t.Fatalf("the simulation did not end within 5 minutes:\n%s", progress.String())
+		}
+	}
+	if res.err != nil {
+		t.Fatalf("simulate: %v\n%s", res.err, progress.String())
 	}
 	var table strings.Builder
-	rep.WriteTable(&table)
-	t.Logf("%s, %d orders through 4 processes, restaurant failure rate %.2f, payment crash rate %.2f:\n%s", b.name, mpOrders, mpFailureRate, mpCrashRate, table.String())
-	if !rep.OK() {
+	res.rep.WriteTable(&table)
+	t.Logf("%s, %d orders through 4 processes, each killed once:\n%s", b.name, mpOrders, table.String())
+	if !res.rep.OK() {
 		t.Errorf("the run did not reconcile:\n%s", table.String())
 	}
-	if rep.Ledger == nil || rep.Ledger.SimulatedCrashes == 0 || rep.Ledger.Redeliveries < rep.Ledger.SimulatedCrashes {
-		t.Errorf("ledger %+v: want crashes, each redelivered by the broker without moving money", rep.Ledger)
-	}
 
-	// Each order ended as its fate says: the restaurant process decided it.
+	accepted := make(map[string]string, len(res.rep.IDs))
 	var l order.List
-	if err := getJSON(fmt.Sprintf("http://%s/orders?limit=%d", orderAddr, mpOrders), &l); err != nil {
+	if err := getJSON(fmt.Sprintf("%s/orders?limit=%d", c.orders, mpOrders), &l); err != nil {
 		t.Fatal(err)
 	}
-	status := make(map[string]order.Status)
 	for _, o := range l.Orders {
-		status[o.ID] = o.Status
+		accepted[o.ID] = o.Customer
 	}
-	// An order whose last restaurant attempt the kill cut short is
-	// abandoned and compensated, whatever its fate said: the attempt counted.
-	abandoned := make(map[string]bool)
-	abandonRe := regexp.MustCompile(`event abandoned[^\n]*? correlation=([0-9a-f]+)`)
-	for _, p := range restaurants {
-		for _, m := range abandonRe.FindAllStringSubmatch(p.Out.String(), -1) {
-			abandoned[m[1]] = true
+	for _, id := range res.rep.IDs {
+		if _, ok := accepted[id]; !ok {
+			t.Errorf("order %s was accepted, and is not listed", id)
 		}
 	}
-	if len(abandoned) > 0 {
-		t.Logf("orders whose last restaurant attempt died with the killed process, compensated: %d", len(abandoned))
+	row, problems := c.check(t, accepted, mpOrders)
+	for _, p := range problems {
+		t.Error(p)
 	}
-	var assigned, refunded, wrong int
-	for _, id := range rep.IDs {
-		want := order.StatusAssigned
-		if k := restaurant.Decide(id, mpFailureRate, 4).Kind; k == restaurant.Reject || k == restaurant.Down || abandoned[id] {
-			want = order.StatusRefunded
-		}
-		switch {
-		case status[id] != want:
-			if wrong++; wrong <= 10 {
-				t.Errorf("order %s is %q, want %s", id, status[id], want)
-			}
-		case want == order.StatusAssigned:
-			assigned++
-		default:
-			refunded++
-		}
-	}
-	if refunded == 0 {
-		t.Error("no order was refunded: the failure path was not exercised")
-	}
-
-	// The notification process told every customer once per outcome.
-	var out notification.Outbox
-	if err := getJSON("http://"+notifyAddr+"/notifications?customer=nobody", &out); err != nil {
-		t.Fatal(err)
-	}
-	for k, w := range map[notification.Kind]int{
-		notification.KindConfirmed: assigned, notification.KindCourier: assigned,
-		notification.KindCancelled: refunded, notification.KindRefunded: refunded,
-	} {
-		if out.AllByKind[k] != w {
-			t.Errorf("%d %s messages, want %d", out.AllByKind[k], k, w)
-		}
-	}
-
-	// Each service did its part once per order, in its own process.
-	// Money and points move once per order whatever was redelivered; the
-	// restaurant, which holds no state, may repeat itself after the kill.
-	for _, e := range []struct {
-		procs     []*proctest.Process
-		re        *regexp.Regexp
-		want      int
-		mayRepeat bool
-	}{
-		{procs[1:2], regexp.MustCompile(`payment: charged order ([0-9a-f]+) `), mpOrders, false},
-		{procs[1:2], regexp.MustCompile(`payment: refunded order ([0-9a-f]+) `), refunded, false},
-		{restaurants, regexp.MustCompile(`restaurant: \S+ confirmed order ([0-9a-f]+),`), assigned, b.killRestaurant},
-		{procs[3:4], regexp.MustCompile(`loyalty: \d+ points to \S+ for order ([0-9a-f]+)`), assigned, false},
-	} {
-		per := make(map[string]int)
-		for _, p := range e.procs {
-			for _, m := range e.re.FindAllStringSubmatch(p.Out.String(), -1) {
-				per[m[1]]++
-			}
-		}
-		repeated := 0
-		for _, n := range per {
-			repeated += n - 1
-		}
-		if len(per) != e.want || (repeated != 0 && !e.mayRepeat) {
-			t.Errorf("%s: %d orders, %d repeats; want %d orders, none repeated", e.re, len(per), repeated, e.want)
-		} else if repeated > 0 {
-			t.Logf("%s: %d repeats after the kill, absorbed downstream", e.re, repeated)
-		}
-	}
-
 	dead, err := b.deadLetters(url, ns, subs)
 	if err != nil || dead != 0 {
 		t.Errorf("%d dead letters (%v), want none: every failure was compensated", dead, err)
 	}
-	httpClient.CloseIdleConnections()
-	for _, p := range append(procs, restaurants[1:]...) {
-		if !p.Exited() {
-			p.Stop(t)
+	kills := 0
+	for _, p := range procs {
+		kills += p.c.Kills()
+	}
+	tb := proctest.Table{Title: "fooddelivery crash test, one process per service (order, payment, restaurant, the other three), each killed once",
+		Header: []string{"mode", "accepted", "completed", "compensated", "lost", "double effects", "kills", "took"}}
+	tb.Row(append([]any{b.name + ", " + store}, row.cells(kills, time.Since(began))...)...)
+	tb.Log(t)
+	if t.Failed() {
+		for _, p := range procs {
+			t.Logf("%s", p.c.Output())
 		}
 	}
-	t.Logf("%s: %d assigned, %d refunded, %d dead letters, test took %s", b.name, assigned, refunded, dead, time.Since(began).Round(time.Millisecond))
+	httpClient.CloseIdleConnections()
+	for _, p := range procs {
+		p.c.Stop(t)
+	}
 }
 
 // rabbitBroker is RabbitMQ: $TROUPE_TEST_AMQP, default the local one.
 var rabbitBroker = mpBroker{
-	name: "rabbitmq", env: "TROUPE_TEST_AMQP", def: "amqp://guest:guest@127.0.0.1:5672/", killRestaurant: true,
+	name: "rabbitmq", env: "TROUPE_TEST_AMQP", def: "amqp://guest:guest@127.0.0.1:5672/", postgres: true,
 	probe: func(url string) error {
 		conn, err := amqp.Dial(url)
 		if err != nil {

@@ -28,7 +28,7 @@ func Example() {
 		DataDir:  dir,
 		HTTPAddr: "127.0.0.1:0", // any free port; app.HTTPAddr() says which
 		Logger:   slog.New(slog.DiscardHandler),
-	}, fooddelivery.Options{})
+	}, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := app.Start(ctx); err != nil {

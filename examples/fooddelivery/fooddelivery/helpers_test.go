@@ -33,7 +33,7 @@ func fastRestaurant(rate float64) restaurant.Options {
 // first (a probe service).
 func startApp(t *testing.T, opts fooddelivery.Options, declare func(*troupe.App)) (*troupe.App, string) {
 	t.Helper()
-	app := fooddelivery.NewApp(troupetest.Config(t, troupe.Config{HTTPAddr: "127.0.0.1:0"}), opts)
+	app := fooddelivery.NewApp(troupetest.Config(t, troupe.Config{HTTPAddr: "127.0.0.1:0"}), &opts)
 	if declare != nil {
 		declare(app)
 	}
@@ -169,7 +169,7 @@ func messages(t testing.TB, base, id string, n int) []notification.Kind {
 	t.Helper()
 	deadline := time.Now().Add(waitTimeout)
 	for {
-		var out notification.Outbox
+		var out notification.Sent
 		getJSON(t, base+"/notifications?order="+id, &out)
 		if out.Count >= n || time.Now().After(deadline) {
 			var kinds []notification.Kind

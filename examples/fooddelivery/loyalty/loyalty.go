@@ -2,6 +2,11 @@
 // adds points to a customer's wallet for every order a restaurant confirms,
 // one point per euro, once per order however often the event arrives.
 //
+// The credits are in its database (loyalty.db in the data directory, or
+// the loyalty_ tables of --db's PostgreSQL), one row per order, written in
+// the inbox transaction of the confirmation: a wallet survives restarts
+// and never counts an order twice.
+//
 // Route:
 //
 //	GET /loyalty/{customer}   the customer's points and the orders that earned them
@@ -9,16 +14,18 @@ package loyalty
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"log/slog"
 	"net/http"
-	"slices"
-	"sync"
+	"time"
 
 	"github.com/troupe-go/troupe"
 	"github.com/troupe-go/troupe/examples/fooddelivery/internal/api"
 	"github.com/troupe-go/troupe/examples/fooddelivery/restaurant"
 	"github.com/troupe-go/troupe/examples/internal/httpjson"
+	"github.com/troupe-go/troupe/examples/internal/store"
+	"github.com/troupe-go/troupe/outbox"
 )
 
 // ServiceName is the loyalty service's name in the app and on --services.
@@ -32,48 +39,52 @@ type Wallet struct {
 	Orders []string `json:"orders"`
 }
 
-type wallets struct {
-	mu       sync.Mutex
-	byName   map[string]*Wallet
-	credited map[string]bool // order ids already credited
+// schema is the service's table, beside its outbox's. seq orders a
+// customer's credits: a Unix time in nanoseconds.
+var schema = []string{
+	`CREATE TABLE IF NOT EXISTS loyalty_credits (
+	order_id TEXT PRIMARY KEY,
+	customer TEXT NOT NULL,
+	points   BIGINT NOT NULL,
+	seq      BIGINT NOT NULL
+)`,
+	`CREATE INDEX IF NOT EXISTS loyalty_credits_customer ON loyalty_credits (customer, seq)`,
 }
 
-// Register declares the loyalty service on app. log gets one line per
-// credit; nil means slog.Default().
-func Register(app *troupe.App, log *slog.Logger) *troupe.Service {
+type wallets struct {
+	log *slog.Logger
+	ob  *outbox.Outbox
+}
+
+// Register declares the loyalty service on app, with its wallets in db
+// (opened when the app starts, where the service runs). log gets one line
+// per credit; nil means slog.Default().
+func Register(app *troupe.App, log *slog.Logger, db *store.DB) *troupe.Service {
 	if log == nil {
 		log = slog.Default()
 	}
-	ws := &wallets{byName: make(map[string]*Wallet), credited: make(map[string]bool)}
+	ws := &wallets{log: log, ob: store.Outbox(app, db, ServiceName, schema...)}
 	svc := app.Service(ServiceName)
-	troupe.Subscribe(svc, restaurant.ConfirmedOrder, "add-points", func(_ context.Context, ev troupe.Event[restaurant.ConfirmedOrderV1]) error {
-		o := ev.Data
-		if pts, ok := ws.credit(o.Customer, o.OrderID, o.AmountCents/100); ok {
-			log.Info(fmt.Sprintf("loyalty: %d points to %s for order %s", pts, o.Customer, o.OrderID))
-		}
-		return nil
-	})
+	outbox.Subscribe(svc, restaurant.ConfirmedOrder, "add-points", ws.ob, ws.credit)
 	svc.HandleFunc("GET /loyalty/{customer}", ws.serve)
 	svc.HandleFunc("/loyalty/", httpjson.Fallback("/loyalty/{customer}", "GET"))
 	return svc
 }
 
-// credit adds points for order id unless it was credited before.
-func (ws *wallets) credit(customer, id string, points int64) (int64, bool) {
-	ws.mu.Lock()
-	defer ws.mu.Unlock()
-	if ws.credited[id] {
-		return 0, false
+// credit adds points for the confirmed order unless it was credited
+// before (under another event id: the inbox skips the same one).
+func (ws *wallets) credit(ctx context.Context, tx *sql.Tx, ev troupe.Event[restaurant.ConfirmedOrderV1]) error {
+	o := ev.Data
+	points := o.AmountCents / 100
+	res, err := tx.ExecContext(ctx, store.Q(ws.ob, `INSERT INTO loyalty_credits (order_id, customer, points, seq) VALUES (?, ?, ?, ?)
+		ON CONFLICT (order_id) DO NOTHING`), o.OrderID, o.Customer, points, time.Now().UnixNano())
+	if err != nil {
+		return err
 	}
-	ws.credited[id] = true
-	w := ws.byName[customer]
-	if w == nil {
-		w = &Wallet{Customer: customer}
-		ws.byName[customer] = w
+	if n, err := res.RowsAffected(); err == nil && n == 1 {
+		ws.log.Info(fmt.Sprintf("loyalty: %d points to %s for order %s", points, o.Customer, o.OrderID))
 	}
-	w.Points += points
-	w.Orders = append(w.Orders, id)
-	return points, true
+	return err
 }
 
 func (ws *wallets) serve(w http.ResponseWriter, r *http.Request) {
@@ -86,16 +97,38 @@ func (ws *wallets) serve(w http.ResponseWriter, r *http.Request) {
 		httpjson.WriteError(w, http.StatusBadRequest, "a customer is 1 to 100 printable characters")
 		return
 	}
-	ws.mu.Lock()
-	wal := ws.byName[name]
-	var out Wallet
-	if wal != nil {
-		out = Wallet{Customer: wal.Customer, Points: wal.Points, Orders: slices.Clone(wal.Orders)}
+	wal, err := ws.wallet(r.Context(), name)
+	if err != nil {
+		ws.log.Error("loyalty: could not read the wallet of "+name, "err", err)
+		httpjson.WriteError(w, http.StatusServiceUnavailable, "the loyalty service cannot read its wallets right now; try again")
+		return
 	}
-	ws.mu.Unlock()
-	if wal == nil {
+	if len(wal.Orders) == 0 {
 		httpjson.WriteError(w, http.StatusNotFound, fmt.Sprintf("customer %q has no points yet", name))
 		return
 	}
-	httpjson.WriteJSON(w, http.StatusOK, out)
+	httpjson.WriteJSON(w, http.StatusOK, wal)
+}
+
+func (ws *wallets) wallet(ctx context.Context, customer string) (Wallet, error) {
+	db := ws.ob.DB()
+	if db == nil {
+		return Wallet{}, outbox.ErrNotOpen
+	}
+	rows, err := db.QueryContext(ctx, store.Q(ws.ob, `SELECT order_id, points FROM loyalty_credits WHERE customer = ? ORDER BY seq, order_id`), customer)
+	if err != nil {
+		return Wallet{}, err
+	}
+	defer rows.Close()
+	w := Wallet{Customer: customer, Orders: []string{}}
+	for rows.Next() {
+		var id string
+		var points int64
+		if err := rows.Scan(&id, &points); err != nil {
+			return Wallet{}, err
+		}
+		w.Points += points
+		w.Orders = append(w.Orders, id)
+	}
+	return w, rows.Err()
 }

@@ -115,3 +115,16 @@ func (s Status) success() bool { return s == StatusConfirmed || s == StatusAssig
 
 // compensation reports whether s lies on the compensation path.
 func (s Status) compensation() bool { return s == StatusCancelled || s == StatusRefunded }
+
+// otherPath returns the statuses of the path s does not lie on: an order
+// in one of them that hears of s heard both outcomes. Statuses before the
+// paths part have no other path ("" matches no order).
+func (s Status) otherPath() [2]Status {
+	switch {
+	case s.success():
+		return [2]Status{StatusCancelled, StatusRefunded}
+	case s.compensation():
+		return [2]Status{StatusConfirmed, StatusAssigned}
+	}
+	return [2]Status{"", ""}
+}

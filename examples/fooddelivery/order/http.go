@@ -1,6 +1,7 @@
 package order
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -13,12 +14,12 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/troupe-go/troupe"
 	"github.com/troupe-go/troupe/examples/fooddelivery/internal/api"
 	"github.com/troupe-go/troupe/examples/internal/httpjson"
+	"github.com/troupe-go/troupe/outbox"
 )
 
 // Limits of what POST /orders accepts.
@@ -36,9 +37,8 @@ const (
 
 // handlers serves the order service's HTTP routes.
 type handlers struct {
-	log  *slog.Logger
-	rm   *readModel
-	keys *keyStore
+	log *slog.Logger
+	rm  *readModel
 }
 
 // placeRequest is the body of POST /orders.
@@ -58,11 +58,12 @@ type Accepted struct {
 	Links    Links `json:"links"`
 }
 
-// place accepts an order: it checks the request, records the order, and
-// publishes order_placed with the order id as correlation id (and, given an
-// Idempotency-Key header, an event id derived from it). Nothing is published
-// for a bad request. It answers 202 Accepted: the order is on its way, not
-// done, and its Location says where to follow it.
+// place accepts an order: it checks the request, and in one transaction
+// records the order (and its Idempotency-Key, if it came with one) and
+// writes order_placed to the outbox, with the order id as correlation id;
+// the relay publishes it once committed. Nothing is written for a bad
+// request. It answers 202 Accepted: the order is on its way, not done, and
+// its Location says where to follow it.
 func (h *handlers) place(w http.ResponseWriter, r *http.Request) {
 	if ct := r.Header.Get("Content-Type"); ct != "" && !jsonContentType(ct) {
 		httpjson.WriteError(w, http.StatusUnsupportedMediaType, fmt.Sprintf("Content-Type %q: send the order as application/json", ct))
@@ -83,34 +84,54 @@ func (h *handlers) place(w http.ResponseWriter, r *http.Request) {
 		httpjson.WriteError(w, http.StatusUnprocessableEntity, err.Error())
 		return
 	}
-	ctx := r.Context()
 	if key != "" {
 		ev.OrderID = IDForKey(ev.Customer, key)
-		claim, err := h.keys.claim(ev.Customer+"\x00"+key, ev)
-		switch {
-		case err != nil:
-			httpjson.WriteError(w, http.StatusConflict, err.Error())
-			return
-		case claim == claimReplay:
-			h.accepted(w, ev.OrderID, true)
-			return
-		}
-		defer h.keys.release(ev.Customer+"\x00"+key, ev.OrderID, h.rm)
-		ctx = troupe.WithIdempotencyKey(ctx, key)
 	} else {
 		ev.OrderID = newOrderID()
 	}
-	h.rm.place(ev, time.Now().UTC())
-	ctx = troupe.WithCorrelationID(ctx, ev.OrderID)
-	// Logged before publishing: once published, the next step may log first.
-	h.log.Info(fmt.Sprintf("order: placing order %s: %s", ev.OrderID, ev.Summary()))
-	if err := troupe.Publish(ctx, Placed, ev); err != nil {
-		h.rm.forget(ev.OrderID)
-		h.log.Error("order: could not publish order "+ev.OrderID, "err", err)
+	placed, err := h.placeTx(r.Context(), ev, key)
+	switch {
+	case errors.Is(err, errKeyReused):
+		httpjson.WriteError(w, http.StatusConflict, err.Error())
+		return
+	case err != nil:
+		h.log.Error("order: could not place order "+ev.OrderID, "err", err)
 		httpjson.WriteError(w, http.StatusServiceUnavailable, "the order could not be placed right now; try again (with the same Idempotency-Key, if you sent one)")
 		return
 	}
-	h.accepted(w, ev.OrderID, false)
+	h.accepted(w, ev.OrderID, !placed)
+}
+
+// placeTx records order ev and writes its event in one transaction, and
+// reports whether it placed it: false when key placed it before.
+func (h *handlers) placeTx(ctx context.Context, ev PlacedV1, key string) (bool, error) {
+	db, err := h.rm.db()
+	if err != nil {
+		return false, err
+	}
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return false, err
+	}
+	defer tx.Rollback()
+	if key != "" {
+		fresh, err := h.rm.claimKey(ctx, tx, ev.Customer, key, ev.OrderID, fingerprint(ev))
+		if err != nil || !fresh {
+			return false, err
+		}
+	}
+	if err := h.rm.place(ctx, tx, ev, time.Now().UTC()); err != nil {
+		return false, err
+	}
+	// The event's id is derived from the order id, which a retried request
+	// with the same key derives again.
+	ctx = troupe.WithCorrelationID(troupe.WithIdempotencyKey(outbox.WithOutbox(ctx, h.rm.ob), ev.OrderID), ev.OrderID)
+	if err := outbox.PublishTx(ctx, tx, Placed, ev); err != nil {
+		return false, err
+	}
+	// Logged before the commit: once committed, the next step may log first.
+	h.log.Info(fmt.Sprintf("order: placing order %s: %s", ev.OrderID, ev.Summary()))
+	return true, tx.Commit()
 }
 
 func (h *handlers) accepted(w http.ResponseWriter, id string, replayed bool) {
@@ -130,7 +151,11 @@ func (h *handlers) get(w http.ResponseWriter, r *http.Request) {
 		httpjson.WriteError(w, http.StatusBadRequest, "an order id is 1 to 100 printable characters")
 		return
 	}
-	o, ok := h.rm.get(id)
+	o, ok, err := h.rm.get(r.Context(), id)
+	if err != nil {
+		h.unavailable(w, "order "+id, err)
+		return
+	}
 	if !ok {
 		httpjson.WriteError(w, http.StatusNotFound, fmt.Sprintf("no order %q", id))
 		return
@@ -166,7 +191,11 @@ func (h *handlers) list(w http.ResponseWriter, r *http.Request) {
 		}
 		limit = n
 	}
-	t, orders := h.rm.list(status, limit)
+	t, orders, err := h.rm.list(r.Context(), status, limit)
+	if err != nil {
+		h.unavailable(w, "orders", err)
+		return
+	}
 	httpjson.WriteJSON(w, http.StatusOK, List{Totals: t, Orders: orders})
 }
 
@@ -334,59 +363,14 @@ func IDForKey(customer, key string) string {
 	return hex.EncodeToString(sum[:6])
 }
 
-// keyStore remembers the Idempotency-Keys this process has seen, with a
-// fingerprint of the order each one placed.
-type keyStore struct {
-	mu   sync.Mutex
-	keys map[string]*keyEntry
-}
-
-type keyEntry struct {
-	fingerprint string
-	inFlight    bool
-}
-
-type claimResult int
-
-const (
-	claimNew    claimResult = iota // publish the order
-	claimReplay                    // answer as before; publish nothing
-)
-
 func fingerprint(p PlacedV1) string {
 	b, _ := json.Marshal(p) // a PlacedV1 always encodes
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
 }
 
-// claim decides what a request with key does: place the order (and then
-// call release), or answer as before. It fails when the key placed a
-// different order, or when its first request is still being handled.
-func (s *keyStore) claim(key string, p PlacedV1) (claimResult, error) {
-	fp := fingerprint(p)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	e := s.keys[key]
-	switch {
-	case e == nil:
-		s.keys[key] = &keyEntry{fingerprint: fp, inFlight: true}
-		return claimNew, nil
-	case e.fingerprint != fp:
-		return 0, errors.New("this Idempotency-Key was used for a different order; use a new key for a new order")
-	case e.inFlight:
-		return 0, errors.New("the first request with this Idempotency-Key is still being handled; retry in a moment")
-	}
-	return claimReplay, nil
-}
-
-// release ends the request that claimed key: the key stays if the order
-// was published, and is forgotten if not, so a retry publishes it.
-func (s *keyStore) release(key, orderID string, rm *readModel) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if rm.has(orderID) {
-		s.keys[key].inFlight = false
-		return
-	}
-	delete(s.keys, key)
+// unavailable answers 503 for a read the database failed, and logs why.
+func (h *handlers) unavailable(w http.ResponseWriter, what string, err error) {
+	h.log.Error("order: could not read "+what, "err", err)
+	httpjson.WriteError(w, http.StatusServiceUnavailable, "the order service cannot read its database right now; try again")
 }

@@ -3,6 +3,13 @@
 // every order (its status and the timeline of its business transaction)
 // built from the events of the other services.
 //
+// Everything it knows is in its database (examples/internal/store: the
+// SQLite file order.db in the data directory, or the order_ tables of
+// --db's PostgreSQL): an order accepted over HTTP and its order_placed
+// event commit together (outbox), each event of the other services is
+// applied once (inbox), and a restarted process answers every GET as
+// before. The Idempotency-Keys of POST /orders are stored there too.
+//
 // Routes:
 //
 //	POST /orders       place an order: {"customer":"ada","restaurant":"napoli","items":[{"name":"margherita","qty":2,"price_cents":950}]}
@@ -13,12 +20,15 @@ package order
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"log/slog"
 	"path"
 
 	"github.com/troupe-go/troupe"
 	"github.com/troupe-go/troupe/examples/internal/httpjson"
+	"github.com/troupe-go/troupe/examples/internal/store"
+	"github.com/troupe-go/troupe/outbox"
 )
 
 // ServiceName is the order service's name in the app and on --services.
@@ -43,40 +53,41 @@ func Track[T StepEvent](t *troupe.Topic[T], to Status) Step {
 	return Step{subscribe: func(svc *troupe.Service, rm *readModel) { follow(svc, rm, t, to, nil) }}
 }
 
-// follow subscribes svc to t and applies each event to the read model.
-// details, when not nil, returns what the event says about the order itself.
+// follow subscribes svc to t and applies each event to the read model, in
+// the event's inbox transaction. details, when not nil, returns what the
+// event says about the order itself.
 func follow[T StepEvent](svc *troupe.Service, rm *readModel, t *troupe.Topic[T], to Status, details func(T) *PlacedV1) {
-	troupe.Subscribe(svc, t, "track-"+t.Name(), func(_ context.Context, ev troupe.Event[T]) error {
+	outbox.Subscribe(svc, t, "track-"+t.Name(), rm.ob, func(ctx context.Context, tx *sql.Tx, ev troupe.Event[T]) error {
 		var placed *PlacedV1
 		if details != nil {
 			placed = details(ev.Data)
 		}
-		rm.apply(ev.Data.OrderRef(), TimelineEvent{
+		return rm.apply(ctx, tx, ev.Data.OrderRef(), TimelineEvent{
 			Type: ev.Type, Service: path.Base(ev.Source), Time: ev.Time, Attempt: ev.Data.ProducedOnAttempt(),
 			ID: ev.ID, CausationID: ev.CausationID, CorrelationID: ev.CorrelationID,
 			Status: to, Summary: ev.Data.Summary(),
-		}, placed, ev.Attempt)
-		return nil
+		}, placed)
 	})
 }
 
 // Register declares the order service on app: it publishes [Placed], serves
 // the routes listed in the package doc, and follows its own topic and the
-// given steps to keep each order's status and timeline. log gets one line
-// per order placed; nil means slog.Default().
-func Register(app *troupe.App, log *slog.Logger, steps ...Step) *troupe.Service {
+// given steps to keep each order's status and timeline, in db (opened
+// when the app starts, where the service runs). log gets one line per
+// order placed; nil means slog.Default().
+func Register(app *troupe.App, log *slog.Logger, db *store.DB, steps ...Step) *troupe.Service {
 	if log == nil {
 		log = slog.Default()
 	}
-	rm := newReadModel()
+	rm := &readModel{ob: store.Outbox(app, db, ServiceName, schema...)}
 	svc := app.Service(ServiceName).Publishes(Placed)
-	// The service hears its own event too: Publish does not return the id
-	// it gave the event, and the timeline wants it.
+	// The service hears its own event too: the timeline wants the id the
+	// event got, and the order's own events come to it as the others do.
 	follow(svc, rm, Placed, StatusPlaced, func(p PlacedV1) *PlacedV1 { return &p })
 	for _, s := range steps {
 		s.subscribe(svc, rm)
 	}
-	h := &handlers{log: log, rm: rm, keys: &keyStore{keys: make(map[string]*keyEntry)}}
+	h := &handlers{log: log, rm: rm}
 	svc.HandleFunc("POST /orders", h.place)
 	svc.HandleFunc("GET /orders", h.list)
 	svc.HandleFunc("GET /orders/{id}", h.get)

@@ -31,6 +31,8 @@ import (
 const ServiceName = "restaurant"
 
 // Options tunes the restaurant service. Each field documents its default.
+// FailureRate is read when an order is handled, so a flag may set it after
+// Register; the others are read by Register.
 type Options struct {
 	// FailureRate is the share (0 to 1) of orders that meet a failure at
 	// the restaurant; see [Decide] for how they fail. Default 0.
@@ -73,34 +75,39 @@ func (o Options) withDefaults() Options {
 // cannot change it.
 var ErrRejected = errors.New("the restaurant rejected the order")
 
-// Register declares the restaurant service on app. log gets one line per
-// confirmation or failure; nil means slog.Default().
-func Register(app *troupe.App, log *slog.Logger, opts Options) *troupe.Service {
+// Register declares the restaurant service on app. It keeps no state: an
+// order's fate is a function of its id. log gets one line per
+// confirmation or failure; nil means slog.Default(). nil opts means the
+// zero Options.
+func Register(app *troupe.App, log *slog.Logger, opts *Options) *troupe.Service {
 	if log == nil {
 		log = slog.Default()
 	}
-	opts = opts.withDefaults()
-	k := &kitchen{log: log, opts: opts}
+	if opts == nil {
+		opts = &Options{}
+	}
+	k := &kitchen{log: log, rate: &opts.FailureRate, opts: opts.withDefaults()}
 	svc := app.Service(ServiceName).Publishes(ConfirmedOrder, ConfirmationFailed)
 	troupe.Subscribe(svc, payment.Success, "confirm", k.confirm,
 		troupe.Emits(ConfirmedOrder),
 		troupe.OnFailure(ConfirmationFailed, k.failed),
-		troupe.MaxAttempts(opts.MaxAttempts),
-		troupe.Backoff(opts.MinBackoff, opts.MaxBackoff),
-		troupe.CircuitBreaker(opts.BreakerFailures, opts.BreakerCooldown),
+		troupe.MaxAttempts(k.opts.MaxAttempts),
+		troupe.Backoff(k.opts.MinBackoff, k.opts.MaxBackoff),
+		troupe.CircuitBreaker(k.opts.BreakerFailures, k.opts.BreakerCooldown),
 	)
 	return svc
 }
 
 type kitchen struct {
 	log  *slog.Logger
-	opts Options
+	rate *float64 // Options.FailureRate, read per order
+	opts Options  // with defaults, as declared
 }
 
 // confirm is the handler of payment.Success.
 func (k *kitchen) confirm(ctx context.Context, ev troupe.Event[payment.SuccessV1]) error {
 	o := ev.Data
-	fate := Decide(o.OrderID, k.opts.FailureRate, k.opts.MaxAttempts)
+	fate := Decide(o.OrderID, *k.rate, k.opts.MaxAttempts)
 	switch {
 	case fate.Kind == Reject:
 		return troupe.Permanent(fmt.Errorf("%w: %s", ErrRejected, fate.Reason))
@@ -149,8 +156,15 @@ type Fate struct {
 // Decide returns the fate of order id at a restaurant that fails rate of
 // its orders and is offered each order maxAttempts times. Of the orders
 // that fail, half are rejected, a quarter are flaky (confirmed after 1 to
-// maxAttempts-1 failed attempts) and a quarter meet a restaurant that is
+// maxAttempts-2 failed attempts) and a quarter meet a restaurant that is
 // down for every attempt. The fate depends only on its arguments.
+//
+// A flaky restaurant answers by the last attempt but one, so that an
+// attempt that dies with its process after the restaurant confirmed still
+// has a retry to confirm again: troupe settles an event whose last attempt
+// died with a declared compensation, without knowing what that attempt
+// did, and a confirmation on the last attempt would then be followed by a
+// refund of the same order.
 func Decide(id string, rate float64, maxAttempts int) Fate {
 	if chance.Unit("restaurant", id) >= rate {
 		return Fate{Kind: Confirm}
@@ -160,8 +174,8 @@ func Decide(id string, rate float64, maxAttempts int) Fate {
 	case kind < 0.5:
 		reasons := []string{"sold out of an ordered dish", "the kitchen is closing", "too many orders right now"}
 		return Fate{Kind: Reject, Reason: reasons[int(chance.Unit("reason", id)*float64(len(reasons)))]}
-	case kind < 0.75 && maxAttempts > 1:
-		n := 1 + int(chance.Unit("flaky", id)*float64(maxAttempts-1))
+	case kind < 0.75 && maxAttempts > 2:
+		n := 1 + int(chance.Unit("flaky", id)*float64(maxAttempts-2))
 		return Fate{Kind: Flaky, Failures: n, Reason: "its tablet is offline"}
 	}
 	return Fate{Kind: Down, Failures: maxAttempts, Reason: "its tablet is offline"}

@@ -163,6 +163,29 @@ func (m *Messenger) Stats(ctx context.Context) (Stats, error) {
 	return s, nil
 }
 
+// BySubject counts the messages sent by subject ("shipped": 12), over
+// every customer and ref: what a service told its customers, in total.
+func (m *Messenger) BySubject(ctx context.Context) (map[string]int, error) {
+	if m.h.DB() == nil {
+		return nil, ErrNotOpen
+	}
+	rows, err := m.h.DB().QueryContext(ctx, `SELECT subject, count(*) FROM messenger_sent GROUP BY subject`)
+	if err != nil {
+		return nil, fmt.Errorf("messenger: by subject: %w", err)
+	}
+	defer rows.Close()
+	out := make(map[string]int)
+	for rows.Next() {
+		var subject string
+		var n int
+		if err := rows.Scan(&subject, &n); err != nil {
+			return nil, fmt.Errorf("messenger: by subject: %w", err)
+		}
+		out[subject] = n
+	}
+	return out, rows.Err()
+}
+
 func newID() string {
 	b := make([]byte, 8)
 	_, _ = rand.Read(b)

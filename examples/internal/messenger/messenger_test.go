@@ -68,6 +68,9 @@ func TestMessengerSendsOncePerKey(t *testing.T) {
 		if want := (messenger.Stats{Messages: 3, RepeatedRequests: 1, SentTwice: 1}); st != want {
 			t.Errorf("stats %+v, want %+v", st, want)
 		}
+		if by, err := m.BySubject(ctx); err != nil || len(by) != 1 || by["shipped"] != 3 {
+			t.Errorf("by subject: %v, %v; want 3 shipped", by, err)
+		}
 		toAda, err := m.To(ctx, "ada")
 		if err != nil || len(toAda) != 2 || toAda[0].ID != first.ID || toAda[0].Repeats != 1 {
 			t.Errorf("to ada: %+v, %v", toAda, err)
