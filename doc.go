@@ -87,6 +87,7 @@
 // it also holds delayed events and schedules. Packages tracing, metrics and
 // journal observe every publish and handling through [Middleware]; package
 // topology draws the declaration and package dashboard shows it live;
+// package contract checks changes to events against who reads what;
 // package ops adds operator commands (tail, trace, dlq); package troupetest
 // tests handlers and whole apps.
 //

@@ -25,6 +25,7 @@ type Topic[T any] struct {
 	version int
 	err     error
 	up      map[int]func([]byte) (T, error) // upcasters by older version
+	upFrom  map[int]reflect.Type            // the Go type each upcaster decodes
 	key     func(T) string                  // ordering key, set by OrderBy
 }
 
@@ -121,6 +122,12 @@ func (t *Topic[T]) Versions() []int {
 	return append(out, t.version)
 }
 
+// UpcastType returns the Go type that events of the older version from are
+// decoded into before their upcaster ([Upcast]) turns them into T: what the
+// program still expects of those events. It returns nil when the topic has
+// no upcaster from that version. Contract checks use it.
+func (t *Topic[T]) UpcastType(from int) reflect.Type { return t.upFrom[from] }
+
 // Ordered reports whether the topic has an ordering key ([OrderBy]).
 func (t *Topic[T]) Ordered() bool { return t.key != nil }
 
@@ -171,7 +178,9 @@ func Upcast[Old, T any](t *Topic[T], from int, f func(Old) (T, error)) {
 	}
 	if t.up == nil {
 		t.up = make(map[int]func([]byte) (T, error))
+		t.upFrom = make(map[int]reflect.Type)
 	}
+	t.upFrom[from] = reflect.TypeFor[Old]()
 	t.up[from] = func(data []byte) (T, error) {
 		var old Old
 		var zero T
@@ -198,6 +207,7 @@ type AnyTopic interface {
 	Version() int
 	Type() string
 	Versions() []int
+	UpcastType(from int) reflect.Type
 	Ordered() bool
 	GoType() reflect.Type
 	info() topicInfo

@@ -3,6 +3,7 @@ package troupe_test
 import (
 	"context"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -99,5 +100,20 @@ func TestUpcastFromANewerVersionIsADeclarationError(t *testing.T) {
 	err := app.Validate()
 	if err == nil || !strings.Contains(err.Error(), "Upcast from version 2: upcasters read older versions, 1 to 1") {
 		t.Errorf("Validate() = %v", err)
+	}
+}
+
+func TestUpcastTypeNamesWhatEachUpcasterDecodes(t *testing.T) {
+	users := troupe.NewTopic[userRegisteredV2]("user_registered", 2)
+	if got := users.UpcastType(1); got != nil {
+		t.Errorf("UpcastType(1) before Upcast = %v, want nil", got)
+	}
+	troupe.Upcast(users, 1, upcastUser)
+	var topic troupe.AnyTopic = users
+	if got, want := topic.UpcastType(1), reflect.TypeFor[userRegisteredV1](); got != want {
+		t.Errorf("UpcastType(1) = %v, want %v", got, want)
+	}
+	if got := topic.UpcastType(2); got != nil {
+		t.Errorf("UpcastType(2), the current version, = %v, want nil", got)
 	}
 }

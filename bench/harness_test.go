@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -63,5 +66,36 @@ func TestFlowHarness(t *testing.T) {
 		if m["rate"] <= 0 || m["p50"] <= 0 || m["p50"] > m["p99"] || m["p99"] > m["p999"] {
 			t.Errorf("%s: metrics %v", name, m)
 		}
+	}
+}
+
+// The app-load section replaces only itself, wherever it is, and the full
+// report carries it over.
+func TestSpliceSection(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "B.md")
+	if err := os.WriteFile(path, []byte("# Benchmarks\n\n## 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := spliceSection(path, appsBegin, appsEnd, "first\n"); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(path)
+	want := "# Benchmarks\n\n## 1\n\n" + appsBegin + "\nfirst\n" + appsEnd + "\n"
+	if string(b) != want {
+		t.Fatalf("added:\n%q\nwant\n%q", b, want)
+	}
+	if err := os.WriteFile(path, []byte(strings.Replace(want, appsEnd+"\n", appsEnd+"\n\n## 2\n", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := spliceSection(path, appsBegin, appsEnd, "second\n"); err != nil {
+		t.Fatal(err)
+	}
+	b, _ = os.ReadFile(path)
+	want = "# Benchmarks\n\n## 1\n\n" + appsBegin + "\nsecond\n" + appsEnd + "\n\n## 2\n"
+	if string(b) != want {
+		t.Fatalf("replaced:\n%q\nwant\n%q", b, want)
+	}
+	if got := carrySection(path, appsBegin, appsEnd); got != appsBegin+"\nsecond\n"+appsEnd+"\n" {
+		t.Errorf("carried %q", got)
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/pprof"
+	"strconv"
 	"strings"
 	"time"
 
@@ -54,6 +55,11 @@ type options struct {
 	events     int
 	orders     int
 	brokers    string
+
+	apps         bool
+	appsBaseline string
+	appsOnly     string
+	appsOrders   string
 }
 
 func main() {
@@ -75,6 +81,10 @@ func main() {
 	flag.IntVar(&o.events, "events", 0, "events per throughput run on every broker, instead of the mode's counts")
 	flag.IntVar(&o.orders, "orders", 0, "orders of the saturated order-flow run, instead of the mode's count")
 	flag.StringVar(&o.brokers, "brokers", "embedded,rabbitmq,nats", "brokers of the throughput scenario, comma-separated")
+	flag.BoolVar(&o.apps, "apps", false, "run the example apps under load instead (see apps.go); rewrites only that section of the report")
+	flag.StringVar(&o.appsBaseline, "apps-baseline", "", "with --apps, also run the apps of this git `revision` (for example the in-memory apps of d47b667)")
+	flag.StringVar(&o.appsOnly, "apps-only", "", "with --apps, only these `apps`, comma-separated (shop, fooddelivery, jobfeed, usermgmt)")
+	flag.StringVar(&o.appsOrders, "apps-orders", "", "with --apps, the `checkpoints`: transactions placed before each settle and RSS reading (default 10000,100000; 2000,10000 with --quick)")
 	flag.Parse()
 	if o.runs < 1 {
 		o.runs = 1
@@ -85,6 +95,17 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
+	if o.apps {
+		ao, err := appsOpts(o)
+		if err == nil {
+			err = runApps(ctx, o, ao)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(ctx, o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -179,6 +200,32 @@ func run(ctx context.Context, o options) error {
 		return errors.New("some measurements failed (see the report): " + strings.Join(failed, ", "))
 	}
 	return nil
+}
+
+// appsOpts reads the --apps flags.
+func appsOpts(o options) (appsOptions, error) {
+	ao := appsOptions{checkpoints: []int{10_000, 100_000}, baseline: o.appsBaseline, settleLimit: 15 * time.Minute,
+		connections: 32, apps: map[string]bool{}}
+	if o.quick {
+		ao.checkpoints = []int{2_000, 10_000}
+	}
+	if o.appsOrders != "" {
+		ao.checkpoints = nil
+		prev := 0
+		for _, f := range strings.Split(o.appsOrders, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || n <= prev {
+				return ao, fmt.Errorf("--apps-orders %q: give increasing counts, such as 10000,100000", o.appsOrders)
+			}
+			ao.checkpoints, prev = append(ao.checkpoints, n), n
+		}
+	}
+	for _, a := range strings.Split(o.appsOnly, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			ao.apps[a] = true
+		}
+	}
+	return ao, nil
 }
 
 // profiled runs fn, under a CPU profile when --profile is set and the

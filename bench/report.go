@@ -51,6 +51,7 @@ func renderReport(e *env, o options, plan []*Measure, took time.Duration) string
 	b.WriteString(renderScaling(plan))
 	b.WriteString(renderRSS(plan))
 	b.WriteString(renderOutbox(e, plan))
+	b.WriteString(carrySection(o.out, appsBegin, appsEnd))
 	b.WriteString(renderTargets(e, plan))
 	if notes, err := os.ReadFile("NOTES.md"); err == nil {
 		b.WriteString("\n")

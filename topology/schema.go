@@ -22,6 +22,10 @@ type Schema struct {
 	ContentEncoding string `json:"contentEncoding,omitempty"`
 	// Const is the one value a string may have.
 	Const string `json:"const,omitempty"`
+	// Enum lists the values a type that implements [Enumerated] may have,
+	// as JSON values (strings, numbers, booleans; null for a nullable one),
+	// in the order EnumValues gives them. Empty: no such limit.
+	Enum []any `json:"enum,omitempty"`
 	// Description says what the value is.
 	Description string `json:"description,omitempty"`
 	// Properties are an object's fields, by their JSON name.
@@ -59,7 +63,25 @@ func (t *SchemaType) UnmarshalJSON(b []byte) error {
 	return err
 }
 
+// Enumerated is implemented by a type whose values form a closed set, the
+// way Go writes an enum (a named string or integer type and its
+// constants):
+//
+//	type Status string
+//
+//	func (Status) EnumValues() []any { return []any{Placed, Paid, Shipped} }
+//
+// [SchemaOf] lists the values as the schema's enum, so that readers of the
+// schema (a contract check among them) know the set and can tell a value
+// added from one removed. EnumValues is called on the type's zero value (or
+// a pointer to it); each value is written as encoding/json writes it. A
+// value that does not encode is left out.
+type Enumerated interface {
+	EnumValues() []any
+}
+
 var (
+	enumerated        = reflect.TypeFor[Enumerated]()
 	timeType          = reflect.TypeFor[time.Time]()
 	jsonMarshaler     = reflect.TypeFor[json.Marshaler]()
 	textMarshaler     = reflect.TypeFor[encoding.TextMarshaler]()
@@ -81,7 +103,9 @@ var (
 //     interfaces) may be anything: {};
 //   - slices are arrays ([]byte is a base64 string), maps are objects with
 //     additionalProperties; both are nullable, as Go writes a nil one as
-//     null, and so are pointers.
+//     null, and so are pointers;
+//   - a type that implements [Enumerated] lists its values as the enum
+//     (with null too when the value is nullable).
 //
 // A type that contains itself is described where it recurs by {} with a
 // description naming it. It returns {} for a nil t.
@@ -97,6 +121,43 @@ type schemaGen struct {
 }
 
 func (g *schemaGen) schema(t reflect.Type) *Schema {
+	s := g.shape(t)
+	if t.Kind() != reflect.Pointer && t.Kind() != reflect.Interface {
+		s.Enum = enumValues(t)
+	}
+	return s
+}
+
+// enumValues returns the JSON values of an [Enumerated] type t, nil for
+// other types.
+func enumValues(t reflect.Type) []any {
+	var e Enumerated
+	switch {
+	case t.Implements(enumerated):
+		e, _ = reflect.Zero(t).Interface().(Enumerated)
+	case reflect.PointerTo(t).Implements(enumerated):
+		e, _ = reflect.New(t).Interface().(Enumerated)
+	}
+	if e == nil {
+		return nil
+	}
+	var out []any
+	for _, v := range e.EnumValues() {
+		// As JSON writes it, and as a schema read from a file holds it
+		// (strings, float64 numbers, booleans).
+		b, err := json.Marshal(v)
+		if err != nil {
+			continue
+		}
+		var j any
+		if json.Unmarshal(b, &j) == nil {
+			out = append(out, j)
+		}
+	}
+	return out
+}
+
+func (g *schemaGen) shape(t reflect.Type) *Schema {
 	switch {
 	case t == timeType:
 		return &Schema{Type: SchemaType{"string"}, Format: "date-time"}
@@ -141,7 +202,8 @@ func implementsAny(t reflect.Type) bool {
 		t.Implements(textMarshaler) || reflect.PointerTo(t).Implements(textMarshaler)
 }
 
-// nullable adds "null" to s's types; {} stays {}, as it allows null.
+// nullable adds "null" to s's types, and to its enum when it has one; {}
+// stays {}, as it allows null.
 func nullable(s *Schema) *Schema {
 	if len(s.Type) == 0 {
 		return s
@@ -152,6 +214,9 @@ func nullable(s *Schema) *Schema {
 		}
 	}
 	s.Type = append(s.Type, "null")
+	if len(s.Enum) > 0 {
+		s.Enum = append(s.Enum, nil)
+	}
 	return s
 }
 

@@ -37,6 +37,7 @@ import (
 	"syscall"
 
 	"github.com/troupe-go/troupe"
+	_ "github.com/troupe-go/troupe/contract" // adds the contract command
 	"github.com/troupe-go/troupe/dashboard"
 	"github.com/troupe-go/troupe/examples/fooddelivery/fooddelivery"
 	"github.com/troupe-go/troupe/examples/fooddelivery/payment"

@@ -30,6 +30,7 @@ import (
 	"strings"
 
 	"github.com/troupe-go/troupe"
+	_ "github.com/troupe-go/troupe/contract" // adds the contract command
 	"github.com/troupe-go/troupe/examples/jobfeed/jobfeed"
 	"github.com/troupe-go/troupe/outbox"
 	_ "github.com/troupe-go/troupe/topology" // adds the graph command

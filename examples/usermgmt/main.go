@@ -33,6 +33,7 @@ import (
 	"strings"
 
 	"github.com/troupe-go/troupe"
+	_ "github.com/troupe-go/troupe/contract" // adds the contract command
 	"github.com/troupe-go/troupe/dashboard"
 	"github.com/troupe-go/troupe/examples/usermgmt/mailsink"
 	"github.com/troupe-go/troupe/examples/usermgmt/usermgmt"
