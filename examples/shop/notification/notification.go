@@ -51,14 +51,26 @@ type CustomerNotifiedV1 struct {
 	OrderID  string `json:"order_id"`
 	Customer string `json:"customer"`
 	// Subject is what the customer was told: [SubjectShipped] or
-	// [SubjectCancelled].
-	Subject string `json:"subject"`
+	// [SubjectCancelled]. Optional, because the events of shops from
+	// before cancellations lack it: those all told of a shipment (see
+	// [CustomerNotifiedV1.Told]).
+	Subject string `json:"subject,omitempty"`
 	// Channel is how the customer was reached ("email").
 	Channel string `json:"channel"`
 	// Message is what the customer was told.
 	Message string `json:"message"`
-	// MessageID is the provider's reference of the message.
-	MessageID string `json:"message_id"`
+	// MessageID is the provider's reference of the message; empty in
+	// events of shops from before the provider kept a record.
+	MessageID string `json:"message_id,omitempty"`
+}
+
+// Told returns what the customer was told: the Subject, or
+// [SubjectShipped] for an event without one.
+func (e CustomerNotifiedV1) Told() string {
+	if e.Subject == "" {
+		return SubjectShipped
+	}
+	return e.Subject
 }
 
 // OrderRef returns the order id; it makes CustomerNotifiedV1 an
@@ -67,7 +79,7 @@ func (e CustomerNotifiedV1) OrderRef() string { return e.OrderID }
 
 // Summary describes the notification, as "email to ada: shipped".
 func (e CustomerNotifiedV1) Summary() string {
-	return e.Channel + " to " + e.Customer + ": " + e.Subject
+	return e.Channel + " to " + e.Customer + ": " + e.Told()
 }
 
 // Register declares the notification service on app, with its database

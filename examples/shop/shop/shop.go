@@ -92,7 +92,7 @@ func NewApp(cfg troupe.Config, opts *Options) *troupe.App {
 		orders.Track(shipping.Arranged, orders.StatusShipped),
 		orders.Track(payment.Refunded, orders.StatusRefunded),
 		orders.TrackWith(notification.CustomerNotified, func(e notification.CustomerNotifiedV1) orders.Status {
-			if e.Subject == notification.SubjectShipped {
+			if e.Told() == notification.SubjectShipped {
 				return orders.StatusNotified
 			}
 			return orders.StatusCancelled
