@@ -79,6 +79,7 @@ func TestMultiProcess(t *testing.T) {
 	bin := buildProgram(t)
 	for _, b := range []mpBroker{rabbitBroker, natsBroker} {
 		t.Run(b.name, func(t *testing.T) {
+			t.Parallel() // as TestCrashAllInOne's runs
 			url := b.url()
 			if err := b.probe(url); err != nil {
 				if os.Getenv("CI") != "" {
@@ -139,8 +140,7 @@ func runMultiProcess(t *testing.T, bin string, b mpBroker, url string) {
 	if dead != 0 {
 		t.Errorf("%d dead letters, want none", dead)
 	}
-	crashTable.Row(append([]any{"4 processes, " + b.name}, append(row, kills)...)...)
-	crashTable.Log(t)
+	crashRow(t, append([]any{"4 processes, " + b.name}, append(row, kills)...)...)
 	for _, c := range procs {
 		c.Stop(t)
 	}
