@@ -104,7 +104,7 @@ func TestAsyncAPIValid(t *testing.T) {
 		}
 	}
 
-	shopApp := shop.NewApp(troupe.Config{})
+	shopApp := shop.NewApp(troupe.Config{}, nil)
 	tmp := t.TempDir()
 	var files []string
 	for _, d := range []struct {

@@ -55,7 +55,7 @@ func runShop(t *testing.T, bin string, args ...string) (stdout, stderr string, c
 
 func TestShopGraphCommand(t *testing.T) {
 	bin := buildShop(t)
-	app := shop.NewApp(troupe.Config{})
+	app := shop.NewApp(troupe.Config{}, nil)
 
 	out, errOut, code := runShop(t, bin, "graph", "--format", "mermaid")
 	if code != 0 || errOut != "" {
@@ -71,8 +71,8 @@ func TestShopGraphCommand(t *testing.T) {
 			want = append(want, `(["`+t.Type()+`"])`)
 		}
 	}
-	if len(want) != 10 {
-		t.Fatalf("the shop has %d services and topics, want 5 of each", len(want))
+	if len(want) != 14 {
+		t.Fatalf("the shop has %d services and topics, want 5 services and 9 topics", len(want))
 	}
 	for _, w := range want {
 		if !strings.Contains(out, w) {

@@ -74,10 +74,12 @@ type Books struct {
 // when the app starts, in the process that runs service (store.Declare,
 // file "gateway"), and closes it when the app stops.
 func Declare(app *troupe.App, d *store.DB, service string) *Gateway {
-	return &Gateway{h: store.Declare(app, d, service, "gateway", schema)}
+	return &Gateway{h: store.Declare(app, d, service, "gateway", schema...)}
 }
 
-const schema = `CREATE TABLE IF NOT EXISTS gateway_movements (
+// schema is the gateway's books. Movements looks an order up by its id,
+// as a refund does: without the index each lookup reads every movement.
+var schema = []string{`CREATE TABLE IF NOT EXISTS gateway_movements (
 	id           TEXT PRIMARY KEY,
 	kind         TEXT NOT NULL,
 	idem_key     TEXT NOT NULL UNIQUE,
@@ -86,7 +88,9 @@ const schema = `CREATE TABLE IF NOT EXISTS gateway_movements (
 	amount_cents BIGINT NOT NULL,
 	at_us        BIGINT NOT NULL,
 	repeats      INTEGER NOT NULL DEFAULT 0
-)`
+)`,
+	`CREATE INDEX IF NOT EXISTS gateway_movements_order ON gateway_movements (order_id, at_us)`,
+}
 
 // Charge takes amountCents from customer for orderID, once per key: a
 // later call with the same key moves nothing and returns the first

@@ -115,6 +115,13 @@ func (d *DB) Open(ctx context.Context, app *troupe.App, file string) (*sql.DB, e
 	if err != nil {
 		return nil, fmt.Errorf("%s: open PostgreSQL: %w", file, err)
 	}
+	// database/sql keeps 2 idle connections by default: under load a
+	// service would open and close a PostgreSQL connection (a new server
+	// process) for nearly every transaction. Keep a small pool instead,
+	// bounded so that an app's services together stay well under the
+	// server's max_connections (100 by default).
+	db.SetMaxOpenConns(PostgresPoolSize)
+	db.SetMaxIdleConns(PostgresPoolSize)
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("%s: PostgreSQL at %s does not answer: %w", file, redact(d.URL), err)
@@ -127,6 +134,10 @@ func (d *DB) Open(ctx context.Context, app *troupe.App, file string) (*sql.DB, e
 	}
 	return db, nil
 }
+
+// PostgresPoolSize is how many connections each database [DB.Open] opens
+// on PostgreSQL holds at most, and keeps open when idle.
+const PostgresPoolSize = 8
 
 // Outbox declares the outbox of service on app (see outbox.Declare): where
 // the service runs, it opens the service's database with d.Open when the

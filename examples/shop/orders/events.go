@@ -76,23 +76,51 @@ func (m Money) String() string {
 	return fmt.Sprintf("%s%d.%02d %s", sign, c/100, c%100, m.Currency)
 }
 
-// Status is how far an order's fulfilment has come. It only moves forward:
-// placed → paid → reserved → shipped → notified.
+// Status is how far an order has come. An order takes one of four paths,
+// and its status only moves forward along it:
+//
+//	placed → paid → reserved → shipped → notified               the goods are on their way
+//	placed → declined → cancelled                               the card was declined; nothing was charged
+//	placed → paid → reservation_failed → refunded → cancelled   out of stock after payment; the charge is refunded
+//	placed → payment_failed → refunded → cancelled              the provider never answered; whatever it took is refunded
+//
+// notified and cancelled are terminal: the customer has been told how the
+// order ended, and nothing more happens to it.
 type Status string
 
-// The statuses of an order, in the order they are reached.
+// The statuses of an order.
 const (
-	StatusPlaced   Status = "placed"
-	StatusPaid     Status = "paid"
-	StatusReserved Status = "reserved"
-	StatusShipped  Status = "shipped"
-	StatusNotified Status = "notified"
+	StatusPlaced            Status = "placed"
+	StatusPaid              Status = "paid"
+	StatusDeclined          Status = "declined"
+	StatusPaymentFailed     Status = "payment_failed"
+	StatusReserved          Status = "reserved"
+	StatusReservationFailed Status = "reservation_failed"
+	StatusShipped           Status = "shipped"
+	StatusRefunded          Status = "refunded"
+	StatusNotified          Status = "notified"
+	StatusCancelled         Status = "cancelled"
 )
 
+// statusRank orders the statuses so that each path above climbs: an
+// order's status is the highest-ranked step it has heard of, whatever order
+// the events arrive in, and its timeline is sorted by rank. The paths never
+// share a rank where they differ, because an order takes one path only.
 var statusRank = map[Status]int{
-	StatusPlaced:   0,
-	StatusPaid:     1,
-	StatusReserved: 2,
-	StatusShipped:  3,
-	StatusNotified: 4,
+	StatusPlaced:            0,
+	StatusPaid:              1,
+	StatusDeclined:          1,
+	StatusPaymentFailed:     1,
+	StatusReserved:          2,
+	StatusReservationFailed: 2,
+	StatusShipped:           3,
+	StatusRefunded:          4,
+	StatusNotified:          5,
+	StatusCancelled:         5,
 }
+
+// Terminal reports whether s ends an order: notified or cancelled.
+func (s Status) Terminal() bool { return s == StatusNotified || s == StatusCancelled }
+
+// shipped reports whether an order in status s has its goods on the way.
+func (s Status) shipped() bool { return s == StatusShipped || s == StatusNotified }

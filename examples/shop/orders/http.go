@@ -2,6 +2,7 @@ package orders
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -12,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/troupe-go/troupe"
+	"github.com/troupe-go/troupe/examples/internal/httpjson"
 )
 
 // Limits of what POST /orders accepts.
@@ -21,6 +22,7 @@ const (
 	maxCustomerLen = 100
 	maxItems       = 50
 	maxQty         = 100
+	maxKeyLen      = 255
 )
 
 // api serves the orders service's HTTP routes.
@@ -42,62 +44,122 @@ type placeResponse struct {
 	Links  Links  `json:"links"`
 }
 
-// place accepts an order: it validates the body, records the order, and
-// publishes order_placed with the order id as correlation id, so every later
-// event of the order carries it. Nothing is published for a bad request.
+// IdempotencyKeyHeader names the request header that makes POST /orders
+// safe to retry: a request with a key already used answers with the order
+// placed under it and places nothing.
+const IdempotencyKeyHeader = "Idempotency-Key"
+
+// place accepts an order: it validates the body, stores the order and
+// writes order_placed to the outbox in one transaction, with the order id
+// as correlation id, so every later event of the order carries it. Nothing
+// is stored or published for a bad request.
 func (a *api) place(w http.ResponseWriter, r *http.Request) {
+	key := r.Header.Get(IdempotencyKeyHeader)
+	if msg := checkKey(key, r.Header.Values(IdempotencyKeyHeader)); msg != "" {
+		httpjson.WriteError(w, http.StatusBadRequest, msg)
+		return
+	}
+	if msg := httpjson.CheckQuery(r.URL.Query()); msg != "" {
+		httpjson.WriteError(w, http.StatusBadRequest, msg)
+		return
+	}
 	req, status, err := decodePlaceRequest(w, r)
 	if err != nil {
-		writeError(w, status, err.Error())
+		httpjson.WriteError(w, status, err.Error())
 		return
 	}
 	ev, err := validate(req)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		httpjson.WriteError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	ev.OrderID = newOrderID()
-	a.rm.place(ev, time.Now().UTC())
-	ctx := troupe.WithCorrelationID(r.Context(), ev.OrderID)
-	// Logged before publishing: once published, the next step may run (and
-	// log) before Publish returns.
-	a.log.Info(fmt.Sprintf("orders: placing order %s: %s", ev.OrderID, ev.Summary()))
-	if err := troupe.Publish(ctx, Placed, ev); err != nil {
-		a.rm.forget(ev.OrderID)
-		a.log.Error("orders: could not publish order "+ev.OrderID, "err", err)
-		writeError(w, http.StatusServiceUnavailable, "the order could not be placed right now; try again")
+	id, created, err := a.rm.place(r.Context(), ev, key, fingerprint(ev), time.Now().UTC())
+	switch {
+	case errors.Is(err, errKeyReused):
+		httpjson.WriteError(w, http.StatusUnprocessableEntity, err.Error())
 		return
+	case err != nil:
+		a.log.Error("orders: could not place an order", "customer", ev.Customer, "err", err)
+		httpjson.WriteError(w, http.StatusServiceUnavailable, "the order could not be placed right now; try again (with the same Idempotency-Key, if you sent one)")
+		return
+	case created:
+		a.log.Info(fmt.Sprintf("orders: placed order %s: %s", id, ev.Summary()))
+	default:
+		w.Header().Set("Idempotent-Replayed", "true")
 	}
-	self := orderPath(ev.OrderID)
+	self := orderPath(id)
 	w.Header().Set("Location", self)
-	writeJSON(w, http.StatusCreated, placeResponse{ID: ev.OrderID, Status: StatusPlaced, Links: Links{Self: self}})
+	httpjson.WriteJSON(w, http.StatusCreated, placeResponse{ID: id, Status: StatusPlaced, Links: Links{Self: self}})
+}
+
+// checkKey returns what is wrong with an Idempotency-Key header, or "".
+func checkKey(key string, all []string) string {
+	if len(all) > 1 {
+		return "send one Idempotency-Key header, not " + fmt.Sprint(len(all))
+	}
+	if len(all) == 0 {
+		return ""
+	}
+	ok := key != "" && len(key) <= maxKeyLen
+	for i := 0; ok && i < len(key); i++ {
+		ok = key[i] > ' ' && key[i] < 0x7f
+	}
+	if !ok {
+		return fmt.Sprintf("Idempotency-Key must be 1 to %d visible ASCII characters (a UUID, say), got %q", maxKeyLen, key)
+	}
+	return ""
+}
+
+// fingerprint identifies what an order asks for, so that a key reused for
+// another order is caught.
+func fingerprint(p PlacedV1) string {
+	b, _ := json.Marshal(struct {
+		Customer string
+		Lines    []Line
+	}{p.Customer, p.Lines}) // cannot fail: strings and numbers
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:16])
 }
 
 // get serves one order with its timeline.
 func (a *api) get(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	o, ok := a.rm.get(id)
-	if !ok {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no order %q", id))
+	if msg := httpjson.CheckQuery(r.URL.Query()); msg != "" {
+		httpjson.WriteError(w, http.StatusBadRequest, msg)
 		return
 	}
-	writeJSON(w, http.StatusOK, o)
+	id := r.PathValue("id")
+	o, ok, err := a.rm.get(r.Context(), id)
+	switch {
+	case err != nil:
+		a.storeError(w, "read order "+id, err)
+	case !ok:
+		httpjson.WriteError(w, http.StatusNotFound, fmt.Sprintf("no order %q", id))
+	default:
+		httpjson.WriteJSON(w, http.StatusOK, o)
+	}
 }
 
 // listLimit bounds how many orders GET /orders lists.
 const listLimit = 100
 
-// list serves how many orders there are, how many have reached each
-// status, the newest of them, and the read model's counts of duplicate
-// deliveries.
-func (a *api) list(w http.ResponseWriter, _ *http.Request) {
-	n, byStatus, orders, stats := a.rm.list(listLimit)
-	writeJSON(w, http.StatusOK, struct {
-		Count    int            `json:"count"`
-		ByStatus map[Status]int `json:"by_status"`
-		Stats
-		Orders []OrderSummary `json:"orders"`
-	}{n, byStatus, stats, orders})
+// list serves the counts of every order and the newest of them.
+func (a *api) list(w http.ResponseWriter, r *http.Request) {
+	if msg := httpjson.CheckQuery(r.URL.Query()); msg != "" {
+		httpjson.WriteError(w, http.StatusBadRequest, msg)
+		return
+	}
+	l, err := a.rm.list(r.Context(), listLimit)
+	if err != nil {
+		a.storeError(w, "list orders", err)
+		return
+	}
+	httpjson.WriteJSON(w, http.StatusOK, l)
+}
+
+func (a *api) storeError(w http.ResponseWriter, what string, err error) {
+	a.log.Error("orders: "+what, "err", err)
+	httpjson.WriteError(w, http.StatusServiceUnavailable, "the order store does not answer right now; try again")
 }
 
 // decodePlaceRequest reads the body of POST /orders strictly: one JSON
@@ -157,7 +219,7 @@ func describeJSONError(err error) error {
 func validate(req placeRequest) (PlacedV1, error) {
 	var problems []string
 	bad := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
-	ev := PlacedV1{Customer: strings.TrimSpace(req.Customer), Total: Money{Currency: currency}}
+	ev := PlacedV1{Customer: strings.TrimSpace(req.Customer), Total: Money{Currency: Currency}}
 	switch {
 	case ev.Customer == "":
 		bad("customer is required")
@@ -200,16 +262,4 @@ func newOrderID() string {
 	b := make([]byte, 6)
 	_, _ = rand.Read(b) // never fails, see crypto/rand.Read
 	return hex.EncodeToString(b)
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(v) // the client went away; nothing left to tell it
-}
-
-func writeError(w http.ResponseWriter, status int, msg string) {
-	writeJSON(w, status, map[string]string{"error": msg})
 }

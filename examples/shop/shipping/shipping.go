@@ -1,19 +1,26 @@
 // Package shipping is the shipping service of the shop: once an order's
 // items are reserved it books a parcel with a carrier and publishes
-// [Arranged].
+// [Arranged]. Its bookings, with their tracking numbers, are in its
+// database.
 package shipping
 
 import (
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"fmt"
 	"log/slog"
 	"math/big"
-	"sync"
+	"time"
 
 	"github.com/troupe-go/troupe"
+	"github.com/troupe-go/troupe/examples/internal/store"
 	"github.com/troupe-go/troupe/examples/shop/inventory"
+	"github.com/troupe-go/troupe/outbox"
 )
+
+// ServiceName is the shipping service's name in the app and on --services.
+const ServiceName = "shipping"
 
 // Arranged is published once a carrier will pick up an order. The
 // notification service tells the customer.
@@ -40,48 +47,58 @@ func (e ArrangedV1) Summary() string {
 // carrier is the one carrier the shop works with.
 const carrier = "ParcelCo"
 
-// Register declares the shipping service on app. log receives one line per
-// shipment; nil means the app's logger.
-func Register(app *troupe.App, log *slog.Logger) {
+var schema = []string{`CREATE TABLE IF NOT EXISTS shipping_bookings (
+	order_id  TEXT PRIMARY KEY,
+	carrier   TEXT NOT NULL,
+	tracking  TEXT NOT NULL,
+	booked_us BIGINT NOT NULL
+)`}
+
+// Register declares the shipping service on app, with its database from
+// db, opened when the app starts in the process that runs the service. log
+// receives one line per shipment; nil means the app's logger.
+//
+// Booking can only fail when the service's own database does: the
+// subscription retries with backoff, then dead-letters the event, where
+// the dlq command (or the dashboard) replays it once the database is back;
+// meanwhile GET /orders counts the order as stuck.
+func Register(app *troupe.App, log *slog.Logger, db *store.DB) *troupe.Service {
 	if log == nil {
 		log = app.Logger()
 	}
-	d := &desk{log: log, tracking: make(map[string]string)}
-	svc := app.Service("shipping").Publishes(Arranged)
-	troupe.Subscribe(svc, inventory.Reserved, "ship", d.ship, troupe.Emits(Arranged))
+	d := &desk{log: log, ob: store.Outbox(app, db, ServiceName, schema...)}
+	svc := app.Service(ServiceName).Publishes(Arranged)
+	outbox.Subscribe(svc, inventory.Reserved, "ship", d.ob, d.ship, troupe.Emits(Arranged))
+	return svc
 }
 
-// desk books parcels. It remembers each order's tracking number, so an
-// order delivered twice is booked once.
+// desk books parcels.
 type desk struct {
 	log *slog.Logger
-
-	mu       sync.Mutex
-	tracking map[string]string // order id → tracking number
+	ob  *outbox.Outbox
 }
 
-// ship is the handler of inventory.Reserved.
-func (d *desk) ship(ctx context.Context, ev troupe.Event[inventory.ReservedV1]) error {
+// ship is the handler of inventory.Reserved: it books a parcel, records
+// the booking and publishes Arranged, in one transaction that also records
+// the event as handled.
+func (d *desk) ship(ctx context.Context, tx *sql.Tx, ev troupe.Event[inventory.ReservedV1]) error {
 	o := ev.Data
-	number, again := d.book(o.OrderID)
-	if !again {
-		d.log.Info(fmt.Sprintf("shipping: order %s goes with %s, tracking %s", o.OrderID, carrier, number))
+	n, err := rand.Int(rand.Reader, big.NewInt(1e10))
+	if err != nil {
+		return err
 	}
-	return troupe.Publish(ctx, Arranged, ArrangedV1{
+	number := fmt.Sprintf("PC%010d", n)
+	// An order has one booking: a second reservation event of one order
+	// (there is none, but a booking is not worth a doubt) gets the first.
+	if _, err := tx.ExecContext(ctx, store.Q(d.ob, `INSERT INTO shipping_bookings (order_id, carrier, tracking, booked_us) VALUES (?, ?, ?, ?)
+		ON CONFLICT DO NOTHING`), o.OrderID, carrier, number, time.Now().UnixMicro()); err != nil {
+		return err
+	}
+	if err := tx.QueryRowContext(ctx, store.Q(d.ob, `SELECT tracking FROM shipping_bookings WHERE order_id = ?`), o.OrderID).Scan(&number); err != nil {
+		return err
+	}
+	d.log.Info(fmt.Sprintf("shipping: order %s goes with %s, tracking %s", o.OrderID, carrier, number))
+	return outbox.PublishTx(ctx, tx, Arranged, ArrangedV1{
 		OrderID: o.OrderID, Customer: o.Customer, Carrier: carrier, TrackingNumber: number,
 	})
-}
-
-// book returns the tracking number of order id, booking a parcel the first
-// time; again reports that it was booked before.
-func (d *desk) book(orderID string) (number string, again bool) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if n, ok := d.tracking[orderID]; ok {
-		return n, true
-	}
-	n, _ := rand.Int(rand.Reader, big.NewInt(1e10)) // never fails, see crypto/rand.Read
-	number = fmt.Sprintf("PC%010d", n)
-	d.tracking[orderID] = number
-	return number, false
 }

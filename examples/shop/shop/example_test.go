@@ -28,7 +28,8 @@ func Example() {
 		DataDir:  dir,
 		HTTPAddr: "127.0.0.1:0", // any free port; app.HTTPAddr() says which
 		Logger:   slog.New(slog.DiscardHandler),
-	})
+	}, nil) // nil: the default options, 500 books on the shelf
+
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := app.Start(ctx); err != nil {
@@ -51,7 +52,7 @@ func Example() {
 
 	// The order moves on by events; its read model shows how far it got.
 	var o orders.Order
-	for o.Status != orders.StatusNotified || len(o.Events) < 5 {
+	for !o.Terminal || len(o.Events) < 5 {
 		if ctx.Err() != nil {
 			panic("the order was not fulfilled in time")
 		}

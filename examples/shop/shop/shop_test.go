@@ -1,200 +1,45 @@
 package shop_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/troupe-go/troupe"
+	"github.com/troupe-go/troupe/examples/internal/apitest"
+	"github.com/troupe-go/troupe/examples/internal/gateway"
+	"github.com/troupe-go/troupe/examples/shop/internal/verify"
+	"github.com/troupe-go/troupe/examples/shop/inventory"
+	"github.com/troupe-go/troupe/examples/shop/notification"
 	"github.com/troupe-go/troupe/examples/shop/orders"
 	"github.com/troupe-go/troupe/examples/shop/payment"
 	"github.com/troupe-go/troupe/examples/shop/shop"
-	"github.com/troupe-go/troupe/transport"
 )
 
-// waitTimeout bounds every wait of these tests; the flow itself takes
-// milliseconds.
-const waitTimeout = 20 * time.Second
-
-var client = &http.Client{Timeout: 10 * time.Second}
-
-func testLogger() *slog.Logger {
-	if testing.Verbose() {
-		return slog.New(slog.NewTextHandler(os.Stderr, nil))
-	}
-	return slog.New(slog.DiscardHandler)
-}
-
-// startShop starts the shop on its own embedded broker and a free port, and
-// returns the base URL. declare, if not nil, may add to the app first.
-func startShop(t *testing.T, declare func(*troupe.App)) string {
+// checkPath checks that o ended along the named path.
+func checkPath(t *testing.T, o orders.Order, want string) {
 	t.Helper()
-	return startShopWith(t, testLogger(), declare)
-}
-
-// startShopWith is startShop with a logger and options of its own.
-func startShopWith(t *testing.T, log *slog.Logger, declare func(*troupe.App), opts ...shop.Option) string {
-	t.Helper()
-	app := shop.NewApp(troupe.Config{DataDir: t.TempDir(), HTTPAddr: "127.0.0.1:0", Logger: log}, opts...)
-	if declare != nil {
-		declare(app)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-	defer cancel()
-	if err := app.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		// A connection the client dialled but never sent a request on holds
-		// the server's graceful shutdown for 5s (see http.Server.Shutdown).
-		client.CloseIdleConnections()
-		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-		defer cancel()
-		if err := app.Stop(ctx); err != nil {
-			t.Errorf("stop: %v", err)
-		}
-	})
-	return "http://" + app.HTTPAddr()
-}
-
-// do sends a request and returns the status and body.
-func do(t *testing.T, method, url, body string) (int, []byte) {
-	t.Helper()
-	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	got, err := verify.Ended(o, shop.DefaultName)
 	if err != nil {
-		t.Fatal(err)
+		t.Error(err)
 	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, b
-}
-
-// placeOrder posts a valid order and returns its id.
-func placeOrder(t *testing.T, base, body string) string {
-	t.Helper()
-	status, b := do(t, "POST", base+"/orders", body)
-	if status != http.StatusCreated {
-		t.Fatalf("POST /orders: %d %s", status, b)
-	}
-	var placed struct {
-		ID     string            `json:"id"`
-		Status string            `json:"status"`
-		Links  map[string]string `json:"links"`
-	}
-	if err := json.Unmarshal(b, &placed); err != nil {
-		t.Fatalf("POST /orders: %v in %s", err, b)
-	}
-	if placed.ID == "" || placed.Status != "placed" || placed.Links["self"] != "/orders/"+placed.ID {
-		t.Fatalf("POST /orders answered %s", b)
-	}
-	return placed.ID
-}
-
-// waitFulfilled polls the order until it is notified and its timeline holds
-// all five events, and returns it.
-func waitFulfilled(t *testing.T, base, id string) orders.Order {
-	t.Helper()
-	return waitFulfilledWithin(t, base, id, waitTimeout)
-}
-
-func waitFulfilledWithin(t *testing.T, base, id string, wait time.Duration) orders.Order {
-	t.Helper()
-	deadline := time.Now().Add(wait)
-	var last []byte
-	for {
-		status, b := do(t, "GET", base+"/orders/"+id, "")
-		if status != http.StatusOK {
-			t.Fatalf("GET /orders/%s: %d %s", id, status, b)
-		}
-		var o orders.Order
-		if err := json.Unmarshal(b, &o); err != nil {
-			t.Fatalf("GET /orders/%s: %v in %s", id, err, b)
-		}
-		if o.Status == orders.StatusNotified && len(o.Events) == 5 {
-			return o
-		}
-		last = b
-		if time.Now().After(deadline) {
-			t.Fatalf("order %s not fulfilled after %s; last seen:\n%s", id, wait, last)
-		}
-		time.Sleep(10 * time.Millisecond) // poll interval
-	}
-}
-
-// checkTimeline checks that o's events form one business transaction in
-// causal order.
-func checkTimeline(t *testing.T, o orders.Order) {
-	t.Helper()
-	want := []struct {
-		typ, source string
-		status      orders.Status
-	}{
-		{"order_placed.v1", "/shop/orders", orders.StatusPlaced},
-		{"payment_succeeded.v1", "/shop/payment", orders.StatusPaid},
-		{"inventory_reserved.v1", "/shop/inventory", orders.StatusReserved},
-		{"shipping_arranged.v1", "/shop/shipping", orders.StatusShipped},
-		{"customer_notified.v1", "/shop/notification", orders.StatusNotified},
-	}
-	if len(o.Events) != len(want) {
-		t.Fatalf("order %s has %d events, want %d: %+v", o.ID, len(o.Events), len(want), o.Events)
-	}
-	seen := make(map[string]bool)
-	for i, ev := range o.Events {
-		w := want[i]
-		if ev.Type != w.typ || ev.Source != w.source || ev.Status != w.status {
-			t.Errorf("event %d is %s from %s (%s), want %s from %s (%s)", i, ev.Type, ev.Source, ev.Status, w.typ, w.source, w.status)
-		}
-		if ev.CorrelationID != o.ID {
-			t.Errorf("event %d (%s) has correlation id %q, want the order id %q", i, ev.Type, ev.CorrelationID, o.ID)
-		}
-		if ev.ID == "" || seen[ev.ID] {
-			t.Errorf("event %d (%s) has id %q, empty or seen before", i, ev.Type, ev.ID)
-		}
-		seen[ev.ID] = true
-		if ev.Summary == "" || ev.Time.IsZero() {
-			t.Errorf("event %d (%s) lacks a summary or a time: %+v", i, ev.Type, ev)
-		}
-		if i == 0 {
-			if ev.CausationID != "" {
-				t.Errorf("order_placed has causation id %q, want none", ev.CausationID)
-			}
-			continue
-		}
-		prev := o.Events[i-1]
-		if ev.CausationID != prev.ID {
-			t.Errorf("%s has causation id %q, want the id of %s, %q", ev.Type, ev.CausationID, prev.Type, prev.ID)
-		}
-		if ev.Time.Before(prev.Time) {
-			t.Errorf("%s at %s is earlier than its cause %s at %s", ev.Type, ev.Time, prev.Type, prev.Time)
-		}
+	if got != want {
+		t.Errorf("order %s took the %q path, want %q", o.ID, got, want)
 	}
 }
 
 func TestOrderIsFulfilled(t *testing.T) {
-	base := startShop(t, nil)
+	base := startShop(t, nil, nil)
 	id := placeOrder(t, base, `{"customer":"ada","items":[{"sku":"book","qty":2},{"sku":"pen","qty":1}]}`)
 
-	o := waitFulfilled(t, base, id)
-	checkTimeline(t, o)
-	if o.ID != id || o.Customer != "ada" || o.Links.Self != "/orders/"+id {
+	o := waitEnded(t, base, id)
+	checkPath(t, o, "shipped")
+	if o.ID != id || o.Customer != "ada" || o.Links.Self != "/orders/"+id || o.Reason != "" {
 		t.Errorf("order = %+v", o)
 	}
 	if want := (orders.Money{Cents: 2*1200 + 150, Currency: "EUR"}); o.Total != want {
@@ -203,20 +48,254 @@ func TestOrderIsFulfilled(t *testing.T) {
 	if len(o.Lines) != 2 || o.Lines[0].SKU != "book" || o.Lines[0].Qty != 2 || o.Lines[0].UnitPrice.Cents != 1200 {
 		t.Errorf("lines = %+v", o.Lines)
 	}
+	var ledger payment.OrderMovements
+	apitest.GetJSON(t, base+"/ledger?order="+id, &ledger)
+	if len(ledger.Movements) != 1 || ledger.Movements[0].Kind != gateway.KindCharge || ledger.Movements[0].AmountCents != o.Total.Cents ||
+		ledger.Movements[0].Key != id+"/charge" {
+		t.Errorf("ledger of the order: %+v", ledger)
+	}
+	var mail notification.Messages
+	apitest.GetJSON(t, base+"/notifications?order="+id, &mail)
+	if len(mail.Messages) != 1 || mail.Messages[0].Subject != "shipped" || !strings.Contains(mail.Messages[0].Text, "on its way") {
+		t.Errorf("messages about the order: %+v", mail)
+	}
+	var stock inventory.Levels
+	apitest.GetJSON(t, base+"/stock", &stock)
+	if stock.Stock[0].SKU != "book" || stock.Stock[0].OnShelf != 498 || stock.Stock[0].Reserved != 2 {
+		t.Errorf("stock after the order: %+v", stock)
+	}
+}
+
+// A declined card ends the order: cancelled, with its reason, nothing
+// charged, the customer told.
+func TestDeclinedOrderIsCancelled(t *testing.T) {
+	base := startShop(t, &shop.Options{Payment: payment.Options{DeclineRate: 1}}, nil)
+	id := placeOrder(t, base, `{"customer":"ada","items":[{"sku":"book","qty":1}]}`)
+	o := waitEnded(t, base, id)
+	checkPath(t, o, "declined")
+	if !strings.Contains(o.Reason, "declined") {
+		t.Errorf("reason %q", o.Reason)
+	}
+	if b := books(t, base); b.Charges != 0 || b.Refunds != 0 {
+		t.Errorf("books %+v, want nothing moved", b)
+	}
+	var mail notification.Messages
+	apitest.GetJSON(t, base+"/notifications?order="+id, &mail)
+	if len(mail.Messages) != 1 || mail.Messages[0].Subject != "cancelled" || !strings.Contains(mail.Messages[0].Text, "not charged") {
+		t.Errorf("messages about the order: %+v", mail)
+	}
+}
+
+// Out of stock after payment: the declared compensation refunds the charge
+// once, the order ends cancelled with its reason, the customer is told.
+func TestOutOfStockIsRefunded(t *testing.T) {
+	stock := inventory.DefaultStock()
+	stock["book"] = 1
+	base := startShop(t, &shop.Options{Inventory: inventory.Options{InitialStock: stock}}, nil)
+	first := placeOrder(t, base, `{"customer":"ada","items":[{"sku":"book","qty":1}]}`)
+	checkPath(t, waitEnded(t, base, first), "shipped")
+	second := placeOrder(t, base, `{"customer":"bob","items":[{"sku":"book","qty":1},{"sku":"pen","qty":2}]}`)
+	o := waitEnded(t, base, second)
+	checkPath(t, o, "out of stock")
+	if want := "out of stock: 1×book wanted, 0 on the shelf"; o.Reason != want {
+		t.Errorf("reason %q, want %q", o.Reason, want)
+	}
+	var ledger payment.OrderMovements
+	apitest.GetJSON(t, base+"/ledger?order="+second, &ledger)
+	if len(ledger.Movements) != 2 || ledger.Movements[1].Kind != gateway.KindRefund || ledger.Movements[1].Key != second+"/refund" ||
+		ledger.Movements[1].AmountCents != o.Total.Cents {
+		t.Errorf("ledger of the order: %+v", ledger)
+	}
+	var mail notification.Messages
+	apitest.GetJSON(t, base+"/notifications?order="+second, &mail)
+	if len(mail.Messages) != 1 || !containsAll(mail.Messages[0].Text, "cancelled", "out of stock", "refunded the 15.00 EUR") {
+		t.Errorf("messages about the order: %+v", mail)
+	}
+	// Nothing was taken from the shelf for the cancelled order: not its pens either.
+	var levels inventory.Levels
+	apitest.GetJSON(t, base+"/stock", &levels)
+	for _, l := range levels.Stock {
+		if l.SKU == "pen" && (l.OnShelf != 1000 || l.Reserved != 0) {
+			t.Errorf("pens %+v, want all 1000 on the shelf", l)
+		}
+	}
+	l := waitSettled(t, base, 2)
+	if p := verify.Reconcile(l, books(t, base), mailStats(t, base)); len(p) > 0 {
+		t.Error(p)
+	}
+}
+
+// A provider that never answers: the charge's declared compensation
+// (payment_failed) refunds whatever the provider took before it timed out.
+func TestPaymentFailureIsRefunded(t *testing.T) {
+	opts := fastRetries(shop.Options{Payment: payment.Options{FailRate: 1, ChargeAttempts: 3}})
+	base := startShop(t, opts, nil)
+	id := placeOrder(t, base, `{"customer":"ada","items":[{"sku":"mug","qty":1}]}`)
+	o := waitEnded(t, base, id)
+	checkPath(t, o, "payment failed")
+	if !containsAll(o.Reason, "after 3 attempt(s)", "timed out") {
+		t.Errorf("reason %q", o.Reason)
+	}
+	b := books(t, base)
+	if b.Charges != 1 || b.Refunds != 1 || b.NetCents != 0 || b.RepeatedRequests != 2 {
+		t.Errorf("books %+v: want one charge (repeated twice by the retries) and its refund", b)
+	}
+}
+
+// With a provider that loses a third of its answers, every order is still
+// shipped and charged once: the retries find the charge by its key.
+func TestInjectedPaymentFailuresAreRetried(t *testing.T) {
+	const rate = 0.3
+	opts := fastRetries(shop.Options{Payment: payment.Options{FailRate: rate}})
+	base := startShop(t, opts, nil)
+	const n = 20
+	failed := 0
+	for i := range n {
+		id := placeOrder(t, base, fmt.Sprintf(`{"customer":"c%d","items":[{"sku":"pen","qty":1}]}`, i))
+		for a := 1; a < 8 && payment.InjectedFailure(id, a, rate); a++ {
+			failed++
+		}
+	}
+	l := waitSettled(t, base, n)
+	b := books(t, base)
+	if p := verify.Reconcile(l, b, mailStats(t, base)); len(p) > 0 {
+		t.Error(p)
+	}
+	if b.RepeatedRequests < failed {
+		t.Errorf("%d repeated requests at the gateway, want at least %d: the injected failures did not take effect", b.RepeatedRequests, failed)
+	}
+	t.Logf("%d injected failures; by status %v; books %+v", failed, l.ByStatus, b)
+}
+
+// More orders than the stock covers, with declines and lost answers
+// injected (issue #23): every order ends, and the money reconciles to the
+// cent, through the HTTP API only.
+func TestMoreOrdersThanStock(t *testing.T) {
+	stock := inventory.DefaultStock()
+	stock["book"] = 40
+	opts := fastRetries(shop.Options{
+		Payment:   payment.Options{FailRate: 0.2, DeclineRate: 0.1},
+		Inventory: inventory.Options{InitialStock: stock},
+	})
+	base := startShop(t, opts, nil)
+	const n = 150
+	ids := make([]string, n)
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			for i := w; i < n; i += 8 {
+				ids[i] = placeOrder(t, base, fmt.Sprintf(`{"customer":"c%d","items":[{"sku":"book","qty":1}]}`, i), fmt.Sprintf("more-%d", i))
+			}
+		})
+	}
+	wg.Wait()
+	l := waitSettled(t, base, n)
+	paths := map[string]int{}
+	for _, id := range ids {
+		name, err := verify.Ended(getOrder(t, base, id), shop.DefaultName)
+		if err != nil {
+			t.Error(err)
+		}
+		paths[name]++
+	}
+	b := books(t, base)
+	if p := verify.Reconcile(l, b, mailStats(t, base)); len(p) > 0 {
+		t.Error(p)
+	}
+	if paths["shipped"] != 40 || paths["out of stock"] == 0 || paths["declined"] == 0 || b.Refunds != paths["out of stock"]+paths["payment failed"] {
+		t.Errorf("paths %v, books %+v: want the 40 books shipped and a refund for every other paid order", paths, b)
+	}
+	t.Logf("paths %v; books %+v", paths, b)
+}
+
+// A restarted shop on the same data directory forgets nothing: every
+// order answers exactly as before, and new orders go on from there.
+func TestRestartForgetsNothing(t *testing.T) {
+	dir := t.TempDir()
+	stock := inventory.DefaultStock()
+	stock["lamp"] = 2
+	opts := &shop.Options{Inventory: inventory.Options{InitialStock: stock}}
+	base, app := startShopIn(t, dir, testLogger(), opts, nil)
+	var ids []string
+	for i := range 3 {
+		ids = append(ids, placeOrder(t, base, fmt.Sprintf(`{"customer":"c%d","items":[{"sku":"lamp","qty":1}]}`, i), fmt.Sprintf("k%d", i)))
+	}
+	waitSettled(t, base, 3)
+	before := map[string][]byte{}
+	for _, id := range ids {
+		_, b, _ := apitest.Do(t, "GET", base+"/orders/"+id, "")
+		before[id] = b
+	}
+	_, listBefore, _ := apitest.Do(t, "GET", base+"/orders", "")
+	booksBefore := books(t, base)
+	stopShop(t, app)
+
+	// Another initial stock is ignored: the database has stock.
+	stock["lamp"] = 50
+	base, _ = startShopIn(t, dir, testLogger(), opts, nil)
+	for _, id := range ids {
+		if _, b, _ := apitest.Do(t, "GET", base+"/orders/"+id, ""); string(b) != string(before[id]) {
+			t.Errorf("order %s after the restart:\n%s\nbefore:\n%s", id, b, before[id])
+		}
+	}
+	if _, b, _ := apitest.Do(t, "GET", base+"/orders", ""); string(b) != string(listBefore) {
+		t.Errorf("GET /orders after the restart:\n%s\nbefore:\n%s", b, listBefore)
+	}
+	if b := books(t, base); b != booksBefore {
+		t.Errorf("books after the restart %+v, before %+v", b, booksBefore)
+	}
+	// The key of a placed order still answers with it.
+	if id := placeOrder(t, base, `{"customer":"c0","items":[{"sku":"lamp","qty":1}]}`, "k0"); id != ids[0] {
+		t.Errorf("the retried key k0 placed %s, want %s", id, ids[0])
+	}
+	o := waitEnded(t, base, placeOrder(t, base, `{"customer":"d","items":[{"sku":"lamp","qty":1}]}`))
+	checkPath(t, o, "out of stock")
+}
+
+func TestIdempotencyKey(t *testing.T) {
+	base := startShop(t, nil, nil)
+	body := `{"customer":"ada","items":[{"sku":"book","qty":1}]}`
+	id := placeOrder(t, base, body, "order-1")
+	status, b, h := apitest.Do(t, "POST", base+"/orders", body, "Idempotency-Key", "order-1")
+	if status != http.StatusCreated || !strings.Contains(string(b), id) || h.Get("Idempotent-Replayed") != "true" {
+		t.Errorf("retry: %d %s %v", status, b, h)
+	}
+	status, b, _ = apitest.Do(t, "POST", base+"/orders", `{"customer":"bob","items":[{"sku":"book","qty":1}]}`, "Idempotency-Key", "order-1")
+	if status != http.StatusUnprocessableEntity || !strings.Contains(errorOf(t, b), "different order") {
+		t.Errorf("key reused for another order: %d %s", status, b)
+	}
+	for _, key := range []string{"", "has space", strings.Repeat("k", 256), "é"} {
+		req, _ := http.NewRequest("POST", base+"/orders", strings.NewReader(body))
+		req.Header["Idempotency-Key"] = []string{key}
+		resp, err := apitest.Client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("key %q: %d, want 400", key, resp.StatusCode)
+		}
+	}
+	waitEnded(t, base, id)
+	if l := waitSettled(t, base, 1); l.Count != 1 {
+		t.Errorf("%d orders, want 1", l.Count)
+	}
 }
 
 func TestUnknownOrderAndWrongMethod(t *testing.T) {
-	base := startShop(t, nil)
-
-	status, b := do(t, "GET", base+"/orders/nope", "")
-	var body map[string]string
-	if err := json.Unmarshal(b, &body); err != nil || status != http.StatusNotFound || !strings.Contains(body["error"], `"nope"`) {
-		t.Errorf("GET unknown order: %d %s (%v)", status, b, err)
+	base := startShop(t, nil, nil)
+	status, b, _ := apitest.Do(t, "GET", base+"/orders/nope", "")
+	if status != http.StatusNotFound || !strings.Contains(errorOf(t, b), `"nope"`) {
+		t.Errorf("GET unknown order: %d %s", status, b)
 	}
-	if status, b := do(t, "DELETE", base+"/orders", ""); status != http.StatusMethodNotAllowed {
-		t.Errorf("DELETE /orders: %d %s", status, b)
+	for _, tc := range []struct{ method, path string }{
+		{"DELETE", "/orders"}, {"PUT", "/orders/x"}, {"POST", "/ledger"}, {"DELETE", "/stock"}, {"POST", "/notifications"},
+	} {
+		if status, b, h := apitest.Do(t, tc.method, base+tc.path, ""); status != http.StatusMethodNotAllowed || h.Get("Allow") == "" {
+			t.Errorf("%s %s: %d %s", tc.method, tc.path, status, b)
+		}
 	}
-	if status, b := do(t, "GET", base+"/healthz", ""); status != http.StatusOK {
+	if status, b, _ := apitest.Do(t, "GET", base+"/healthz", ""); status != http.StatusOK {
 		t.Errorf("GET /healthz: %d %s", status, b)
 	}
 }
@@ -225,7 +304,7 @@ func TestBadRequestsPlaceNothing(t *testing.T) {
 	// A probe service hears every order_placed event, as any new service
 	// subscribing to the topic would.
 	placed := make(chan string, 100)
-	base := startShop(t, func(app *troupe.App) {
+	base := startShop(t, nil, func(app *troupe.App) {
 		probe := app.Service("probe")
 		troupe.Subscribe(probe, orders.Placed, "count", func(_ context.Context, ev troupe.Event[orders.PlacedV1]) error {
 			placed <- ev.Data.OrderID
@@ -234,58 +313,57 @@ func TestBadRequestsPlaceNothing(t *testing.T) {
 	})
 
 	for _, tc := range []struct {
-		name, body string
-		status     int
-		wantErr    []string // substrings of the error message
+		name, method, path, body string
+		status                   int
+		wantErr                  []string // substrings of the error message
 	}{
-		{"empty body", ``, 400, []string{"body is empty"}},
-		{"not JSON", `customer=ada`, 400, []string{"not valid JSON"}},
-		{"truncated JSON", `{"customer":"ada","items":[`, 400, []string{"not valid JSON"}},
-		{"array", `[]`, 400, []string{"must be a JSON object"}},
-		{"two objects", `{"customer":"ada","items":[{"sku":"book","qty":1}]} {}`, 400, []string{"send one JSON object"}},
-		{"unknown field", `{"customer":"ada","items":[{"sku":"book","qty":1}],"coupon":"FREE"}`, 400, []string{`unknown field "coupon"`}},
-		{"unknown item field", `{"customer":"ada","items":[{"sku":"book","qty":1,"colour":"red"}]}`, 400, []string{`unknown field "colour"`}},
-		{"qty as string", `{"customer":"ada","items":[{"sku":"book","qty":"2"}]}`, 400, []string{"items.qty", "int", "string"}},
-		{"missing customer", `{"items":[{"sku":"book","qty":1}]}`, 400, []string{"customer is required"}},
-		{"blank customer", `{"customer":"  ","items":[{"sku":"book","qty":1}]}`, 400, []string{"customer is required"}},
-		{"no items", `{"customer":"ada","items":[]}`, 400, []string{"at least one item"}},
-		{"items missing", `{"customer":"ada"}`, 400, []string{"at least one item"}},
-		{"qty zero", `{"customer":"ada","items":[{"sku":"book","qty":0}]}`, 400, []string{"items[0].qty must be at least 1"}},
-		{"qty negative", `{"customer":"ada","items":[{"sku":"book","qty":1},{"sku":"pen","qty":-3}]}`, 400, []string{"items[1].qty must be at least 1, got -3"}},
-		{"qty too large", `{"customer":"ada","items":[{"sku":"book","qty":1000}]}`, 400, []string{"items[0].qty must be at most"}},
-		{"empty sku", `{"customer":"ada","items":[{"sku":"","qty":1}]}`, 400, []string{"items[0].sku is required"}},
-		{"unknown sku", `{"customer":"ada","items":[{"sku":"piano","qty":1}]}`, 400, []string{`"piano" is not sold here`, "book"}},
-		{"several problems", `{"customer":"","items":[{"sku":"","qty":0}]}`, 400, []string{"customer is required", "items[0].sku is required", "items[0].qty must be at least 1"}},
-		{"too large", `{"customer":"` + strings.Repeat("a", 70<<10) + `"}`, 413, []string{"larger than"}},
+		{"empty body", "POST", "/orders", ``, 400, []string{"body is empty"}},
+		{"not JSON", "POST", "/orders", `customer=ada`, 400, []string{"not valid JSON"}},
+		{"truncated JSON", "POST", "/orders", `{"customer":"ada","items":[`, 400, []string{"not valid JSON"}},
+		{"array", "POST", "/orders", `[]`, 400, []string{"must be a JSON object"}},
+		{"two objects", "POST", "/orders", `{"customer":"ada","items":[{"sku":"book","qty":1}]} {}`, 400, []string{"send one JSON object"}},
+		{"unknown field", "POST", "/orders", `{"customer":"ada","items":[{"sku":"book","qty":1}],"coupon":"FREE"}`, 400, []string{`unknown field "coupon"`}},
+		{"unknown item field", "POST", "/orders", `{"customer":"ada","items":[{"sku":"book","qty":1,"colour":"red"}]}`, 400, []string{`unknown field "colour"`}},
+		{"qty as string", "POST", "/orders", `{"customer":"ada","items":[{"sku":"book","qty":"2"}]}`, 400, []string{"items.qty", "int", "string"}},
+		{"missing customer", "POST", "/orders", `{"items":[{"sku":"book","qty":1}]}`, 400, []string{"customer is required"}},
+		{"blank customer", "POST", "/orders", `{"customer":"  ","items":[{"sku":"book","qty":1}]}`, 400, []string{"customer is required"}},
+		{"no items", "POST", "/orders", `{"customer":"ada","items":[]}`, 400, []string{"at least one item"}},
+		{"items missing", "POST", "/orders", `{"customer":"ada"}`, 400, []string{"at least one item"}},
+		{"qty zero", "POST", "/orders", `{"customer":"ada","items":[{"sku":"book","qty":0}]}`, 400, []string{"items[0].qty must be at least 1"}},
+		{"qty negative", "POST", "/orders", `{"customer":"ada","items":[{"sku":"book","qty":1},{"sku":"pen","qty":-3}]}`, 400, []string{"items[1].qty must be at least 1, got -3"}},
+		{"qty too large", "POST", "/orders", `{"customer":"ada","items":[{"sku":"book","qty":1000}]}`, 400, []string{"items[0].qty must be at most"}},
+		{"empty sku", "POST", "/orders", `{"customer":"ada","items":[{"sku":"","qty":1}]}`, 400, []string{"items[0].sku is required"}},
+		{"unknown sku", "POST", "/orders", `{"customer":"ada","items":[{"sku":"piano","qty":1}]}`, 400, []string{`"piano" is not sold here`, "book"}},
+		{"several problems", "POST", "/orders", `{"customer":"","items":[{"sku":"","qty":0}]}`, 400, []string{"customer is required", "items[0].sku is required", "items[0].qty must be at least 1"}},
+		{"too large", "POST", "/orders", `{"customer":"` + strings.Repeat("a", 70<<10) + `"}`, 413, []string{"larger than"}},
+		{"query on POST", "POST", "/orders?dry=1", `{"customer":"ada","items":[{"sku":"book","qty":1}]}`, 400, []string{`unknown query parameter "dry"`}},
+		{"query on list", "GET", "/orders?limit=5", "", 400, []string{`unknown query parameter "limit"`, "takes none"}},
+		{"query on order", "GET", "/orders/x?full=1", "", 400, []string{`unknown query parameter "full"`}},
+		{"ledger parameter", "GET", "/ledger?all=1", "", 400, []string{`unknown query parameter "all"`, "order"}},
+		{"ledger empty order", "GET", "/ledger?order=", "", 400, []string{"order must be one order id"}},
+		{"notifications parameter", "GET", "/notifications?to=ada", "", 400, []string{`unknown query parameter "to"`}},
+		{"notifications empty order", "GET", "/notifications?order=", "", 400, []string{"order must be one order id"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			status, b := do(t, "POST", base+"/orders", tc.body)
+			status, b, _ := apitest.Do(t, tc.method, base+tc.path, tc.body)
 			if status != tc.status {
 				t.Errorf("status %d, want %d; body %s", status, tc.status, b)
 			}
-			var body map[string]string
-			if err := json.Unmarshal(b, &body); err != nil || body["error"] == "" {
-				t.Fatalf("body %s is not a JSON error (%v)", b, err)
-			}
-			for _, w := range tc.wantErr {
-				if !strings.Contains(body["error"], w) {
-					t.Errorf("error %q does not mention %q", body["error"], w)
-				}
+			if msg := errorOf(t, b); !containsAll(msg, tc.wantErr...) {
+				t.Errorf("error %q does not mention all of %q", msg, tc.wantErr)
 			}
 		})
 	}
 
-	status, b := do(t, "GET", base+"/orders", "")
-	var list struct {
-		Count int `json:"count"`
-	}
-	if err := json.Unmarshal(b, &list); err != nil || status != http.StatusOK || list.Count != 0 {
-		t.Errorf("after bad requests, GET /orders: %d %s (%v); want no orders", status, b, err)
+	var l orders.List
+	apitest.GetJSON(t, base+"/orders", &l)
+	if l.Count != 0 {
+		t.Errorf("after bad requests, GET /orders lists %d orders; want none", l.Count)
 	}
 
 	// One good order afterwards: the probe must see it and nothing before it.
 	id := placeOrder(t, base, `{"customer":"ada","items":[{"sku":"book","qty":2}]}`)
-	waitFulfilled(t, base, id)
+	waitEnded(t, base, id)
 	select {
 	case got := <-placed:
 		if got != id {
@@ -296,24 +374,79 @@ func TestBadRequestsPlaceNothing(t *testing.T) {
 	}
 }
 
+// GET /stock reads the stock, POST /stock replenishes it once per key, and
+// bad deliveries change nothing.
+func TestStock(t *testing.T) {
+	stock := inventory.DefaultStock()
+	stock["book"] = 0
+	base := startShop(t, &shop.Options{Inventory: inventory.Options{InitialStock: stock}}, nil)
+	shelf := func() map[string]inventory.Level {
+		var l inventory.Levels
+		apitest.GetJSON(t, base+"/stock", &l)
+		m := map[string]inventory.Level{}
+		for _, lv := range l.Stock {
+			m[lv.SKU] = lv
+		}
+		return m
+	}
+	if s := shelf(); len(s) != 5 || s["book"].OnShelf != 0 || s["pen"].OnShelf != 1000 {
+		t.Fatalf("initial stock %+v", s)
+	}
+	body := `{"items":[{"sku":"book","qty":3},{"sku":"tea","qty":1}]}`
+	for range 2 {
+		status, b, _ := apitest.Do(t, "POST", base+"/stock", body, "Idempotency-Key", "delivery-1")
+		if status != http.StatusOK {
+			t.Fatalf("POST /stock: %d %s", status, b)
+		}
+	}
+	if s := shelf(); s["book"].OnShelf != 3 || s["tea"].OnShelf != 301 {
+		t.Errorf("after one delivery sent twice with its key: %+v", s)
+	}
+	if status, b, _ := apitest.Do(t, "POST", base+"/stock", `{"items":[{"sku":"book","qty":1}]}`, "Idempotency-Key", "delivery-1"); status != http.StatusUnprocessableEntity {
+		t.Errorf("key reused for another delivery: %d %s", status, b)
+	}
+	for _, tc := range []struct {
+		name, body string
+		status     int
+		wantErr    []string
+	}{
+		{"empty", ``, 400, []string{"body is empty"}},
+		{"not JSON", `book=3`, 400, []string{"not valid JSON"}},
+		{"unknown field", `{"items":[{"sku":"book","qty":1}],"note":"x"}`, 400, []string{`unknown field "note"`}},
+		{"no items", `{"items":[]}`, 400, []string{"at least one item"}},
+		{"unknown sku", `{"items":[{"sku":"piano","qty":1}]}`, 400, []string{`"piano" is not sold here`}},
+		{"qty zero", `{"items":[{"sku":"book","qty":0}]}`, 400, []string{"qty must be from 1 to 1000000, got 0"}},
+		{"qty huge", `{"items":[{"sku":"book","qty":2000000}]}`, 400, []string{"qty must be from 1"}},
+		{"qty as string", `{"items":[{"sku":"book","qty":"3"}]}`, 400, []string{"items.qty", "int", "string"}},
+		{"too large", `{"items":[{"sku":"` + strings.Repeat("a", 70<<10) + `"}]}`, 413, []string{"larger than"}},
+	} {
+		status, b, _ := apitest.Do(t, "POST", base+"/stock", tc.body)
+		if status != tc.status || !containsAll(errorOf(t, b), tc.wantErr...) {
+			t.Errorf("%s: %d %s, want %d mentioning %q", tc.name, status, b, tc.status, tc.wantErr)
+		}
+	}
+	if status, b, _ := apitest.Do(t, "GET", base+"/stock?sku=book", ""); status != http.StatusBadRequest {
+		t.Errorf("GET /stock?sku=book: %d %s", status, b)
+	}
+	if s := shelf(); s["book"].OnShelf != 3 || s["tea"].OnShelf != 301 {
+		t.Errorf("bad deliveries changed the stock: %+v", s)
+	}
+	// The replenished books sell.
+	o := waitEnded(t, base, placeOrder(t, base, `{"customer":"ada","items":[{"sku":"book","qty":3}]}`))
+	checkPath(t, o, "shipped")
+	if s := shelf(); s["book"].OnShelf != 0 || s["book"].Reserved != 3 {
+		t.Errorf("after the order: %+v", s["book"])
+	}
+}
+
 func TestConcurrentOrdersAllArrive(t *testing.T) {
-	base := startShop(t, nil)
+	base := startShop(t, nil, nil)
 	const n = 50
 	ids := make([]string, n)
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {
-			body := fmt.Sprintf(`{"customer":"customer-%d","items":[{"sku":"book","qty":1},{"sku":"tea","qty":%d}]}`, i, i%5+1)
-			status, b := do(t, "POST", base+"/orders", body)
-			if status != http.StatusCreated {
-				t.Errorf("order %d: %d %s", i, status, b)
-				return
-			}
-			var placed struct{ ID string }
-			if err := json.NewDecoder(bytes.NewReader(b)).Decode(&placed); err != nil {
-				t.Errorf("order %d: %v", i, err)
-			}
-			ids[i] = placed.ID
+			ids[i] = placeOrder(t, base, fmt.Sprintf(`{"customer":"customer-%d","items":[{"sku":"book","qty":1},{"sku":"tea","qty":%d}]}`, i, i%5+1))
 		})
 	}
 	wg.Wait()
@@ -326,75 +459,18 @@ func TestConcurrentOrdersAllArrive(t *testing.T) {
 			t.Fatalf("order id %q given twice", id)
 		}
 		seen[id] = true
-		o := waitFulfilled(t, base, id)
-		checkTimeline(t, o)
+		o := waitEnded(t, base, id)
+		checkPath(t, o, "shipped")
 		if o.Customer != fmt.Sprintf("customer-%d", i) {
 			t.Errorf("order %s is for %q, want customer-%d", id, o.Customer, i)
 		}
 	}
-	status, b := do(t, "GET", base+"/orders", "")
-	var list struct {
-		Count int `json:"count"`
+	l := waitSettled(t, base, n)
+	if p := verify.Reconcile(l, books(t, base), mailStats(t, base)); len(p) > 0 {
+		t.Error(p)
 	}
-	if err := json.Unmarshal(b, &list); err != nil || status != http.StatusOK || list.Count != n {
-		t.Errorf("GET /orders: %d %s (%v); want %d orders", status, b, err, n)
-	}
-}
-
-// countingHandler counts the log records whose message contains a word.
-type countingHandler struct {
-	slog.Handler
-	word string
-	n    *atomic.Int64
-}
-
-func (h countingHandler) Handle(ctx context.Context, r slog.Record) error {
-	if strings.Contains(r.Message, h.word) {
-		h.n.Add(1)
-	}
-	return nil
-}
-
-func (h countingHandler) Enabled(context.Context, slog.Level) bool { return true }
-
-// With a payment provider failing half its attempts, every order is still
-// fulfilled, charged once: the failures were retried.
-func TestInjectedPaymentFailuresAreRetried(t *testing.T) {
-	var timeouts atomic.Int64
-	log := slog.New(countingHandler{Handler: slog.DiscardHandler, word: "provider timed out", n: &timeouts})
-	const rate = 0.5
-	base := startShopWith(t, log, nil, shop.FailRate(rate))
-	const n = 10
-	ids := make([]string, n)
-	for i := range n {
-		ids[i] = placeOrder(t, base, fmt.Sprintf(`{"customer":"c%d","items":[{"sku":"pen","qty":1}]}`, i))
-	}
-	// The injected failures are a hash of the order id and the attempt, so
-	// the test knows how many attempts each order needs and waits for as
-	// long as troupe's default backoff takes to get there (500ms doubling,
-	// with up to 20% jitter); an order that fails all 8 attempts is
-	// dead-lettered and never fulfilled (in about 1 run in 26 at this rate
-	// one of the ten does).
-	failed := 0
-	for _, id := range ids {
-		k := 0 // attempts that fail before the first that succeeds
-		for k < transport.DefaultMaxAttempts && payment.InjectedFailure(id, k+1, rate) {
-			k++
-		}
-		failed += k
-		if k == transport.DefaultMaxAttempts {
-			t.Logf("order %s fails every attempt (dead-lettered); not waiting for it", id)
-			continue
-		}
-		wait := waitTimeout
-		for i := range k {
-			backoff := min(transport.DefaultMinBackoff<<i, transport.DefaultMaxBackoff)
-			wait += time.Duration((1 + transport.DefaultJitter) * float64(backoff))
-		}
-		o := waitFulfilledWithin(t, base, id, wait)
-		checkTimeline(t, o)
-	}
-	if failed > 0 && timeouts.Load() < int64(failed) {
-		t.Errorf("%d injected payment failures logged, want at least %d: FailRate(%v) did not take effect", timeouts.Load(), failed, rate)
+	b, _ := json.Marshal(l.ByStatus)
+	if l.ByStatus["notified"] != n {
+		t.Errorf("by status %s, want all %d notified", b, n)
 	}
 }
