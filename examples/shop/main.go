@@ -29,7 +29,6 @@ import (
 	"os"
 
 	"github.com/troupe-go/troupe"
-	_ "github.com/troupe-go/troupe/contract" // adds the contract command
 	"github.com/troupe-go/troupe/examples/internal/operator"
 	"github.com/troupe-go/troupe/examples/shop/shop"
 )
