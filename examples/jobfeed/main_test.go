@@ -246,7 +246,6 @@ func TestFlagsAndHelp(t *testing.T) {
 		{[]string{"--weekly-digest", "weekly at 8"}, `invalid value "weekly at 8" for flag -weekly-digest`},
 		{[]string{"--monthly-digest=monthly on 32 at 08:00"}, "not a day of the month"},
 		{[]string{"--daily-digest"}, "flag needs an argument"},
-		{[]string{"--db", "mysql://root@127.0.0.1/jobs"}, "or give a URL such as postgres://"},
 	} {
 		cmd := exec.Command(bin, tc.args...)
 		cmd.Dir = t.TempDir()
@@ -255,6 +254,15 @@ func TestFlagsAndHelp(t *testing.T) {
 		if !errors.As(err, &exit) || exit.ExitCode() != 2 || !strings.Contains(string(out), tc.want) {
 			t.Errorf("%q: %v\n%s\nwant exit status 2 and %q", tc.args, err, out, tc.want)
 		}
+	}
+}
+
+// A --db that is not PostgreSQL stops the start, naming both forms.
+func TestUnknownDatabase(t *testing.T) {
+	cmd := exec.Command(buildProgram(t), "--db", "mysql://root@127.0.0.1/jobs", "--data", t.TempDir(), "--http", "off")
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "postgres://") {
+		t.Errorf("--db mysql://…: %v\n%s\nwant a failed start that names the forms --db takes", err, out)
 	}
 }
 

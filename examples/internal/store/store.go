@@ -19,7 +19,6 @@ package store
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"flag"
 	"fmt"
 	"net/url"
@@ -47,9 +46,10 @@ type DB struct {
 }
 
 // Flag registers --db on fs, for [troupe.App.Flags]. Its default is d.URL,
-// or else the environment variable env when env is not empty. A value
-// that is neither empty nor a PostgreSQL URL is a usage error, with both
-// forms in the message.
+// or else the environment variable env when env is not empty; -h shows it
+// with its password hidden. A value that is neither empty nor a PostgreSQL
+// URL fails the start (see [DB.Check]) rather than the parse: the flag
+// package would quote it, password and all, in its usage error.
 func (d *DB) Flag(fs *flag.FlagSet, env string) {
 	from := ""
 	if d.URL == "" && env != "" {
@@ -58,7 +58,7 @@ func (d *DB) Flag(fs *flag.FlagSet, env string) {
 	fs.Var(urlFlag{d}, "db", "database `URL` of the services' state: empty for SQLite files in the data directory, or postgres://user@host:5432/db"+from)
 }
 
-// urlFlag is --db: it checks the URL when it is set.
+// urlFlag is --db, shown with its password hidden.
 type urlFlag struct{ d *DB }
 
 func (f urlFlag) String() string {
@@ -69,9 +69,6 @@ func (f urlFlag) String() string {
 }
 
 func (f urlFlag) Set(s string) error {
-	if err := (&DB{URL: s}).Check(); err != nil {
-		return errors.New(strings.TrimPrefix(err.Error(), "--db "))
-	}
 	f.d.URL = s
 	return nil
 }
