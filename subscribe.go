@@ -93,7 +93,7 @@ func (s *Subscription) Config() SubscriptionConfig {
 	sp := s.cfg.spec
 	return SubscriptionConfig{
 		MaxAttempts: sp.Retry.MaxAttempts, MinBackoff: sp.Retry.MinBackoff, MaxBackoff: sp.Retry.MaxBackoff,
-		Jitter: sp.Retry.Jitter, Deadline: s.cfg.deadline, Lease: sp.Lease, Concurrency: sp.Concurrency,
+		Jitter: max(sp.Retry.Jitter, 0), Deadline: s.cfg.deadline, Lease: sp.Lease, Concurrency: sp.Concurrency,
 		Prefetch: sp.Prefetch, MaxMessageBytes: sp.MaxMessageBytes, StartAtBeginning: sp.StartAtBeginning,
 		Ordered: s.topicRef.Ordered(),
 	}

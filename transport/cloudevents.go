@@ -3,6 +3,7 @@ package transport
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -200,3 +201,31 @@ func ErrorText(err error) string {
 	}
 	return s
 }
+
+// WriteDeadLetterHeaders calls set once for each troupe-dl-* header that
+// records why and when dl died: its reason, error, attempts and times, as
+// every transport stores them. The message's own headers (its attributes,
+// troupe-replays) travel beside them as they came.
+func WriteDeadLetterHeaders(dl *DeadLetter, set func(key, value string)) {
+	set(HeaderDeadReason, string(dl.Reason))
+	set(HeaderDeadError, dl.Error)
+	set(HeaderDeadAttempts, strconv.Itoa(dl.Attempts))
+	set(HeaderDeadFirstAttempt, formatTime(dl.FirstAttempt))
+	set(HeaderDeadLastAttempt, formatTime(dl.LastAttempt))
+	set(HeaderDeadAt, formatTime(dl.DeadAt))
+}
+
+// ReadDeadLetterHeaders fills in dl's Reason, Error, Attempts, Replays and
+// times from the headers of a stored dead letter, looked up with get (""
+// for a missing one). Values it cannot parse stay zero.
+func ReadDeadLetterHeaders(get func(key string) string, dl *DeadLetter) {
+	dl.Reason = Reason(get(HeaderDeadReason))
+	dl.Error = get(HeaderDeadError)
+	dl.Attempts, _ = strconv.Atoi(strings.TrimSpace(get(HeaderDeadAttempts)))
+	dl.Replays, _ = strconv.Atoi(strings.TrimSpace(get(HeaderReplays)))
+	dl.FirstAttempt, _ = time.Parse(time.RFC3339Nano, get(HeaderDeadFirstAttempt))
+	dl.LastAttempt, _ = time.Parse(time.RFC3339Nano, get(HeaderDeadLastAttempt))
+	dl.DeadAt, _ = time.Parse(time.RFC3339Nano, get(HeaderDeadAt))
+}
+
+func formatTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }

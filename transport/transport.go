@@ -197,8 +197,9 @@ type RetryPolicy struct {
 	// MaxBackoff caps the delay. Default 1m.
 	MaxBackoff time.Duration
 	// Jitter spreads each delay uniformly by ±Jitter×delay so retries of many
-	// messages do not arrive together. Between 0 and 1; default 0.2. Use
-	// [NoJitter] for exact delays.
+	// messages do not arrive together. Between 0 and 1; default 0.2
+	// ([DefaultJitter]). Use [NoJitter] for exact delays; it stays NoJitter
+	// when defaults are filled in.
 	Jitter float64
 }
 
@@ -218,6 +219,8 @@ const (
 )
 
 // WithDefaults returns s with every zero tuning field set to its default.
+// It is idempotent: transports call it again on subscriptions the app has
+// already completed.
 func (s Subscription) WithDefaults() Subscription {
 	r := &s.Retry
 	if r.MaxAttempts <= 0 {
@@ -236,7 +239,7 @@ func (s Subscription) WithDefaults() Subscription {
 	case r.Jitter == 0:
 		r.Jitter = DefaultJitter
 	case r.Jitter < 0:
-		r.Jitter = 0
+		r.Jitter = NoJitter // kept, so that defaults filled in again keep it
 	case r.Jitter > 1:
 		r.Jitter = 1
 	}
@@ -298,16 +301,27 @@ type Delivery struct {
 	// because the consumer running that attempt died (its lease ran out).
 	// The handler must not handle it again (it may be what killed the
 	// consumer): it returns an error, and the message is dead-lettered with
-	// [ReasonAbandoned]; or it settles the message another way, such as
-	// publishing a compensation, and returns nil to acknowledge it.
+	// [ReasonAbandoned], unless its [Hooks.Compensate] settles it another
+	// way; or it returns nil to acknowledge it.
 	Abandoned error
+
+	hooks Hooks // registered by the handler for this attempt
 }
+
+// SetHooks registers h for the current attempt: the pipeline asks it to
+// compensate a final failure and tells it the attempt's outcome. A handler
+// calls it before it returns; it replaces hooks set earlier in the same
+// attempt.
+func (d *Delivery) SetHooks(h Hooks) { d.hooks = h }
 
 // Handler handles one delivery. Its result decides the message's fate: nil acks
 // it; an error wrapped by [Permanent] dead-letters it at once; [RetryAfter] sets
 // the delay before the next attempt; any other error retries it after the
 // subscription's backoff until the last attempt, which dead-letters it. A panic
-// is an error. ctx is cancelled when the consumer stops hard.
+// is an error. ctx is cancelled when the consumer stops hard; an attempt that
+// fails then is interrupted and delivered again, neither retried nor
+// dead-lettered. The [Pipeline] decides and settles the outcome; a handler
+// that wants to know it registers [Hooks] with [Delivery.SetHooks].
 type Handler func(ctx context.Context, d *Delivery) error
 
 // Transport connects troupe to one broker. All methods are safe for
@@ -400,6 +414,7 @@ const (
 	ReasonMalformed Reason = "malformed" // missing or invalid CloudEvents attributes or data
 	ReasonOversized Reason = "oversized" // larger than the subscription accepts
 	ReasonAbandoned Reason = "abandoned" // the consumer died during the last attempt
+	ReasonMisrouted Reason = "misrouted" // its ce-type names another topic than the subscription's
 )
 
 // Errors reported by transports.

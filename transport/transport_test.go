@@ -234,3 +234,18 @@ func BenchmarkDecodeHeaderMap(b *testing.B) {
 		}
 	}
 }
+
+// Transports fill in defaults again on a subscription the app already
+// filled in; that must not turn NoJitter into the default jitter.
+func TestWithDefaultsTwiceKeepsNoJitter(t *testing.T) {
+	s := transport.Subscription{Retry: transport.RetryPolicy{MinBackoff: time.Second, Jitter: transport.NoJitter}}
+	twice := s.WithDefaults().WithDefaults()
+	for _, rnd := range []float64{0, 0.999} {
+		if d := twice.Retry.Delay(1, rnd); d != time.Second {
+			t.Errorf("NoJitter, defaults filled in twice: delay %s with rnd %v, want exactly 1s", d, rnd)
+		}
+	}
+	if once, again := s.WithDefaults(), s.WithDefaults().WithDefaults(); once != again {
+		t.Errorf("WithDefaults is not idempotent:\n once  %+v\n twice %+v", once, again)
+	}
+}

@@ -27,7 +27,7 @@ import (
 type consumer struct {
 	t       *Transport
 	sub     transport.Subscription
-	h       transport.Handler
+	pipe    *transport.Pipeline[*nats.Msg]
 	work    chan *nats.Msg
 	pullers []*puller
 
@@ -91,8 +91,11 @@ func (t *Transport) Consume(ctx context.Context, sub transport.Subscription, h t
 	if err != nil {
 		return nil, err
 	}
-	c := &consumer{t: t, sub: sub, h: h, held: make(map[*nats.Msg]*puller), done: make(chan struct{}), stopped: make(chan struct{})}
+	c := &consumer{t: t, sub: sub, held: make(map[*nats.Msg]*puller), done: make(chan struct{}), stopped: make(chan struct{})}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.pipe = transport.NewPipeline(sub, h, transport.Settler[*nats.Msg](c), transport.PipelineConfig{
+		Context: c.ctx, Stopping: c.stopped, Logger: t.log,
+	})
 	name := consumerName(sub.SubscriptionRef)
 	specs := []struct {
 		stream string
@@ -133,13 +136,9 @@ func (t *Transport) Consume(ctx context.Context, sub transport.Subscription, h t
 			}
 			return nil, err
 		}
-		c.workers.Add(1)
-		go c.dispatch()
+		c.workers.Go(c.dispatch)
 	} else {
-		for range sub.Concurrency {
-			c.workers.Add(1)
-			go c.worker()
-		}
+		c.workers.Go(func() { transport.Serve(sub, c.work, nil, c.process) })
 	}
 	c.mu.Lock()
 	for _, p := range c.pullers {
@@ -299,13 +298,6 @@ func (c *consumer) tend() {
 		for _, m := range held {
 			_ = m.InProgress()
 		}
-	}
-}
-
-func (c *consumer) worker() {
-	defer c.workers.Done()
-	for m := range c.work {
-		c.process(m)
 	}
 }
 
