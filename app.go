@@ -402,7 +402,8 @@ func (a *App) Start(ctx context.Context) (err error) {
 			continue
 		}
 		for _, sub := range s.subs {
-			c, err := tr.Consume(ctx, sub.cfg.spec, transport.Handler(chainHandle(sub, mws)))
+			sub.settled = settledFuncs(sub, mws)
+			c, err := tr.Consume(ctx, sub.cfg.spec, sub.consume(chainHandle(sub, mws)))
 			if err != nil {
 				return fmt.Errorf("troupe: start subscription %s: %w", sub, err)
 			}

@@ -85,7 +85,9 @@
 // Package outbox commits events with the service's own database
 // transaction and gives handlers an inbox so their effects happen once;
 // it also holds delayed events and schedules. Packages tracing, metrics and
-// journal observe every publish and handling through [Middleware]; package
+// journal observe every publish and handling through [Middleware]: each is
+// told the [Outcome] troupe decided for an attempt ([Middleware.Settled])
+// and learns which handling made a publish ([HandlingOf]); package
 // topology draws the declaration and package dashboard shows it live;
 // package ops adds operator commands (tail, trace, dlq); package troupetest
 // tests handlers and whole apps.

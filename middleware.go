@@ -5,12 +5,68 @@ import (
 	"flag"
 	"net/http"
 	"slices"
+	"time"
 
 	"github.com/troupe-go/troupe/transport"
 )
 
 // PublishFunc publishes encoded events; see [Middleware].
 type PublishFunc func(ctx context.Context, msgs []*transport.Message) error
+
+// SettledFunc is told what became of one attempt; see [Middleware].
+type SettledFunc func(ctx context.Context, s Settlement)
+
+// Outcome names what became of one attempt at handling an event. The same
+// names are used everywhere: logs, the journal, metrics, traces, the
+// dashboard and troupetest.
+type Outcome = transport.Kind
+
+// Outcomes of an attempt.
+const (
+	// Handled: the handler succeeded; the event is acknowledged.
+	Handled = transport.KindHandled
+	// Retried: the handler failed and attempts are left; the event comes
+	// back after Settlement.Delay.
+	Retried = transport.KindRetried
+	// DeadLettered: the handler failed for good (a permanent error, the
+	// last attempt, an event that could not be decoded, or one abandoned by
+	// a consumer that died) and the event went to the subscription's dead
+	// letters.
+	DeadLettered = transport.KindDeadLettered
+	// Compensated: the handler failed for good and the subscription's
+	// [OnFailure] event was published; the event is acknowledged.
+	Compensated = transport.KindCompensated
+	// Interrupted: the attempt was cut off (the consumer stopped hard, or
+	// lost its connection to the broker); the event is delivered again.
+	Interrupted = transport.KindInterrupted
+)
+
+// Settlement is what became of one attempt at handling an event, decided
+// once and told to every [Middleware.Settled].
+type Settlement struct {
+	// Subscription handled the event.
+	Subscription *Subscription
+	// Delivery is the attempt: the event's attributes and data, its
+	// attempt number and replays. Read it; do not keep it.
+	Delivery *transport.Delivery
+	// Outcome names what became of it.
+	Outcome Outcome
+	// Err is the handler's error: nil when handled, the cause when
+	// compensated.
+	Err error
+	// Delay is the wait before the next attempt, when retried.
+	Delay time.Duration
+	// InPlace reports a retry held in this process (an ordered
+	// subscription keeps the later events of the key waiting) rather than
+	// handed back to the broker.
+	InPlace bool
+	// Reason says why the event was dead-lettered.
+	Reason transport.Reason
+	// Began is when the attempt began; Took how long the Handle chain and
+	// the handler ran.
+	Began time.Time
+	Took  time.Duration
+}
 
 // HandleFunc handles one delivery of an event to a subscription: it
 // decodes the event, runs the handler and returns its error; see
@@ -33,8 +89,24 @@ type Middleware struct {
 	// flows to the handler, so values it adds (a span) are seen by the
 	// handler and by what the handler publishes. The error it returns
 	// decides the delivery's outcome as the handler's would: nil
-	// acknowledges, an error retries or dead-letters.
+	// acknowledges, an error retries or dead-letters. It does not learn
+	// the outcome: Settled does.
 	Handle func(sub *Subscription, next HandleFunc) HandleFunc
+	// Settled is called once per subscription this process consumes, at
+	// Start; the function it returns (nil: none) is told what became of
+	// every attempt at handling an event of sub, as troupe decided it once
+	// for the broker: handled, retried (with the delay), dead-lettered
+	// (with the reason), compensated ([OnFailure]) or interrupted (the
+	// consumer stopped hard, or lost its connection). Observers (journals,
+	// metrics, traces, dashboards) read the outcome here instead of
+	// guessing it from the error Handle sees. The function runs on the
+	// consumer's goroutine after the Handle chain returned and the broker
+	// was told, with the context the handler was given (carrying what
+	// Handle middlewares added; it has ended by then): keep it short.
+	// Events the transport refuses before any handler sees them
+	// (unreadable, oversized, misrouted) are not reported, nor are those a
+	// Handle middleware kept from the handler by not calling next.
+	Settled func(sub *Subscription) SettledFunc
 	// Encode runs on the events of every Publish, PublishBatch, Request
 	// and Encode as they are encoded, with the caller's ctx, before any
 	// Publish middleware. It may set attributes that belong to the moment
@@ -73,6 +145,19 @@ func (a *App) chainPublish(tr transport.Transport, mws []Middleware) PublishFunc
 		}
 	}
 	return f
+}
+
+// settledFuncs returns the Settled functions of the middlewares for sub.
+func settledFuncs(sub *Subscription, mws []Middleware) []SettledFunc {
+	var out []SettledFunc
+	for _, m := range mws {
+		if m.Settled != nil {
+			if f := m.Settled(sub); f != nil {
+				out = append(out, f)
+			}
+		}
+	}
+	return out
 }
 
 // chainHandle returns sub's delivery path: the middlewares around its
@@ -157,31 +242,4 @@ func (a *App) Runs(service string) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return !a.client && (len(a.cfg.Services) == 0 || slices.Contains(a.cfg.Services, service))
-}
-
-// Handling is what troupe did with one delivery besides returning the
-// handler's result, for Handle middlewares that record outcomes (metrics,
-// journals, dashboards). Get one with [WithHandling].
-type Handling struct {
-	// Compensated reports that the handler failed for good and the
-	// subscription's [OnFailure] event was published: the delivery is then
-	// acknowledged, and the HandleFunc returns nil.
-	Compensated bool
-	// Cause is the handler's error when Compensated.
-	Cause error
-}
-
-type handlingKey struct{}
-
-// WithHandling returns ctx carrying a Handling that troupe fills in while
-// it handles the delivery given ctx. A Handle middleware passes the
-// returned context to next and reads the Handling once next returned. If
-// ctx already carries one (an outer middleware asked first), it is
-// returned, so every middleware sees the same.
-func WithHandling(ctx context.Context) (context.Context, *Handling) {
-	if h, ok := ctx.Value(handlingKey{}).(*Handling); ok {
-		return ctx, h
-	}
-	h := &Handling{}
-	return context.WithValue(ctx, handlingKey{}, h), h
 }

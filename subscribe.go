@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"reflect"
-	"runtime/debug"
 	"time"
 
 	"github.com/troupe-go/troupe/transport"
@@ -32,7 +31,8 @@ type Subscription struct {
 	topicRef AnyTopic
 	cfg      subscribeConfig
 	handler  func(ctx context.Context, d *transport.Delivery) error
-	breaker  *breaker // nil without CircuitBreaker
+	breaker  *breaker      // nil without CircuitBreaker
+	settled  []SettledFunc // the middlewares' observers, set at Start
 }
 
 // BreakerState returns the state of the subscription's circuit breaker in
@@ -245,6 +245,8 @@ func Subscribe[T any](s *Service, t *Topic[T], name string, h Handler[T], opts .
 		sub.breaker = newBreaker(*cfg.breaker, ref, app, app.stopCh)
 	}
 	sub.handler = func(ctx context.Context, d *transport.Delivery) error {
+		a := sub.attempt(ctx, d)
+		defer a.end()
 		v, err := t.decode(d)
 		if err != nil {
 			return Permanent(err)
@@ -255,15 +257,16 @@ func Subscribe[T any](s *Service, t *Topic[T], name string, h Handler[T], opts .
 			Attempt: d.Attempt, Replays: d.Replays, Subscription: ref,
 			OrderingKey: d.Extensions[transport.PartitionKey],
 		}}
+		a.scope.ev = &ev.Envelope
+		if cfg.compensate != nil {
+			a.event = ev
+		}
 		if d.Abandoned != nil {
 			// Its last attempt died with its consumer: do not run the
-			// handler again (it may be what killed the consumer), but let
-			// a declared compensation settle it.
+			// handler again (it may be what killed the consumer); a
+			// declared compensation settles it (see attemptCtx.Compensate).
 			app.log.Error("event abandoned: its consumer died during its last attempt", "subscription", ref,
 				"type", ev.Type, "id", ev.ID, "correlation", ev.CorrelationID, "err", d.Abandoned)
-			if cfg.compensate != nil {
-				return app.compensate(ctx, sub, ev, &ev.Envelope, d.Abandoned)
-			}
 			return d.Abandoned
 		}
 		probe := false
@@ -271,21 +274,15 @@ func Subscribe[T any](s *Service, t *Topic[T], name string, h Handler[T], opts .
 			if probe, err = sub.breaker.enter(ctx); err != nil {
 				return err
 			}
+			// Deferred, so that a panic (recovered by the pipeline) counts
+			// as a failure too.
+			err = errPanicked
+			defer func() { sub.breaker.done(probe, err, ctx.Err() != nil) }()
 		}
-		hctx := newAttemptCtx(ctx, cfg.deadline)
-		defer hctx.end()
-		hctx.scope = scope{app: app, service: s, sub: sub, ev: &ev.Envelope}
-		start := time.Now()
-		err = callHandler(hctx, h, ev)
-		if err != nil && errors.Is(hctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
+		a.arm(cfg.deadline)
+		err = h(a, ev)
+		if err != nil && errors.Is(a.Err(), context.DeadlineExceeded) && ctx.Err() == nil {
 			err = fmt.Errorf("deadline of %s exceeded: %w", cfg.deadline, err)
-		}
-		app.logHandled(ref, &ev.Envelope, time.Since(start), err, cfg.spec.Retry.MaxAttempts)
-		if sub.breaker != nil {
-			sub.breaker.done(probe, err, ctx.Err() != nil)
-		}
-		if err != nil && cfg.compensate != nil && (IsPermanent(err) || ev.Attempt >= cfg.spec.Retry.MaxAttempts) {
-			return app.compensate(ctx, sub, ev, &ev.Envelope, err)
 		}
 		return err
 	}
@@ -293,26 +290,65 @@ func Subscribe[T any](s *Service, t *Topic[T], name string, h Handler[T], opts .
 	return sub
 }
 
-func (a *App) logHandled(sub string, ev *Envelope, took time.Duration, err error, maxAttempts int) {
-	if err == nil {
+// consume returns the handler the app gives the transport for sub: it
+// registers the attempt's hooks (see attemptCtx) before the Handle
+// middlewares run, so that the outcome is told to the Settled middlewares
+// even when a Handle middleware does not call next.
+func (sub *Subscription) consume(chain HandleFunc) transport.Handler {
+	return func(ctx context.Context, d *transport.Delivery) error {
+		d.SetHooks(&attemptCtx{parent: ctx, scope: scope{app: sub.service.app, service: sub.service, sub: sub}})
+		return chain(ctx, d)
+	}
+}
+
+// attempt returns the context of the handler's attempt: the one consume
+// registered as the delivery's hooks, now under the context the Handle
+// middlewares passed down, or a new one for a handler called another way
+// (or twice by a middleware).
+func (sub *Subscription) attempt(ctx context.Context, d *transport.Delivery) *attemptCtx {
+	a, ok := d.Hooks().(*attemptCtx)
+	if !ok || a.scope.sub != sub || a.started {
+		a = &attemptCtx{scope: scope{app: sub.service.app, service: sub.service, sub: sub}}
+		d.SetHooks(a)
+	}
+	a.parent, a.started = ctx, true
+	return a
+}
+
+// errPanicked is what the circuit breaker counts for a handler that
+// panicked; the pipeline turns the panic itself into the attempt's error.
+var errPanicked = errors.New("handler panicked")
+
+// logSettled logs what became of one attempt, once, as the pipeline
+// decided it.
+func (a *App) logSettled(sub *Subscription, d *transport.Delivery, o transport.Outcome) {
+	ref := sub.String()
+	switch o.Kind() {
+	case Handled:
 		if !a.log.Enabled(context.Background(), slog.LevelDebug) {
 			return // skip boxing the attributes on the hot path
 		}
-		a.log.Debug("handled", "subscription", sub, "type", ev.Type, "id", ev.ID,
-			"correlation", ev.CorrelationID, "attempt", ev.Attempt, "took", took)
-		return
+		a.log.Debug("handled", "subscription", ref, "type", d.Type, "id", d.ID,
+			"correlation", d.CorrelationID, "attempt", d.Attempt, "took", o.Took)
+	case Retried:
+		a.log.Warn("handler failed", "subscription", ref, "type", d.Type, "id", d.ID, "correlation", d.CorrelationID,
+			"attempt", d.Attempt, "of", sub.cfg.spec.Retry.MaxAttempts, "retry_in", o.Delay, "err", o.Err)
+	case DeadLettered:
+		a.log.Error("handler failed", "subscription", ref, "type", d.Type, "id", d.ID, "correlation", d.CorrelationID,
+			"attempt", d.Attempt, "of", sub.cfg.spec.Retry.MaxAttempts, "dead_letter", o.Reason, "err", o.Err)
+	case Compensated:
+		a.log.Warn("compensated", "subscription", ref, "type", d.Type, "id", d.ID,
+			"correlation", d.CorrelationID, "failure", sub.cfg.compensate.topic.Type(), "cause", o.Err)
+	case Interrupted:
+		a.log.Info("handling interrupted; the event will be delivered again", "subscription", ref, "type", d.Type,
+			"id", d.ID, "correlation", d.CorrelationID, "attempt", d.Attempt, "err", o.Err)
 	}
-	level := slog.LevelWarn
-	if IsPermanent(err) || ev.Attempt >= maxAttempts {
-		level = slog.LevelError
-	}
-	a.log.Log(context.Background(), level, "handler failed", "subscription", sub, "type", ev.Type,
-		"id", ev.ID, "correlation", ev.CorrelationID, "attempt", ev.Attempt, "of", maxAttempts, "err", err)
 }
 
 // compensate publishes sub's declared failure event for ev, which failed
-// for good with cause. It returns nil (acknowledge) once the failure event
-// is stored, or an error that dead-letters ev.
+// for good with cause, in the context the handler ran in. It returns an
+// error, and the event is dead-lettered, when the failure event could not
+// be published.
 func (a *App) compensate(ctx context.Context, sub *Subscription, ev any, env *Envelope, cause error) error {
 	c := sub.cfg.compensate
 	cctx := newAttemptCtx(ctx, sub.cfg.deadline)
@@ -321,23 +357,7 @@ func (a *App) compensate(ctx context.Context, sub *Subscription, ev any, env *En
 	if err := c.publish(cctx, ev, cause); err != nil {
 		a.log.Error("compensation failed; dead-lettering the event", "subscription", sub.String(),
 			"id", env.ID, "failure", c.topic.Type(), "err", err)
-		return Permanent(fmt.Errorf("%w (and publishing %s failed: %v)", cause, c.topic.Type(), err))
-	}
-	a.log.Warn("compensated", "subscription", sub.String(), "type", env.Type, "id", env.ID,
-		"correlation", env.CorrelationID, "failure", c.topic.Type(), "cause", cause)
-	if h, ok := ctx.Value(handlingKey{}).(*Handling); ok {
-		h.Compensated, h.Cause = true, cause
+		return fmt.Errorf("publishing %s failed: %w", c.topic.Type(), err)
 	}
 	return nil
-}
-
-// callHandler runs h, turning a panic into an error, so that what follows a
-// handler (compensation, the circuit breaker) runs after a panic too.
-func callHandler[T any](ctx context.Context, h Handler[T], ev Event[T]) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("panic: %v\n%s", r, debug.Stack())
-		}
-	}()
-	return h(ctx, ev)
 }

@@ -104,13 +104,13 @@ func NewPipeline[M any](sub Subscription, h Handler, s Settler[M], cfg PipelineC
 	return &Pipeline[M]{sub: sub, name: sub.String(), h: h, s: s, ctx: cfg.Context, stopping: cfg.Stopping, log: log}
 }
 
-// Deliver takes one delivery of m through the pipeline and returns once it
-// is settled. d is the delivery as the driver read it: its Message,
-// Subscription, Attempt (counting this one, from 1) and Replays. readErr is
-// why its CloudEvents attributes could not be read, or nil. first is when
-// the message's first attempt began, where the transport knows it (zero:
-// now).
-func (p *Pipeline[M]) Deliver(m M, d *Delivery, readErr error, first time.Time) {
+// Deliver takes one delivery of m through the pipeline and returns, once
+// it is settled, its outcome (the last attempt's, after in-place retries).
+// d is the delivery as the driver read it: its Message, Subscription,
+// Attempt (counting this one, from 1) and Replays. readErr is why its
+// CloudEvents attributes could not be read, or nil. first is when the
+// message's first attempt began, where the transport knows it (zero: now).
+func (p *Pipeline[M]) Deliver(m M, d *Delivery, readErr error, first time.Time) Outcome {
 	now := time.Now()
 	if first.IsZero() {
 		first = now
@@ -118,8 +118,7 @@ func (p *Pipeline[M]) Deliver(m M, d *Delivery, readErr error, first time.Time) 
 	if out, ok := p.admit(d, readErr); !ok {
 		// Never handled: count only the attempts before this delivery.
 		out.Began = now
-		p.settle(m, d, out, first, d.Attempt-1)
-		return
+		return p.settle(m, d, out, first, d.Attempt-1)
 	}
 	if limit := p.sub.Retry.MaxAttempts; d.Attempt > limit {
 		d.Abandoned = fmt.Errorf("delivered %d times, limit %d: a consumer stopped or died during the last attempt", d.Attempt, limit)
@@ -133,8 +132,9 @@ func (p *Pipeline[M]) Deliver(m M, d *Delivery, readErr error, first time.Time) 
 		if !p.wait(out.Delay) {
 			// Stopping between in-place attempts: back to the broker at
 			// once, so that it comes before the later events of its key.
+			// The attempt's outcome was told already.
 			p.settled("retry", p.s.Retry(m, d.Attempt+1, 0, first))
-			return
+			return out
 		}
 		d.Attempt++
 		out = p.attempt(m, d)
@@ -143,7 +143,7 @@ func (p *Pipeline[M]) Deliver(m M, d *Delivery, readErr error, first time.Time) 
 	if d.Abandoned != nil {
 		attempts-- // the abandoned delivery itself was not an attempt
 	}
-	p.settle(m, d, out, first, attempts)
+	return p.settle(m, d, out, first, attempts)
 }
 
 // admit checks what the transport can check before the handler: that the
@@ -219,9 +219,10 @@ func (p *Pipeline[M]) decide(m M, d *Delivery, err error) Outcome {
 	return out
 }
 
-// settle carries out the outcome with the broker and tells the hooks.
-// attempts is what a dead letter records as attempts made.
-func (p *Pipeline[M]) settle(m M, d *Delivery, out Outcome, first time.Time, attempts int) {
+// settle carries out the outcome with the broker, tells the hooks, and
+// returns the outcome as it was carried out. attempts is what a dead
+// letter records as attempts made.
+func (p *Pipeline[M]) settle(m M, d *Delivery, out Outcome, first time.Time, attempts int) Outcome {
 	switch {
 	case !p.s.Held(m):
 		out = Outcome{Action: ActRetry, Interrupted: true, Err: out.Err, Began: out.Began, Took: out.Took}
@@ -233,6 +234,7 @@ func (p *Pipeline[M]) settle(m M, d *Delivery, out Outcome, first time.Time, att
 		out = p.deadLetter(m, d, out, first, attempts)
 	}
 	p.tell(d, out)
+	return out
 }
 
 // deadLetter stores the delivery's dead letter and only then removes it

@@ -314,6 +314,9 @@ type Delivery struct {
 // attempt.
 func (d *Delivery) SetHooks(h Hooks) { d.hooks = h }
 
+// Hooks returns the hooks registered for the current attempt, or nil.
+func (d *Delivery) Hooks() Hooks { return d.hooks }
+
 // Handler handles one delivery. Its result decides the message's fate: nil acks
 // it; an error wrapped by [Permanent] dead-letters it at once; [RetryAfter] sets
 // the delay before the next attempt; any other error retries it after the

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/troupe-go/troupe"
 	"github.com/troupe-go/troupe/transport"
@@ -166,7 +167,7 @@ func (r *Recorder) Consume(ctx context.Context, sub transport.Subscription, h tr
 	if err := r.Declare(ctx, sub); err != nil {
 		return nil, err
 	}
-	c := &recorderConsumer{r: r, ref: sub.String(), h: h, done: make(chan struct{})}
+	c := &recorderConsumer{r: r, ref: sub.String(), sub: sub.WithDefaults(), h: h, done: make(chan struct{})}
 	r.mu.Lock()
 	r.consumers[c.ref] = c
 	r.mu.Unlock()
@@ -225,6 +226,7 @@ func (r *Recorder) isClosed() bool {
 type recorderConsumer struct {
 	r    *Recorder
 	ref  string
+	sub  transport.Subscription
 	h    transport.Handler
 	once sync.Once
 	done chan struct{}
@@ -243,3 +245,14 @@ func (c *recorderConsumer) Stop(context.Context) error {
 }
 
 func (c *recorderConsumer) Done() <-chan struct{} { return c.done }
+
+// settler settles one delivery of [Deliver]: there is no broker, and what
+// became of the delivery is the outcome the pipeline returns. A Recorder
+// keeps no dead letters.
+type settler struct{}
+
+func (settler) Held(struct{}) bool                                    { return true }
+func (settler) Ack(struct{}) error                                    { return nil }
+func (settler) Retry(struct{}, int, time.Duration, time.Time) error   { return nil }
+func (settler) StoreDeadLetter(struct{}, *transport.DeadLetter) error { return nil }
+func (settler) Terminate(struct{}) error                              { return nil }
