@@ -104,7 +104,7 @@ func New(cfg Config) *App {
 	if a.log == nil {
 		a.log = slog.Default()
 	}
-	a.sourceBase = "/" + cfg.Name
+	a.sourceBase = transport.Source(cfg.Name, "")
 	return a
 }
 

@@ -154,10 +154,8 @@ func encode[T any](ctx context.Context, t *Topic[T], vs []T) (*App, []*transport
 			Type: t.Type(), Source: s.source(), Time: now,
 			DataContentType: transport.ContentTypeJSON, Data: data,
 		}
-		if t.key != nil {
-			if k := t.key(v); k != "" {
-				m.Extensions = map[string]string{transport.PartitionKey: k}
-			}
+		if k := t.OrderingKey(v); k != "" {
+			m.Extensions = map[string]string{transport.PartitionKey: k}
 		}
 		s.stamp(m, t.name)
 		msgs[i] = m
@@ -219,7 +217,7 @@ func FromContext(ctx context.Context) *App {
 // source is the ce-source of events published in this scope.
 func (s *scope) source() string {
 	if s.service != nil {
-		return s.app.sourceBase + "/" + s.service.name
+		return transport.Source(s.app.cfg.Name, s.service.name)
 	}
 	return s.app.sourceBase
 }

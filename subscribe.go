@@ -251,12 +251,7 @@ func Subscribe[T any](s *Service, t *Topic[T], name string, h Handler[T], opts .
 		if err != nil {
 			return Permanent(err)
 		}
-		ev := Event[T]{Data: v, Envelope: Envelope{
-			ID: d.ID, Type: d.Type, Source: d.Source, Time: d.Time,
-			CorrelationID: d.CorrelationID, CausationID: d.CausationID, TraceParent: d.TraceParent,
-			Attempt: d.Attempt, Replays: d.Replays, Subscription: ref,
-			OrderingKey: d.Extensions[transport.PartitionKey],
-		}}
+		ev := Event[T]{Data: v, Envelope: deliveryEnvelope(d, ref)}
 		a.scope.ev = &ev.Envelope
 		if cfg.compensate != nil {
 			a.event = ev

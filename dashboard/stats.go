@@ -2,7 +2,6 @@ package dashboard
 
 import (
 	"context"
-	"strings"
 	"sync"
 	"time"
 
@@ -152,11 +151,8 @@ func (s *stats) publish(next troupe.PublishFunc) troupe.PublishFunc {
 
 // serviceOf reads the service from a troupe ce-source, "/<app>/<service>".
 func serviceOf(source string) string {
-	parts := strings.Split(strings.TrimPrefix(source, "/"), "/")
-	if len(parts) == 2 {
-		return parts[1]
-	}
-	return ""
+	_, svc, _ := transport.ParseSource(source)
+	return svc
 }
 
 // maxTxs is how many business transactions the dashboard lists.

@@ -35,7 +35,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -323,11 +322,8 @@ func (w *Writer) publish(next troupe.PublishFunc) troupe.PublishFunc {
 
 // serviceOf reads the service from a troupe ce-source, "/<app>/<service>".
 func serviceOf(source string) string {
-	parts := strings.Split(strings.TrimPrefix(source, "/"), "/")
-	if len(parts) == 2 {
-		return parts[1]
-	}
-	return ""
+	_, svc, _ := transport.ParseSource(source)
+	return svc
 }
 
 // cut shortens s to the error limit, on a character boundary.

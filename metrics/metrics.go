@@ -261,13 +261,13 @@ func (m *set) pubCounters(source, typ string) pubCounters {
 }
 
 // serviceOf returns the service of an event source "/<app>/<service>", or
-// "" for the app itself or a source of another shape.
+// "" for the app itself, another app, or a source of another shape.
 func serviceOf(source, app string) string {
-	rest, ok := strings.CutPrefix(source, "/"+app+"/")
-	if !ok || strings.Contains(rest, "/") {
+	a, svc, ok := transport.ParseSource(source)
+	if !ok || a != app {
 		return ""
 	}
-	return rest
+	return svc
 }
 
 // settled times and counts every attempt, by the outcome troupe decided.

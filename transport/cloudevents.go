@@ -26,6 +26,30 @@ const (
 	extensionPrefix = "ce-"
 )
 
+// Source returns the ce-source troupe writes for the events a service of an
+// app publishes: "/<app>/<service>", or "/<app>" for events published
+// outside any service.
+func Source(app, service string) string {
+	if service == "" {
+		return "/" + app
+	}
+	return "/" + app + "/" + service
+}
+
+// ParseSource reads a ce-source written by [Source]. ok is false for a
+// source of another shape, such as a foreign producer's URI.
+func ParseSource(source string) (app, service string, ok bool) {
+	rest, found := strings.CutPrefix(source, "/")
+	if !found {
+		return "", "", false
+	}
+	app, service, _ = strings.Cut(rest, "/")
+	if !ValidName(app) || service != "" && !ValidName(service) || strings.HasSuffix(rest, "/") {
+		return "", "", false
+	}
+	return app, service, true
+}
+
 // ContentTypeJSON is the default DataContentType.
 const ContentTypeJSON = "application/json"
 

@@ -249,3 +249,31 @@ func TestWithDefaultsTwiceKeepsNoJitter(t *testing.T) {
 		t.Errorf("WithDefaults is not idempotent:\n once  %+v\n twice %+v", once, again)
 	}
 }
+
+func TestSource(t *testing.T) {
+	if s := transport.Source("shop", "payment"); s != "/shop/payment" {
+		t.Errorf("Source: %q", s)
+	}
+	if s := transport.Source("shop", ""); s != "/shop" {
+		t.Errorf("Source outside a service: %q", s)
+	}
+	for _, tc := range []struct {
+		source, app, service string
+		ok                   bool
+	}{
+		{"/shop/payment", "shop", "payment", true},
+		{"/shop", "shop", "", true},
+		{"", "", "", false},
+		{"/", "", "", false},
+		{"/shop/", "", "", false},
+		{"/shop/payment/extra", "", "", false},
+		{"https://example.com/orders", "", "", false},
+		{"urn:example:orders", "", "", false},
+		{"shop/payment", "", "", false},
+	} {
+		app, svc, ok := transport.ParseSource(tc.source)
+		if app != tc.app || svc != tc.service || ok != tc.ok {
+			t.Errorf("ParseSource(%q) = %q, %q, %v; want %q, %q, %v", tc.source, app, svc, ok, tc.app, tc.service, tc.ok)
+		}
+	}
+}

@@ -197,6 +197,11 @@ func deliver[T any](t testing.TB, app *troupe.App, subscription string, v T, s s
 	if d.Attempt <= 0 {
 		d.Attempt = 1
 	}
+	if topic, ok := sub.TopicOf().(*troupe.Topic[T]); ok {
+		if k := topic.OrderingKey(v); k != "" {
+			d.Extensions = map[string]string{transport.PartitionKey: k}
+		}
+	}
 	capt := &capture{}
 	// The delivery takes the path every transport's does, through the one
 	// pipeline, without a broker behind it and without holding an ordered
@@ -207,12 +212,10 @@ func deliver[T any](t testing.TB, app *troupe.App, subscription string, v T, s s
 		Context: context.WithValue(context.Background(), captureKey{}, capt), Logger: app.Logger(),
 	})
 	out := pipe.Deliver(struct{}{}, d, nil, d.Time)
+	ev := troupe.EnvelopeOf(&d.Message)
+	ev.Attempt, ev.Replays, ev.Subscription = d.Attempt, d.Replays, subscription
 	return Result{
-		Event: troupe.Envelope{
-			ID: d.ID, Type: d.Type, Source: d.Source, Time: d.Time,
-			CorrelationID: d.CorrelationID, CausationID: d.CausationID, TraceParent: d.TraceParent,
-			Attempt: d.Attempt, Replays: d.Replays, Subscription: subscription,
-		},
+		Event:     ev,
 		Err:       out.Err,
 		Outcome:   out.Kind(),
 		Published: capt.list(),

@@ -46,9 +46,9 @@ func NewRecorder() *Recorder {
 	}
 }
 
-// Message is one event as it was published: its envelope (ID, Type, Source,
-// Time, CorrelationID, CausationID, TraceParent; the delivery fields Attempt,
-// Replays and Subscription are zero) and its JSON data.
+// Message is one event as it was published: its envelope (every attribute;
+// the delivery fields Attempt, Replays and Subscription are zero) and its
+// JSON data.
 type Message struct {
 	troupe.Envelope
 	// Data is the event's data as it went on the wire.
@@ -140,13 +140,7 @@ func (r *Recorder) Publish(ctx context.Context, msgs ...*transport.Message) erro
 		if len(m.Data) > transport.DefaultMaxMessageBytes {
 			return fmt.Errorf("troupetest: publish %s: %w: %d bytes, the limit is %d", m.Type, transport.ErrTooLarge, len(m.Data), transport.DefaultMaxMessageBytes)
 		}
-		out[i] = Message{
-			Envelope: troupe.Envelope{
-				ID: m.ID, Type: m.Type, Source: m.Source, Time: m.Time,
-				CorrelationID: m.CorrelationID, CausationID: m.CausationID, TraceParent: m.TraceParent,
-			},
-			Data: append(json.RawMessage(nil), m.Data...),
-		}
+		out[i] = Message{Envelope: troupe.EnvelopeOf(m), Data: append(json.RawMessage(nil), m.Data...)}
 	}
 	r.mu.Lock()
 	if r.closed {
