@@ -96,9 +96,11 @@
 //
 // Events are CloudEvents 1.0 in binary content mode: attributes in ce-
 // headers (ce-id, ce-type "<topic>.v<N>", ce-source, ce-time,
-// ce-correlationid, ce-causationid, ce-partitionkey), traceparent, content-type
-// application/json, and the JSON data as the body. Any NATS client in any
-// language can publish and read them.
+// ce-correlationid, ce-causationid, ce-partitionkey, and any extension), the
+// W3C traceparent, the media type application/json (ce-datacontenttype on
+// NATS, the content-type property on RabbitMQ), and the JSON data as the
+// body. Any NATS or AMQP client in any language can publish and read them;
+// docs/brokers.md lists every header a producer must send.
 //
 // # Brokers
 //

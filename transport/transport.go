@@ -23,8 +23,10 @@
 //     subscription's dead-letter store with the error, the attempt count and the
 //     times of its first and last attempt.
 //   - A message the transport cannot accept (missing CloudEvents attributes,
-//     larger than the subscription's limit) goes to the dead-letter store with a
-//     reason; it never stops the consumer.
+//     larger than the subscription's limit, a ce-type of another topic) goes
+//     to the dead-letter store with a reason; it never stops the consumer.
+//     [Pipeline] takes every delivery through these steps, so that every
+//     transport decides alike.
 //   - [Transport.Replay] sends a dead letter back to the one subscription that
 //     failed it, never to the other subscriptions of its topic.
 package transport
@@ -66,7 +68,9 @@ type Message struct {
 	DataContentType string
 	// Extensions holds any other CloudEvents extension attributes, keyed by
 	// attribute name without the "ce-" prefix. CloudEvents attribute names are
-	// lower case, and transports return the keys in lower case.
+	// lower case, and transports return the keys in lower case. On publish,
+	// a name must be lower-case letters and digits and not one of a core
+	// attribute or of the attributes above ([Message.Validate]).
 	Extensions map[string]string
 	// Data is the encoded event data.
 	Data []byte
@@ -77,9 +81,56 @@ func (m *Message) Topic() (name string, version int, err error) {
 	return ParseType(m.Type)
 }
 
-// Validate reports the first required attribute that is missing or wrong, as
-// an error wrapping [ErrMalformed].
+// Validate reports what keeps m from being published, as an error wrapping
+// [ErrMalformed]: the first required attribute that is missing or wrong, or
+// an extension whose name is not a CloudEvents attribute name (lower-case
+// letters and digits) or is taken by a core attribute (id, source, type,
+// time, specversion, datacontenttype, dataschema, subject, data) or by one
+// troupe carries in a field (correlationid, causationid, traceparent): its
+// header would overwrite the real one. Every transport calls it before it
+// publishes anything.
 func (m *Message) Validate() error {
+	if err := m.validateRequired(); err != nil {
+		return err
+	}
+	for name := range m.Extensions {
+		if err := checkExtension(name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// attributeFields are the attribute names an extension must not take: the
+// CloudEvents core attributes, and those troupe maps to fields of Message.
+var attributeFields = map[string]string{
+	"id": "ID", "source": "Source", "type": "Type", "time": "Time", "specversion": "",
+	"datacontenttype": "DataContentType", "dataschema": "", "subject": "", "data": "Data",
+	"correlationid": "CorrelationID", "causationid": "CausationID", "traceparent": "TraceParent",
+}
+
+func checkExtension(name string) error {
+	if field, taken := attributeFields[name]; taken {
+		if field == "" {
+			return fmt.Errorf("%w: extension %q is a CloudEvents core attribute: an extension cannot take its name", ErrMalformed, name)
+		}
+		return fmt.Errorf("%w: extension %q is a CloudEvents attribute troupe writes itself: set Message.%s instead", ErrMalformed, name, field)
+	}
+	if name == "" {
+		return fmt.Errorf("%w: an extension has an empty name", ErrMalformed)
+	}
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; (c < 'a' || c > 'z') && (c < '0' || c > '9') {
+			return fmt.Errorf("%w: extension %q: CloudEvents attribute names are lower-case letters a-z and digits", ErrMalformed, name)
+		}
+	}
+	return nil
+}
+
+// validateRequired reports the first required attribute that is missing
+// or wrong. Reading a message checks only this: extensions a foreign
+// producer named loosely are kept, not refused.
+func (m *Message) validateRequired() error {
 	switch {
 	case m.ID == "":
 		return fmt.Errorf("%w: missing ce-id", ErrMalformed)

@@ -65,13 +65,7 @@ func (t *Transport) DeadLetters(ctx context.Context, sub transport.SubscriptionR
 func decodeDeadLetter(sub transport.SubscriptionRef, seq uint64, hdr nats.Header, data []byte) transport.DeadLetter {
 	dl := transport.DeadLetter{ID: strconv.FormatUint(seq, 10), Subscription: sub}
 	transport.ReadDeadLetterHeaders(hdr.Get, &dl)
-	dl.Message, _ = transport.DecodeHeaders(func(yield func(k, v string) bool) {
-		for k, vs := range hdr {
-			if len(vs) > 0 && !yield(k, vs[0]) {
-				return
-			}
-		}
-	}, data)
+	dl.Message, _ = transport.DecodeHeaderMap(hdr, data)
 	if dl.Reason == transport.ReasonMalformed {
 		dl.Headers = make(map[string][]string, len(hdr))
 		for k, vs := range hdr {
