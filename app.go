@@ -28,11 +28,14 @@ type Config struct {
 	// event sources on the broker, so two apps can share one broker. Required:
 	// a letter followed by letters, digits, '_' or '-'.
 	Name string
-	// Broker selects the transport by URL. Default: $TROUPE_BROKER, else
+	// Broker selects the transport by URL: its scheme names the driver
+	// that opens it (see transport.RegisterScheme), and the driver's
+	// package documents its options. Default: $TROUPE_BROKER, else
 	// "embedded:", an in-process NATS JetStream server storing its data in
-	// DataDir. "nats://host:4222" uses an external NATS server with
-	// JetStream; "amqp://user:pass@host:5672/vhost" uses RabbitMQ. Flag
-	// --broker.
+	// DataDir (package natsjs, which also takes "nats://host:4222" for an
+	// external NATS server with JetStream); "amqp://user:pass@host:5672/vhost"
+	// uses RabbitMQ (package rabbitmq). An unknown scheme fails Start with
+	// an error wrapping transport.ErrUnknownScheme. Flag --broker.
 	Broker string
 	// DataDir is where the embedded broker keeps its files. Default:
 	// $TROUPE_DATA, else ".troupe/<name>" under the working directory.
@@ -413,13 +416,13 @@ func (a *App) Start(ctx context.Context) (err error) {
 		}
 	}
 	if a.client {
-		a.log.Debug("troupe app connected as a client", "app", a.cfg.Name, "broker", redactURL(a.brokerURL()))
+		a.log.Debug("troupe app connected as a client", "app", a.cfg.Name, "broker", transport.RedactURL(a.brokerURL()))
 		return nil
 	}
 	if err := a.startHTTP(); err != nil {
 		return err
 	}
-	a.log.Info("troupe app started", "app", a.cfg.Name, "broker", redactURL(a.brokerURL()),
+	a.log.Info("troupe app started", "app", a.cfg.Name, "broker", transport.RedactURL(a.brokerURL()),
 		"services", strings.Join(a.runningNames(), ","), "http", a.HTTPAddr())
 	a.mu.Lock()
 	onReady := slices.Clone(a.onReady)

@@ -13,6 +13,8 @@ import (
 	"slices"
 	"strings"
 	"syscall"
+
+	"github.com/troupe-go/troupe/transport"
 )
 
 // Main is the whole main function of an app binary: it reads the standard
@@ -82,7 +84,7 @@ func (a *App) runCommand(ctx context.Context, args []string, stderr io.Writer, s
 	}
 	fs := flag.NewFlagSet(a.cfg.Name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	broker := fs.String("broker", a.cfg.Broker, "broker `URL`: embedded:, embedded:?listen=127.0.0.1:4222, nats://host:4222, amqp://user:pass@host:5672/vhost (default $TROUPE_BROKER or embedded:)")
+	broker := fs.String("broker", a.cfg.Broker, "broker `URL`: "+strings.Join(transport.Examples(), ", ")+" (default $TROUPE_BROKER or embedded:)")
 	data := fs.String("data", a.cfg.DataDir, "data `DIR` of the embedded broker (default $TROUPE_DATA or .troupe/<app>)")
 	services := fs.String("services", strings.Join(a.cfg.Services, ","), "comma-separated `names` of the services to run here (default all)")
 	httpAddr := fs.String("http", a.cfg.HTTPAddr, "HTTP listen `ADDR` for the services' routes, or off (default localhost:8080 when a service has routes)")
