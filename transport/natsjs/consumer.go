@@ -118,6 +118,7 @@ func (c *consumer) Stop(ctx context.Context) error {
 			}
 			close(c.work) // no sender is left
 			c.workers.Wait()
+			c.handBack()
 			close(finished)
 		}()
 		select {

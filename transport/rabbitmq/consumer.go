@@ -286,9 +286,12 @@ func (c *consumer) handle(d delivery) {
 	started := time.Now()
 	attempt := attemptOf(&d.Delivery)
 	if due, ok := headerInt(d.Headers, hdrDue); ok {
-		if wait := time.UnixMilli(due).Sub(started); wait >= time.Millisecond {
+		switch wait := time.UnixMilli(due).Sub(started); {
+		case wait >= time.Millisecond:
 			c.park(d, attempt, wait)
 			return
+		case wait > 0:
+			time.Sleep(wait) // less than a round trip through a bucket
 		}
 	}
 	msg, readErr := decode(&d.Delivery)

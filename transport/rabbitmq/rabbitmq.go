@@ -431,7 +431,8 @@ func (t *Transport) schedule(ctx context.Context, ref transport.SubscriptionRef,
 			wait := delay
 			if delay > bucket {
 				wait = bucket
-				pub.Headers[hdrDue] = time.Now().Add(delay).UnixMilli()
+				// Rounded up, so that the retry never comes early.
+				pub.Headers[hdrDue] = (time.Now().Add(delay).UnixNano() + int64(time.Millisecond) - 1) / int64(time.Millisecond)
 			}
 			var err error
 			if key, err = t.ensureRetryQueue(ctx, ref, bucket); err != nil {

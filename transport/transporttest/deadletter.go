@@ -319,3 +319,37 @@ func jsonString(n int) []byte {
 	b[0], b[n-1] = '"', '"'
 	return b
 }
+
+// testDeadLetterStoreRefuses: when the broker refuses to store a dead
+// letter, the delivery is not lost: it stays with the subscription (held,
+// not handled again) and is dead-lettered once the store takes it, with
+// its reason. Only for harnesses with BreakDeadLetters.
+func testDeadLetterStoreRefuses(t *testing.T, h Harness) {
+	if h.BreakDeadLetters == nil {
+		t.Skip("the harness has no BreakDeadLetters")
+	}
+	ns := newNamespace()
+	tr := h.Open(t, ns)
+	sub := newSub(topic, "billing", "charge")
+	got := newCollector()
+	consume(t, tr, sub, func(_ context.Context, d *transport.Delivery) error {
+		got.add(d)
+		return transport.Permanent(errors.New("transporttest: refused for good"))
+	})
+	// Broken once the consumer runs: a transport may declare the store
+	// again when it starts consuming.
+	repair := h.BreakDeadLetters(t, ns, sub.SubscriptionRef)
+	msg := newMessage(topic, 0)
+	publish(t, tr, msg)
+	got.waitUnique(t, 1, "the event whose dead letter the broker refuses")
+	// Give the consumer the time to try the store a few times and fail.
+	quiet(t, lease)
+	repair()
+	dls := waitDeadLetters(t, tr, sub.SubscriptionRef, 1)
+	if len(dls) != 1 || dls[0].Message.ID != msg.ID || dls[0].Reason != transport.ReasonPermanent || dls[0].Attempts != 1 {
+		t.Errorf("dead letters %+v, want one of %s, reason %q, 1 attempt", dls, msg.ID, transport.ReasonPermanent)
+	}
+	if n := got.times(msg.ID); n != 1 {
+		t.Errorf("handled %d times, want once: the delivery is held while its dead letter waits for the store", n)
+	}
+}

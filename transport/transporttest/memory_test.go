@@ -29,8 +29,19 @@ func TestConformanceInMemory(t *testing.T) {
 		PublishRaw: func(t testing.TB, ns, topic string, headers map[string]string, body []byte) {
 			b.route(ns, topic, maps.Clone(headers), body)
 		},
-		Kill:       func(t testing.TB, tr transport.Transport) { tr.(*memTransport).kill() },
-		NoOrdering: true, // the fake proves the suite can fail; ordering is tested on real brokers
+		Kill: func(t testing.TB, tr transport.Transport) { tr.(*memTransport).kill() },
+		BreakDeadLetters: func(t testing.TB, ns string, ref transport.SubscriptionRef) func() {
+			set := func(broken bool) {
+				b.mu.Lock()
+				defer b.mu.Unlock()
+				b.space(ns).subs[ref].deadBroken = broken
+			}
+			set(true)
+			return func() { set(false) }
+		},
+		// The fake proves the suite can fail; ordering, history, lag and
+		// the journal are tested on real brokers.
+		Features: Features{},
 	})
 }
 
@@ -46,9 +57,10 @@ type memSpace struct {
 }
 
 type memSub struct {
-	cfg     transport.Subscription
-	entries []*memEntry
-	dead    []transport.DeadLetter
+	cfg        transport.Subscription
+	entries    []*memEntry
+	dead       []transport.DeadLetter
+	deadBroken bool // the dead-letter store refuses writes
 }
 
 type memEntry struct {
@@ -410,6 +422,9 @@ func (c *memConsumer) StoreDeadLetter(e *memEntry, dl *transport.DeadLetter) err
 		}
 	}
 	s := c.tr.b.sub(c.tr.ns, c.ref)
+	if s.deadBroken {
+		return errors.New("memory: the dead-letter store refuses writes")
+	}
 	s.dead = append(s.dead, stored)
 	return nil
 }
