@@ -136,6 +136,9 @@ func testJournal(t *testing.T, h Harness) {
 	if err := j.AppendJournal(ctx, transport.JournalRecord{Correlation: "c", Data: []byte("x")}); !errors.Is(err, transport.ErrNoJournal) {
 		t.Errorf("AppendJournal before DeclareJournal: %v, want an error wrapping transport.ErrNoJournal", err)
 	}
+	if _, err := j.FollowJournal(ctx, "", time.Time{}, func(transport.JournalRecord) {}); !errors.Is(err, transport.ErrNoJournal) {
+		t.Errorf("FollowJournal before DeclareJournal: %v, want an error wrapping transport.ErrNoJournal", err)
+	}
 	if err := j.DeclareJournal(ctx, transport.JournalConfig{}); err == nil {
 		t.Error("DeclareJournal without MaxAge succeeded")
 	}
