@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"github.com/troupe-go/troupe/transport"
 )
 
 // attemptCtx is the context of one handler attempt: the delivery's context,
@@ -18,6 +20,8 @@ type attemptCtx struct {
 	parent   context.Context
 	deadline time.Time
 	scope    scope
+	event    any  // the Event[T] handled, kept for a compensation
+	started  bool // the handler's path began using it
 
 	mu         sync.Mutex
 	done       chan struct{} // made by the first Done or AfterFunc
@@ -28,11 +32,18 @@ type attemptCtx struct {
 }
 
 func newAttemptCtx(parent context.Context, d time.Duration) *attemptCtx {
-	c := &attemptCtx{parent: parent, deadline: time.Now().Add(d)}
-	if pd, ok := parent.Deadline(); ok && pd.Before(c.deadline) {
+	c := &attemptCtx{parent: parent}
+	c.arm(d)
+	return c
+}
+
+// arm starts the attempt's deadline: d from now, or the parent's if that
+// comes first. It is called before the context is handed out.
+func (c *attemptCtx) arm(d time.Duration) {
+	c.deadline = time.Now().Add(d)
+	if pd, ok := c.parent.Deadline(); ok && pd.Before(c.deadline) {
 		c.deadline = pd
 	}
-	return c
 }
 
 func (c *attemptCtx) Deadline() (time.Time, bool) { return c.deadline, true }
@@ -150,3 +161,36 @@ func (c *attemptCtx) cancel(err error) {
 func (c *attemptCtx) end() { c.cancel(context.Canceled) }
 
 func (c *attemptCtx) String() string { return "troupe.attemptCtx" }
+
+// Compensate implements [transport.Hooks]: when the pipeline has decided
+// to dead-letter the event and its subscription declares [OnFailure], it
+// publishes the failure event instead. Events that could not be decoded
+// have nothing to build one from and are dead-lettered.
+func (c *attemptCtx) Compensate(_ *transport.Delivery, cause error) (bool, error) {
+	sub := c.scope.sub
+	if sub.cfg.compensate == nil || c.event == nil {
+		return false, nil
+	}
+	if err := sub.service.app.compensate(c.parent, sub, c.event, c.scope.ev, cause); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// Settled implements [transport.Hooks]: it logs the outcome the pipeline
+// decided and tells the Settled middlewares, in the context the handler
+// ran in.
+func (c *attemptCtx) Settled(d *transport.Delivery, o transport.Outcome) {
+	sub := c.scope.sub
+	sub.service.app.logSettled(sub, d, o)
+	if len(sub.settled) == 0 {
+		return
+	}
+	st := Settlement{
+		Subscription: sub, Delivery: d, Outcome: o.Kind(), Err: o.Err, Delay: o.Delay, InPlace: o.InPlace,
+		Reason: o.Reason, Began: o.Began, Took: o.Took,
+	}
+	for _, f := range sub.settled {
+		f(c.parent, st)
+	}
+}

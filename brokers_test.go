@@ -3,6 +3,7 @@ package troupe_test
 import (
 	"context"
 	"os"
+	"strings"
 	"testing"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -58,4 +59,23 @@ func onBrokers(t *testing.T, body func(t *testing.T, newApp func(cfg troupe.Conf
 			return app
 		})
 	})
+}
+
+// The broker URL's scheme picks the driver that registered it; the core
+// knows no driver's options, and its errors hide passwords.
+func TestBrokerURLErrors(t *testing.T) {
+	for _, tc := range []struct{ url, want string }{
+		{"kafka://u:secret@host:9092", "unknown broker scheme"},
+		{"embedded:?sync=sometimes", `sync="sometimes"`},
+		{"nats://u:secret@127.0.0.1:1?replicas=9", "replicas=\"9\": use 1 to 5"},
+	} {
+		app := troupe.New(troupe.Config{Name: "urls", Broker: tc.url, DataDir: t.TempDir(), Logger: quietLogger(), HTTPAddr: "off"})
+		err := app.Start(t.Context())
+		if err == nil {
+			_ = app.Stop(t.Context())
+		}
+		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "secret") {
+			t.Errorf("broker %s: %v; want an error saying %s, without the password", tc.url, err, tc.want)
+		}
+	}
 }

@@ -41,7 +41,7 @@ func TestRegisteredCommand(t *testing.T) {
 	}
 
 	stderr.Reset()
-	if err := app.RunCommand(context.Background(), []string{"-h"}, &stderr); err == nil || !strings.Contains(stderr.String(), "Commands:\n  test-cmd   a command for tests\n") {
+	if err := app.RunCommand(context.Background(), []string{"-h"}, &stderr); err == nil || !strings.Contains(stderr.String(), "Commands:\n") || !strings.Contains(stderr.String(), "\n  test-cmd   a command for tests\n") {
 		t.Errorf("-h does not list the command: %v\n%s", err, stderr.String())
 	}
 

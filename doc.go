@@ -85,7 +85,9 @@
 // Package outbox commits events with the service's own database
 // transaction and gives handlers an inbox so their effects happen once;
 // it also holds delayed events and schedules. Packages tracing, metrics and
-// journal observe every publish and handling through [Middleware]; package
+// journal observe every publish and handling through [Middleware]: each is
+// told the [Outcome] troupe decided for an attempt ([Middleware.Settled])
+// and learns which handling made a publish ([HandlingOf]); package
 // topology draws the declaration and package dashboard shows it live;
 // package contract checks changes to events against who reads what;
 // package ops adds operator commands (tail, trace, dlq); package troupetest
@@ -95,9 +97,11 @@
 //
 // Events are CloudEvents 1.0 in binary content mode: attributes in ce-
 // headers (ce-id, ce-type "<topic>.v<N>", ce-source, ce-time,
-// ce-correlationid, ce-causationid, ce-partitionkey), traceparent, content-type
-// application/json, and the JSON data as the body. Any NATS client in any
-// language can publish and read them.
+// ce-correlationid, ce-causationid, ce-partitionkey, and any extension), the
+// W3C traceparent, the media type application/json (ce-datacontenttype on
+// NATS, the content-type property on RabbitMQ), and the JSON data as the
+// body. Any NATS or AMQP client in any language can publish and read them;
+// docs/brokers.md lists every header a producer must send.
 //
 // # Brokers
 //

@@ -21,7 +21,7 @@ var (
 	// such events are dead-lettered without calling the handler.
 	ErrUnknownVersion = errors.New("troupe: unknown event version")
 	// ErrTooLarge is returned when an encoded event exceeds the transport's
-	// limit (1 MiB by default). Nothing is published.
+	// limit ([DefaultMaxMessageBytes] by default). Nothing is published.
 	ErrTooLarge = transport.ErrTooLarge
 	// ErrMalformed marks an event that cannot be read: missing CloudEvents
 	// attributes, a content type other than JSON, or data that does not decode

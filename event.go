@@ -1,6 +1,10 @@
 package troupe
 
-import "time"
+import (
+	"time"
+
+	"github.com/troupe-go/troupe/transport"
+)
 
 // Event is one delivery of a topic's event to a handler: the decoded data
 // and the envelope that says where it came from.
@@ -38,4 +42,30 @@ type Envelope struct {
 	// OrderingKey is the event's ordering key ([OrderBy]); "" when its
 	// topic has none.
 	OrderingKey string
+	// Extensions holds the event's CloudEvents extension attributes other
+	// than those above, by lower-case name: the ordering key's
+	// "partitionkey", a trace's "tracestate", and whatever a foreign
+	// producer sent (a ce-tenant header is "tenant"). nil when there are
+	// none. Shared with the delivery: read it, do not change it.
+	Extensions map[string]string
+}
+
+// EnvelopeOf returns the envelope of m as a handler is given it: its
+// attributes, with the delivery's own fields (Attempt, Replays,
+// Subscription) zero. Every envelope troupe builds (for handlers,
+// request/reply, troupetest) comes from it.
+func EnvelopeOf(m *transport.Message) Envelope {
+	return Envelope{
+		ID: m.ID, Type: m.Type, Source: m.Source, Time: m.Time,
+		CorrelationID: m.CorrelationID, CausationID: m.CausationID, TraceParent: m.TraceParent,
+		OrderingKey: m.Extensions[transport.PartitionKey], Extensions: m.Extensions,
+	}
+}
+
+// deliveryEnvelope returns the envelope of d to the subscription named sub
+// ("service.name").
+func deliveryEnvelope(d *transport.Delivery, sub string) Envelope {
+	e := EnvelopeOf(&d.Message)
+	e.Attempt, e.Replays, e.Subscription = d.Attempt, d.Replays, sub
+	return e
 }

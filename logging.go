@@ -1,6 +1,7 @@
 package troupe
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -127,3 +128,41 @@ func orList(values []string) string {
 // any program code could replace it: an app whose logger is this one was
 // given no logger of its own, so the log flags of App.Main choose it.
 var stdDefaultLogger = slog.Default()
+
+// Logger returns a logger that writes through the app's logger:
+// Config.Logger, else the one App.Main builds from --log-format and
+// --log-level, else slog.Default(). It follows the app's logger even when
+// taken before Main replaced it, so components may keep it from the time
+// they are declared.
+func (a *App) Logger() *slog.Logger { return slog.New(appHandler{a: a}) }
+
+// appHandler writes through the app's current logger, applying the
+// attributes and groups added to it on the way.
+type appHandler struct {
+	a   *App
+	ops []func(slog.Handler) slog.Handler
+}
+
+func (h appHandler) current() slog.Handler {
+	hh := h.a.log.Handler()
+	for _, op := range h.ops {
+		hh = op(hh)
+	}
+	return hh
+}
+
+func (h appHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	return h.a.log.Handler().Enabled(ctx, l)
+}
+
+func (h appHandler) Handle(ctx context.Context, r slog.Record) error {
+	return h.current().Handle(ctx, r)
+}
+
+func (h appHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return appHandler{a: h.a, ops: append(slices.Clip(h.ops), func(x slog.Handler) slog.Handler { return x.WithAttrs(as) })}
+}
+
+func (h appHandler) WithGroup(name string) slog.Handler {
+	return appHandler{a: h.a, ops: append(slices.Clip(h.ops), func(x slog.Handler) slog.Handler { return x.WithGroup(name) })}
+}

@@ -13,6 +13,8 @@ import (
 	"slices"
 	"strings"
 	"syscall"
+
+	"github.com/troupe-go/troupe/transport"
 )
 
 // Main is the whole main function of an app binary: it reads the standard
@@ -82,10 +84,10 @@ func (a *App) runCommand(ctx context.Context, args []string, stderr io.Writer, s
 	}
 	fs := flag.NewFlagSet(a.cfg.Name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	broker := fs.String("broker", a.cfg.Broker, "broker `URL`: embedded:, embedded:?listen=127.0.0.1:4222, nats://host:4222, amqp://user:pass@host:5672/vhost (default $TROUPE_BROKER or embedded:)")
+	broker := fs.String("broker", a.cfg.Broker, "broker `URL`: "+strings.Join(transport.Examples(), ", ")+" (default $TROUPE_BROKER or "+DefaultBroker+")")
 	data := fs.String("data", a.cfg.DataDir, "data `DIR` of the embedded broker (default $TROUPE_DATA or .troupe/<app>)")
 	services := fs.String("services", strings.Join(a.cfg.Services, ","), "comma-separated `names` of the services to run here (default all)")
-	httpAddr := fs.String("http", a.cfg.HTTPAddr, "HTTP listen `ADDR` for the services' routes, or off (default localhost:8080 when a service has routes)")
+	httpAddr := fs.String("http", a.cfg.HTTPAddr, "HTTP listen `ADDR` for the services' routes, or off (default "+DefaultHTTPAddr+" when a service has routes)")
 	logFmt := fs.String("log-format", "", "log `format`: auto (color on a terminal, text otherwise), text, color or json (default $TROUPE_LOG_FORMAT or auto)")
 	logLvl := fs.String("log-level", "", "lowest log `level` written: debug, info, warn or error (default $TROUPE_LOG_LEVEL or info)")
 	a.mu.Lock()
@@ -176,4 +178,16 @@ func (a *App) applyLogFlags(fs *flag.FlagSet, format, level string, stderr io.Wr
 		log.SetFlags(flags)
 	}
 	return nil
+}
+
+// Flags registers flags of the program's own on the app's standard command
+// line ([App.Main], [App.RunCommand]): register defines them on fs, which
+// also holds troupe's flags, so they are parsed together, listed together
+// by -h, and a bad value is a usage error (exit status 2). Their values are
+// set once Main has parsed the command line: read them in [App.OnStart] or
+// later. Call it before Main.
+func (a *App) Flags(register func(fs *flag.FlagSet)) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.flagFns = append(a.flagFns, register)
 }

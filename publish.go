@@ -154,10 +154,8 @@ func encode[T any](ctx context.Context, t *Topic[T], vs []T) (*App, []*transport
 			Type: t.Type(), Source: s.source(), Time: now,
 			DataContentType: transport.ContentTypeJSON, Data: data,
 		}
-		if t.key != nil {
-			if k := t.key(v); k != "" {
-				m.Extensions = map[string]string{transport.PartitionKey: k}
-			}
+		if k := t.OrderingKey(v); k != "" {
+			m.Extensions = map[string]string{transport.PartitionKey: k}
 		}
 		s.stamp(m, t.name)
 		msgs[i] = m
@@ -180,6 +178,33 @@ func (a *App) PublishMessages(ctx context.Context, msgs ...*transport.Message) e
 	return a.publish(ctx, msgs)
 }
 
+// Handling is the handling of one event that a context belongs to: the
+// subscription and the event being handled. Publish middlewares read it
+// with [HandlingOf] to learn which handling made a publish.
+type Handling struct {
+	// Subscription is the subscription whose handler runs.
+	Subscription *Subscription
+	// Event is the envelope of the event being handled: its id,
+	// correlation, attempt and replays; Event.Subscription names the
+	// subscription as "service.name".
+	Event Envelope
+	// Compensating reports the publish of the subscription's [OnFailure]
+	// event, after its handler failed for good.
+	Compensating bool
+}
+
+// HandlingOf returns the handling ctx belongs to: inside a handler, and in
+// what it calls (Publish, and so the Publish middlewares), the subscription
+// and the event it handles. ok is false outside a handler (an HTTP route, a
+// script, app.Context).
+func HandlingOf(ctx context.Context) (h Handling, ok bool) {
+	s := scopeOf(ctx)
+	if s == nil || s.sub == nil || s.ev == nil {
+		return Handling{}, false
+	}
+	return Handling{Subscription: s.sub, Event: *s.ev, Compensating: s.salt != ""}, true
+}
+
 // FromContext returns the app ctx carries (inside a handler, an HTTP route,
 // or a context from [App.Context]), or nil.
 func FromContext(ctx context.Context) *App {
@@ -192,7 +217,7 @@ func FromContext(ctx context.Context) *App {
 // source is the ce-source of events published in this scope.
 func (s *scope) source() string {
 	if s.service != nil {
-		return s.app.sourceBase + "/" + s.service.name
+		return transport.Source(s.app.cfg.Name, s.service.name)
 	}
 	return s.app.sourceBase
 }

@@ -171,11 +171,7 @@ func (e *Expectation) Wait(ctx context.Context) (Reply, error) {
 	}
 	select {
 	case m := <-e.w.got:
-		return Reply{msg: m, Envelope: Envelope{
-			ID: m.ID, Type: m.Type, Source: m.Source, Time: m.Time,
-			CorrelationID: m.CorrelationID, CausationID: m.CausationID, TraceParent: m.TraceParent,
-			OrderingKey: m.Extensions[transport.PartitionKey],
-		}}, nil
+		return Reply{msg: m, Envelope: EnvelopeOf(m)}, nil
 	case <-ctx.Done():
 		return Reply{}, fmt.Errorf("correlation id %s waiting for %s: %w (%w)",
 			e.w.correlation, strings.Join(e.names, " or "), ErrRequestTimeout, ctx.Err())

@@ -131,6 +131,15 @@ func (t *Topic[T]) UpcastType(from int) reflect.Type { return t.upFrom[from] }
 // Ordered reports whether the topic has an ordering key ([OrderBy]).
 func (t *Topic[T]) Ordered() bool { return t.key != nil }
 
+// OrderingKey returns the ordering key of v ([OrderBy]); "" when the topic
+// has none.
+func (t *Topic[T]) OrderingKey(v T) string {
+	if t.key == nil {
+		return ""
+	}
+	return t.key(v)
+}
+
 // OrderBy gives topic t an ordering key: every subscription to t handles
 // the events of one key (an order id, an account id) one at a time and in
 // the order they were published, even with several processes running the

@@ -166,7 +166,7 @@ func Install(app *troupe.App, opts ...Option) (*Dashboard, error) {
 	}
 	d.stats = newStats(app)
 	d.mux = d.routes()
-	app.Use(troupe.Middleware{Name: "dashboard", Publish: d.stats.publish, Handle: d.stats.handle})
+	app.Use(troupe.Middleware{Name: "dashboard", Publish: d.stats.publish, Settled: d.stats.settled})
 	app.HandleHTTP(Prefix, http.HandlerFunc(d.serve))
 	app.OnStart(func(context.Context) error {
 		d.mu.Lock()

@@ -2,7 +2,6 @@ package dashboard
 
 import (
 	"context"
-	"strings"
 	"sync"
 	"time"
 
@@ -78,24 +77,13 @@ func newStats(app *troupe.App) *stats {
 		txs: recentTxs{max: maxTxs, byID: make(map[string]*txSummary)}}
 }
 
-// handling is what the handle middleware tells the publishes of its
-// handler.
-type handling struct {
-	sub string
-}
-
-type handlingKey struct{}
-
-func (s *stats) handle(sub *troupe.Subscription, next troupe.HandleFunc) troupe.HandleFunc {
+// settled counts every attempt at handling an event of sub by the outcome
+// troupe decided for it.
+func (s *stats) settled(sub *troupe.Subscription) troupe.SettledFunc {
 	name := sub.String()
-	policy := transport.RetryPolicy{MaxAttempts: sub.Config().MaxAttempts}
-	return func(ctx context.Context, d *transport.Delivery) error {
-		h := &handling{sub: name}
-		began := time.Now()
-		hctx, report := troupe.WithHandling(context.WithValue(ctx, handlingKey{}, h))
-		err := next(hctx, d)
+	return func(_ context.Context, st troupe.Settlement) {
 		now := time.Now()
-		outcome := outcomeOf(err, report.Compensated, ctx.Err() != nil, d.Attempt, policy)
+		d := st.Delivery
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		c := s.subs[name]
@@ -104,39 +92,22 @@ func (s *stats) handle(sub *troupe.Subscription, next troupe.HandleFunc) troupe.
 			s.subs[name] = c
 		}
 		c.attempts.add(now)
-		c.busy += now.Sub(began)
-		switch outcome {
-		case "handled":
+		c.busy += st.Took
+		switch st.Outcome {
+		case troupe.Handled:
 			c.handled.add(now)
-		case "compensated":
+		case troupe.Compensated:
 			c.compensated.add(now)
-		case "retried":
+		case troupe.Retried:
 			c.failed.add(now)
 			c.retried.add(now)
-		case "dead-lettered":
+		case troupe.DeadLettered:
 			c.failed.add(now)
 			c.deadLettered.add(now)
 		}
 		if d.CorrelationID != "" {
-			s.txs.handled(d.CorrelationID, now, outcome, d.Replays > 0)
+			s.txs.handled(d.CorrelationID, now, st.Outcome, d.Replays > 0)
 		}
-		return err
-	}
-}
-
-// outcomeOf names what became of one attempt, as the journal does.
-func outcomeOf(err error, compensated, stopped bool, attempt int, p transport.RetryPolicy) string {
-	switch {
-	case err == nil && compensated:
-		return "compensated"
-	case err == nil:
-		return "handled"
-	case stopped:
-		return "interrupted"
-	case transport.Decide(err, attempt, p, 0).Action == transport.ActDeadLetter:
-		return "dead-lettered"
-	default:
-		return "retried"
 	}
 }
 
@@ -144,7 +115,7 @@ func (s *stats) publish(next troupe.PublishFunc) troupe.PublishFunc {
 	return func(ctx context.Context, msgs []*transport.Message) error {
 		err := next(ctx, msgs)
 		now := time.Now()
-		h, _ := ctx.Value(handlingKey{}).(*handling)
+		h, inHandler := troupe.HandlingOf(ctx)
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		for _, m := range msgs {
@@ -154,8 +125,8 @@ func (s *stats) publish(next troupe.PublishFunc) troupe.PublishFunc {
 			}
 			from := topology.ExternalID
 			switch {
-			case h != nil:
-				from = topology.SubscriptionID(h.sub)
+			case inHandler:
+				from = topology.SubscriptionID(h.Event.Subscription)
 			case serviceOf(m.Source) != "":
 				from = topology.ServiceID(serviceOf(m.Source))
 			}
@@ -180,11 +151,8 @@ func (s *stats) publish(next troupe.PublishFunc) troupe.PublishFunc {
 
 // serviceOf reads the service from a troupe ce-source, "/<app>/<service>".
 func serviceOf(source string) string {
-	parts := strings.Split(strings.TrimPrefix(source, "/"), "/")
-	if len(parts) == 2 {
-		return parts[1]
-	}
-	return ""
+	_, svc, _ := transport.ParseSource(source)
+	return svc
 }
 
 // maxTxs is how many business transactions the dashboard lists.
@@ -208,13 +176,13 @@ type txSummary struct {
 func (t *txSummary) settle() {
 	switch {
 	case t.DeadLettered > t.Recovered:
-		t.Status = "dead-lettered"
+		t.Status = string(troupe.DeadLettered)
 	case t.Compensated > 0:
-		t.Status = "compensated"
+		t.Status = string(troupe.Compensated)
 	case t.DeadLettered > 0:
 		t.Status = "recovered"
 	case t.Retried > 0:
-		t.Status = "retried"
+		t.Status = string(troupe.Retried)
 	default:
 		t.Status = "ok"
 	}
@@ -251,19 +219,19 @@ func (r *recentTxs) published(id string, now time.Time, typ string) {
 	t.settle()
 }
 
-func (r *recentTxs) handled(id string, now time.Time, outcome string, replayed bool) {
+func (r *recentTxs) handled(id string, now time.Time, outcome troupe.Outcome, replayed bool) {
 	t := r.get(id, now)
 	switch outcome {
-	case "handled":
+	case troupe.Handled:
 		t.Handled++
 		if replayed {
 			t.Recovered++
 		}
-	case "retried":
+	case troupe.Retried:
 		t.Retried++
-	case "dead-lettered":
+	case troupe.DeadLettered:
 		t.DeadLettered++
-	case "compensated":
+	case troupe.Compensated:
 		t.Compensated++
 	}
 	t.settle()

@@ -203,8 +203,10 @@ type wantPublished struct {
 }
 
 // checkPublished checks the CloudEvents headers and body a foreign client
-// read from the broker against what troupe published.
-func checkPublished(t *testing.T, headers map[string]string, body string, w wantPublished) {
+// read from the broker against what troupe published. contentType names
+// the header that carries the data's media type: ce-datacontenttype on
+// NATS, as its protocol binding says, content-type on RabbitMQ.
+func checkPublished(t *testing.T, headers map[string]string, body string, w wantPublished, contentType string) {
 	t.Helper()
 	for k := range headers {
 		if k != strings.ToLower(k) {
@@ -218,7 +220,7 @@ func checkPublished(t *testing.T, headers map[string]string, body string, w want
 		{"ce-type", w.env.Type},
 		{"ce-correlationid", w.correlation},
 		{"ce-causationid", w.causation},
-		{"content-type", "application/json"},
+		{contentType, "application/json"},
 	} {
 		got, ok := headers[c.header]
 		switch {

@@ -222,11 +222,11 @@ func TestNatsJSConsumesFromTroupe(t *testing.T) {
 	}
 	delete(headers, jetstream.MsgIDHeader)
 	for k := range headers {
-		if !strings.HasPrefix(k, "ce-") && k != "content-type" && k != "traceparent" {
+		if !strings.HasPrefix(k, "ce-") && k != "traceparent" {
 			t.Errorf("unexpected header %s", k)
 		}
 	}
-	checkPublished(t, headers, msg.Body, want)
+	checkPublished(t, headers, msg.Body, want, "ce-datacontenttype")
 	if msg.Subject != subject || msg.Stream != eventsStream(ns, w.invoiced.Name()) {
 		t.Errorf("read %s from stream %s, want %s from %s", msg.Subject, msg.Stream, subject, eventsStream(ns, w.invoiced.Name()))
 	}

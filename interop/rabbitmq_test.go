@@ -207,7 +207,7 @@ func TestPikaConsumesFromTroupe(t *testing.T) {
 		}
 		headers[k] = s
 	}
-	checkPublished(t, headers, msg.Body, want)
+	checkPublished(t, headers, msg.Body, want, "content-type")
 
 	if msg.Exchange != "troupe."+ns || msg.RoutingKey != w.invoiced.Type() {
 		t.Errorf("delivered from exchange %q with key %q, want troupe.%s and %s", msg.Exchange, msg.RoutingKey, ns, w.invoiced.Type())

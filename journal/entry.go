@@ -4,31 +4,39 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
+
+	"github.com/troupe-go/troupe"
 )
 
 // Outcome is what became of one publish or one handling attempt.
 type Outcome string
 
 // Outcomes. A publish is [Published] or [Failed]; a handling attempt is
-// one of the others.
+// one of the others, named as troupe names them (troupe.Outcome) and as
+// troupe decided it.
 const (
 	// Published: the broker stored the event.
 	Published Outcome = "published"
-	// Handled: the handler returned nil and the event was acknowledged.
-	Handled Outcome = "handled"
-	// Retried: the handler failed and the broker will deliver the event
-	// again after a backoff.
-	Retried Outcome = "retried"
-	// DeadLettered: the handler failed for good (a permanent error or the
-	// last attempt) and the event went to the subscription's dead letters.
-	DeadLettered Outcome = "dead-lettered"
-	// Compensated: the handler failed for good and the subscription's
-	// OnFailure event was published instead of a dead letter (as
-	// troupe.WithHandling reports it); Error holds the handler's error.
-	Compensated Outcome = "compensated"
-	// Failed: a publish the broker did not confirm, or a handling cut off
-	// by the consumer stopping (the event will be delivered again).
+	// Failed: a publish the broker did not confirm.
 	Failed Outcome = "failed"
+
+	// Handled: the handler returned nil and the event was acknowledged.
+	Handled = Outcome(troupe.Handled)
+	// Retried: the handler failed and the event will be delivered again
+	// after a backoff.
+	Retried = Outcome(troupe.Retried)
+	// DeadLettered: the handler failed for good (a permanent error, the
+	// last attempt, an event that could not be decoded, an abandoned one)
+	// and the event went to the subscription's dead letters.
+	DeadLettered = Outcome(troupe.DeadLettered)
+	// Compensated: the handler failed for good and the subscription's
+	// OnFailure event was published instead of a dead letter; Error holds
+	// the handler's error.
+	Compensated = Outcome(troupe.Compensated)
+	// Interrupted: the handling was cut off by the consumer stopping, or
+	// by a lost connection; the event will be delivered again. (Journals
+	// written before this version record these as failed.)
+	Interrupted = Outcome(troupe.Interrupted)
 )
 
 // Kind tells publishes and handlings apart.

@@ -35,7 +35,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -140,7 +139,7 @@ func Install(app *troupe.App, opts ...Option) *Writer {
 		o(&cfg)
 	}
 	w := &Writer{app: app, cfg: cfg, in: make(chan Entry, cfg.buffer), quit: make(chan struct{}), done: make(chan struct{})}
-	app.Use(troupe.Middleware{Name: "journal", Publish: w.publish, Handle: w.handle})
+	app.Use(troupe.Middleware{Name: "journal", Publish: w.publish, Settled: w.settled})
 	app.OnStart(func(ctx context.Context) error {
 		j, err := journaler(app)
 		if err != nil {
@@ -279,46 +278,21 @@ func (w *Writer) write(j transport.Journaler, batch []transport.JournalRecord) {
 	w.written.Add(uint64(len(batch)))
 }
 
-// handling is what a handle middleware tells the publishes of its handler.
-type handling struct {
-	sub     string
-	attempt int
-	replays int
-}
-
-type handlingKey struct{}
-
-func (w *Writer) handle(sub *troupe.Subscription, next troupe.HandleFunc) troupe.HandleFunc {
-	maxAttempts := sub.Config().MaxAttempts
+// settled records every attempt at handling an event of sub, with the
+// outcome troupe decided.
+func (w *Writer) settled(sub *troupe.Subscription) troupe.SettledFunc {
 	name, service := sub.String(), sub.Service().Name()
-	return func(ctx context.Context, d *transport.Delivery) error {
-		h := &handling{sub: name, attempt: d.Attempt, replays: d.Replays}
-		start := time.Now()
-		hctx, report := troupe.WithHandling(context.WithValue(ctx, handlingKey{}, h))
-		err := next(hctx, d)
+	return func(_ context.Context, s troupe.Settlement) {
+		d := s.Delivery
 		e := Entry{
-			Kind: KindHandle, Time: start.UTC(), Duration: time.Since(start),
+			Kind: KindHandle, Time: s.Began.UTC(), Duration: s.Took, Outcome: Outcome(s.Outcome),
 			CorrelationID: d.CorrelationID, EventID: d.ID, CausationID: d.CausationID, Type: d.Type,
 			Service: service, Subscription: name, Attempt: d.Attempt, Replays: d.Replays,
 		}
-		switch {
-		case err == nil && report.Compensated:
-			e.Outcome = Compensated
-			e.Error = w.cut(report.Cause.Error())
-		case err == nil:
-			e.Outcome = Handled
-		case ctx.Err() != nil:
-			e.Outcome = Failed
-		case transport.Decide(err, d.Attempt, transport.RetryPolicy{MaxAttempts: maxAttempts}, 0).Action == transport.ActDeadLetter:
-			e.Outcome = DeadLettered
-		default:
-			e.Outcome = Retried
-		}
-		if err != nil {
-			e.Error = w.cut(err.Error())
+		if s.Err != nil {
+			e.Error = w.cut(s.Err.Error())
 		}
 		w.add(e)
-		return err
 	}
 }
 
@@ -327,15 +301,15 @@ func (w *Writer) publish(next troupe.PublishFunc) troupe.PublishFunc {
 		start := time.Now()
 		err := next(ctx, msgs)
 		took := time.Since(start)
-		h, _ := ctx.Value(handlingKey{}).(*handling)
+		h, inHandler := troupe.HandlingOf(ctx)
 		for _, m := range msgs {
 			e := Entry{
 				Kind: KindPublish, Time: start.UTC(), Duration: took, Outcome: Published,
 				CorrelationID: m.CorrelationID, EventID: m.ID, CausationID: m.CausationID, Type: m.Type,
 				Service: serviceOf(m.Source),
 			}
-			if h != nil {
-				e.Subscription, e.Attempt, e.Replays = h.sub, h.attempt, h.replays
+			if inHandler {
+				e.Subscription, e.Attempt, e.Replays = h.Event.Subscription, h.Event.Attempt, h.Event.Replays
 			}
 			if err != nil {
 				e.Outcome, e.Error = Failed, w.cut(err.Error())
@@ -348,11 +322,8 @@ func (w *Writer) publish(next troupe.PublishFunc) troupe.PublishFunc {
 
 // serviceOf reads the service from a troupe ce-source, "/<app>/<service>".
 func serviceOf(source string) string {
-	parts := strings.Split(strings.TrimPrefix(source, "/"), "/")
-	if len(parts) == 2 {
-		return parts[1]
-	}
-	return ""
+	_, svc, _ := transport.ParseSource(source)
+	return svc
 }
 
 // cut shortens s to the error limit, on a character boundary.

@@ -24,7 +24,7 @@
 //	troupe_events_published_total{app,service,topic}   events the broker confirmed; service "" for publishes outside a service
 //	troupe_publish_errors_total{app,service,topic}     events whose publish returned an error (some may be stored all the same)
 //	troupe_events_handled_total{…,subscription,…}      attempts that ran to an end, successful or not
-//	troupe_events_failed_total{…}                      attempts that returned an error: retried + dead-lettered
+//	troupe_events_failed_total{…}                      attempts that returned an error: retried + dead-lettered + interrupted
 //	troupe_events_retried_total{…}                     failed attempts the broker will deliver again
 //	troupe_events_dead_lettered_total{…}               failed attempts that sent the event to the dead letters
 //	troupe_events_compensated_total{…}                 events settled by their subscription's OnFailure event
@@ -32,12 +32,14 @@
 //	troupe_consumer_lag{…}                             events of the subscription not yet finished, asked of the broker at each scrape
 //	troupe_consumer_lag_errors_total{app,service,subscription}  scrapes where the broker could not say
 //
-// A failed attempt counts as dead-lettered when it was the last (attempt >=
-// the subscription's MaxAttempts) or its error is permanent, as every
-// transport decides; otherwise as retried. Messages a transport rejects
-// before any handler sees them (no CloudEvents attributes, too large) never
-// reach the middleware. An event settled by an OnFailure compensation is
-// counted as compensated, not as failed: the broker acknowledges it.
+// Each attempt is counted by the outcome troupe decided for it once (see
+// troupe.Middleware.Settled): retried or dead-lettered (both also counted
+// as failed), compensated (an OnFailure event settled it, so the broker
+// acknowledges it: not failed), or interrupted by a stop or a lost
+// connection (failed, neither retried nor dead-lettered: the event is
+// delivered again). Messages a transport rejects before any handler sees
+// them (no CloudEvents attributes, too large, another topic's type) never
+// reach the middleware.
 //
 // # Lag
 //
@@ -157,7 +159,7 @@ func Install(app *troupe.App, opts ...Option) error {
 		}
 		done = append(done, col)
 	}
-	app.Use(troupe.Middleware{Name: "metrics", Publish: m.publish, Handle: m.handle})
+	app.Use(troupe.Middleware{Name: "metrics", Publish: m.publish, Settled: m.settled})
 	if c.path != "" {
 		var h http.Handler = promhttp.HandlerFor(c.reg, promhttp.HandlerOpts{
 			ErrorLog:      slogAdapter{app},
@@ -259,41 +261,37 @@ func (m *set) pubCounters(source, typ string) pubCounters {
 }
 
 // serviceOf returns the service of an event source "/<app>/<service>", or
-// "" for the app itself or a source of another shape.
+// "" for the app itself, another app, or a source of another shape.
 func serviceOf(source, app string) string {
-	rest, ok := strings.CutPrefix(source, "/"+app+"/")
-	if !ok || strings.Contains(rest, "/") {
+	a, svc, ok := transport.ParseSource(source)
+	if !ok || a != app {
 		return ""
 	}
-	return rest
+	return svc
 }
 
-// handle times and counts every attempt. The label children are resolved
-// once per subscription, at start.
-func (m *set) handle(sub *troupe.Subscription, next troupe.HandleFunc) troupe.HandleFunc {
+// settled times and counts every attempt, by the outcome troupe decided.
+// The label children are resolved once per subscription, at start.
+func (m *set) settled(sub *troupe.Subscription) troupe.SettledFunc {
 	lv := []string{sub.Service().Name(), sub.Name(), sub.Topic()}
 	handled, failed := m.handled.WithLabelValues(lv...), m.failed.WithLabelValues(lv...)
 	retried, dead := m.retried.WithLabelValues(lv...), m.deadLets.WithLabelValues(lv...)
 	took, compensated := m.duration.WithLabelValues(lv...), m.compensated.WithLabelValues(lv...)
-	policy := transport.RetryPolicy{MaxAttempts: sub.Config().MaxAttempts}
-	return func(ctx context.Context, d *transport.Delivery) error {
-		start := time.Now()
-		hctx, report := troupe.WithHandling(ctx)
-		err := next(hctx, d)
-		took.Observe(time.Since(start).Seconds())
+	return func(_ context.Context, s troupe.Settlement) {
+		took.Observe(s.Took.Seconds())
 		handled.Inc()
-		if report.Compensated {
+		switch s.Outcome {
+		case troupe.Compensated:
 			compensated.Inc()
-		}
-		if err != nil {
+		case troupe.Retried:
 			failed.Inc()
-			if transport.Decide(err, d.Attempt, policy, 0).Action == transport.ActDeadLetter {
-				dead.Inc()
-			} else {
-				retried.Inc()
-			}
+			retried.Inc()
+		case troupe.DeadLettered:
+			failed.Inc()
+			dead.Inc()
+		case troupe.Interrupted:
+			failed.Inc()
 		}
-		return err
 	}
 }
 

@@ -134,14 +134,13 @@ func writeEvent(w io.Writer, m *transport.Message, asJSON bool) error {
 // sourceName shows a troupe source "/<app>/<service>" as its service, and
 // other sources as they are.
 func sourceName(source string) string {
-	parts := strings.Split(strings.TrimPrefix(source, "/"), "/")
+	app, svc, ok := transport.ParseSource(source)
 	switch {
-	case len(parts) == 2 && parts[1] != "":
-		return parts[1]
-	case len(parts) == 1 && parts[0] != "":
-		return parts[0] + " (outside services)"
-	}
-	if source == "" {
+	case ok && svc != "":
+		return svc
+	case ok:
+		return app + " (outside services)"
+	case source == "":
 		return "?"
 	}
 	return source

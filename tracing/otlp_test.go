@@ -162,7 +162,7 @@ func TestExportOTLP(t *testing.T) {
 	for _, c := range charges {
 		if c.Status.GetCode() == tracepb.Status_STATUS_CODE_ERROR {
 			failed++
-			if pbAttr(c, "troupe.outcome") != "retry" {
+			if pbAttr(c, "troupe.outcome") != tracing.OutcomeRetried {
 				t.Errorf("failed attempt's troupe.outcome %q", pbAttr(c, "troupe.outcome"))
 			}
 		}

@@ -24,7 +24,7 @@
 // consumer, a child of that producer span, once per attempt: a retried
 // event shows as sibling consumer spans with troupe.attempt 1, 2, 3, the
 // failed ones with status Error, the recorded error and troupe.outcome
-// "retry" or "dead_letter". Events the handler publishes get producer spans
+// "retried", "dead-lettered", "compensated" or "interrupted". Events the handler publishes get producer spans
 // that are children of its consumer span, and so on down the choreography:
 //
 //	send order_placed.v1                      (orders, producer)
@@ -47,9 +47,10 @@
 // messaging.destination.subscription.name (the subscription,
 // "service.name"). troupe adds troupe.causation_id, and on consumer spans
 // troupe.attempt, troupe.max_attempts, troupe.replays (when replayed) and
-// troupe.outcome ("ack", "retry" or "dead_letter", decided as the
-// transports decide). A failed attempt also has error.type and an exception
-// event.
+// troupe.outcome (handled, retried, dead-lettered, compensated or
+// interrupted: the outcome troupe decided, as troupe.Outcome names it; the
+// span ends once it is settled). A failed attempt also has error.type and
+// an exception event.
 package tracing
 
 import (
@@ -81,11 +82,14 @@ const (
 	AttrOutcome     = attribute.Key("troupe.outcome")
 )
 
-// Values of [AttrOutcome] on consumer spans.
+// Values of [AttrOutcome] on consumer spans: the outcome troupe decided
+// for the attempt, named as troupe.Outcome names it.
 const (
-	OutcomeAck        = "ack"
-	OutcomeRetry      = "retry"
-	OutcomeDeadLetter = "dead_letter"
+	OutcomeHandled      = string(troupe.Handled)
+	OutcomeRetried      = string(troupe.Retried)
+	OutcomeDeadLettered = string(troupe.DeadLettered)
+	OutcomeCompensated  = string(troupe.Compensated)
+	OutcomeInterrupted  = string(troupe.Interrupted)
 )
 
 // Option tunes the middleware. Each documents its default.
@@ -154,7 +158,7 @@ func middleware(tp trace.TracerProvider, detect func() string, opts []Option) tr
 		prop:   c.prop,
 		system: detect,
 	}
-	return troupe.Middleware{Name: "tracing", Publish: t.publish, Handle: t.handle, Encode: t.encode}
+	return troupe.Middleware{Name: "tracing", Publish: t.publish, Handle: t.handle, Settled: t.settled, Encode: t.encode}
 }
 
 // encode records, on each event as it is written, the trace context of the
@@ -238,12 +242,12 @@ func (t *tracer) publish(next troupe.PublishFunc) troupe.PublishFunc {
 }
 
 // handle starts one consumer span per attempt, a child of the context the
-// event carries.
+// event carries; settled ends it with the outcome troupe decided.
 func (t *tracer) handle(sub *troupe.Subscription, next troupe.HandleFunc) troupe.HandleFunc {
 	group := sub.String()
 	subTopic := sub.Topic()
 	subName := "process " + subTopic
-	policy := transport.RetryPolicy{MaxAttempts: sub.Config().MaxAttempts}
+	maxAttempts := sub.Config().MaxAttempts
 	return func(ctx context.Context, d *transport.Delivery) error {
 		parent := ctx
 		if d.TraceParent != "" {
@@ -261,8 +265,7 @@ func (t *tracer) handle(sub *troupe.Subscription, next troupe.HandleFunc) troupe
 				semconv.MessagingDestinationName(d.Type),
 				semconv.MessagingConsumerGroupName(group),
 			))
-		recording := span.IsRecording()
-		if recording {
+		if span.IsRecording() {
 			var buf [10]attribute.KeyValue
 			attrs := append(buf[:0],
 				semconv.MessagingOperationName("process"),
@@ -271,7 +274,7 @@ func (t *tracer) handle(sub *troupe.Subscription, next troupe.HandleFunc) troupe
 				semconv.MessagingMessageConversationID(d.CorrelationID),
 				semconv.MessagingMessageBodySize(len(d.Data)),
 				AttrAttempt.Int(d.Attempt),
-				AttrMaxAttempts.Int(policy.MaxAttempts),
+				AttrMaxAttempts.Int(maxAttempts),
 			)
 			if d.CausationID != "" {
 				attrs = append(attrs, AttrCausationID.String(d.CausationID))
@@ -281,23 +284,33 @@ func (t *tracer) handle(sub *troupe.Subscription, next troupe.HandleFunc) troupe
 			}
 			span.SetAttributes(attrs...)
 		}
-		err := next(hctx, d)
-		if recording {
-			outcome := OutcomeAck
-			if err != nil {
-				outcome = OutcomeRetry
-				if transport.Decide(err, d.Attempt, policy, 0).Action == transport.ActDeadLetter {
-					outcome = OutcomeDeadLetter
-				}
-				span.RecordError(err)
-				span.SetStatus(codes.Error, err.Error())
-				span.SetAttributes(AttrOutcome.String(outcome), semconv.ErrorType(err))
-			} else {
-				span.SetAttributes(AttrOutcome.String(outcome))
+		// Under a key of our own: a span a middleware inside this one
+		// starts must not be the one settled ends.
+		return next(context.WithValue(hctx, consumerSpanKey{}, span), d)
+	}
+}
+
+// consumerSpanKey carries the consumer span of an attempt from handle to
+// settled.
+type consumerSpanKey struct{}
+
+// settled ends the attempt's consumer span with the outcome troupe
+// decided: a failed attempt is an error, whatever became of it.
+func (t *tracer) settled(*troupe.Subscription) troupe.SettledFunc {
+	return func(ctx context.Context, s troupe.Settlement) {
+		span, ok := ctx.Value(consumerSpanKey{}).(trace.Span)
+		if !ok {
+			return
+		}
+		if span.IsRecording() {
+			span.SetAttributes(AttrOutcome.String(string(s.Outcome)))
+			if s.Err != nil {
+				span.RecordError(s.Err)
+				span.SetStatus(codes.Error, s.Err.Error())
+				span.SetAttributes(semconv.ErrorType(s.Err))
 			}
 		}
 		span.End()
-		return err
 	}
 }
 

@@ -114,7 +114,7 @@ func TestChainIsOneTrace(t *testing.T) {
 		"messaging.destination.name": "order_placed.v1", "messaging.consumer.group.name": "payment.charge",
 		"messaging.destination.subscription.name": "payment.charge",
 		"messaging.message.conversation_id":       "order-7",
-		"troupe.attempt":                          int64(1), "troupe.max_attempts": int64(8), "troupe.outcome": "retry",
+		"troupe.attempt":                          int64(1), "troupe.max_attempts": int64(8), "troupe.outcome": tracing.OutcomeRetried,
 	}
 	hasAttrs(t, first, want)
 	if first.Status().Code != codes.Error || !strings.Contains(first.Status().Description, "card network busy") {
@@ -123,7 +123,7 @@ func TestChainIsOneTrace(t *testing.T) {
 	if !hasEvent(first, "exception") {
 		t.Errorf("failed attempt has no exception event: %v", first.Events())
 	}
-	want["troupe.attempt"], want["troupe.outcome"] = int64(2), "ack"
+	want["troupe.attempt"], want["troupe.outcome"] = int64(2), tracing.OutcomeHandled
 	hasAttrs(t, second, want)
 	if second.Status().Code == codes.Error {
 		t.Errorf("successful attempt has status %+v", second.Status())
@@ -166,7 +166,7 @@ func TestDeadLetterOutcome(t *testing.T) {
 	for _, s := range all(spans, "process order_placed.v1") {
 		outcomes[fmt.Sprintf("attempt %d %s", attr(s, "troupe.attempt").AsInt64(), attr(s, "troupe.outcome").AsString())]++
 	}
-	wantOutcomes := map[string]int{"attempt 1 retry": 1, "attempt 2 dead_letter": 1, "attempt 1 dead_letter": 1}
+	wantOutcomes := map[string]int{"attempt 1 retried": 1, "attempt 2 dead-lettered": 1, "attempt 1 dead-lettered": 1}
 	if fmt.Sprint(outcomes) != fmt.Sprint(wantOutcomes) {
 		t.Errorf("outcomes %v, want %v", outcomes, wantOutcomes)
 	}

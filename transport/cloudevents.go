@@ -2,9 +2,12 @@ package transport
 
 import (
 	"fmt"
+	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Header names of the CloudEvents binary content mode, as troupe writes them.
@@ -20,10 +23,43 @@ const (
 	HeaderCausationID   = "ce-causationid"
 	HeaderTraceParent   = "traceparent"
 	HeaderContentType   = "content-type"
+	// HeaderDataContentType carries datacontenttype where the protocol
+	// binding names it as an attribute header (NATS); elsewhere it is the
+	// protocol's content type (HeaderContentType, the AMQP content-type
+	// property).
+	HeaderDataContentType = "ce-datacontenttype"
+	// HeaderTraceParentAttribute is the distributed tracing extension's
+	// traceparent as an attribute header. troupe writes traceparent, the
+	// W3C header, and reads either.
+	HeaderTraceParentAttribute = "ce-traceparent"
 
 	// extensionPrefix starts every CloudEvents attribute header.
 	extensionPrefix = "ce-"
 )
+
+// Source returns the ce-source troupe writes for the events a service of an
+// app publishes: "/<app>/<service>", or "/<app>" for events published
+// outside any service.
+func Source(app, service string) string {
+	if service == "" {
+		return "/" + app
+	}
+	return "/" + app + "/" + service
+}
+
+// ParseSource reads a ce-source written by [Source]. ok is false for a
+// source of another shape, such as a foreign producer's URI.
+func ParseSource(source string) (app, service string, ok bool) {
+	rest, found := strings.CutPrefix(source, "/")
+	if !found {
+		return "", "", false
+	}
+	app, service, _ = strings.Cut(rest, "/")
+	if !ValidName(app) || service != "" && !ValidName(service) || strings.HasSuffix(rest, "/") {
+		return "", "", false
+	}
+	return app, service, true
+}
 
 // ContentTypeJSON is the default DataContentType.
 const ContentTypeJSON = "application/json"
@@ -77,6 +113,10 @@ func DecodeHeaders(each func(yield func(key, value string) bool), body []byte) (
 type headerDecoder struct {
 	m        Message
 	spec, ts string
+	// The attributes that two headers may carry; the attribute header
+	// (ce-datacontenttype) wins over the protocol's (content-type), and the
+	// W3C traceparent over ce-traceparent.
+	ct, ceCT, ceTP string
 }
 
 // set records one header; key must be in lower case.
@@ -99,7 +139,11 @@ func (d *headerDecoder) set(key, value string) {
 	case HeaderTraceParent:
 		d.m.TraceParent = value
 	case HeaderContentType:
-		d.m.DataContentType = value
+		d.ct = value
+	case HeaderDataContentType:
+		d.ceCT = value
+	case HeaderTraceParentAttribute:
+		d.ceTP = value
 	default:
 		if strings.HasPrefix(key, extensionPrefix) && len(key) > len(extensionPrefix) {
 			if d.m.Extensions == nil {
@@ -111,6 +155,13 @@ func (d *headerDecoder) set(key, value string) {
 }
 
 func (d *headerDecoder) finish() (Message, error) {
+	d.m.DataContentType = d.ct
+	if d.ceCT != "" {
+		d.m.DataContentType = d.ceCT
+	}
+	if d.m.TraceParent == "" {
+		d.m.TraceParent = d.ceTP
+	}
 	if d.spec == "" {
 		return d.m, fmt.Errorf("%w: missing ce-specversion (is this a CloudEvent in binary content mode?)", ErrMalformed)
 	}
@@ -124,7 +175,7 @@ func (d *headerDecoder) finish() (Message, error) {
 		}
 		d.m.Time = t
 	}
-	return d.m, d.m.Validate()
+	return d.m, d.m.validateRequired()
 }
 
 // attributeHeaders are the attribute headers EncodeHeaders writes, in the
@@ -132,15 +183,18 @@ func (d *headerDecoder) finish() (Message, error) {
 var attributeHeaders = [...]string{
 	HeaderSpecVersion, HeaderID, HeaderSource, HeaderType, HeaderTime,
 	HeaderCorrelationID, HeaderCausationID, HeaderTraceParent, HeaderContentType,
+	HeaderDataContentType,
 }
 
 // DecodeHeaderMap is [DecodeHeaders] for headers held in a map of value
 // lists, as NATS and HTTP keep them; it uses each key's first value and
-// matches names case-insensitively. Naming in skip the headers a transport
-// knows are not attributes (its own message id, say) lets it read an event
-// written by troupe with one lookup per attribute instead of a pass over
-// every header; with extensions, or names in another case (a foreign
-// publisher), it makes the pass.
+// matches names case-insensitively. As the NATS and HTTP protocol bindings
+// say, the values of ce- headers are percent-encoded (and may be
+// double-quoted): it decodes them (see [EscapeHeaderValue]). Naming in skip
+// the headers a transport knows are not attributes (its own message id,
+// say) lets it read an event written by troupe with one lookup per
+// attribute instead of a pass over every header; with extensions, or names
+// in another case (a foreign publisher), it makes the pass.
 func DecodeHeaderMap(h map[string][]string, body []byte, skip ...string) (Message, error) {
 	d := headerDecoder{m: Message{Data: body}}
 	seen := 0
@@ -148,7 +202,7 @@ func DecodeHeaderMap(h map[string][]string, body []byte, skip ...string) (Messag
 		if vs, ok := h[k]; ok {
 			seen++
 			if len(vs) > 0 {
-				d.set(k, vs[0])
+				d.set(k, unescapeHeaderValue(k, vs[0]))
 			}
 		}
 	}
@@ -161,11 +215,69 @@ func DecodeHeaderMap(h map[string][]string, body []byte, skip ...string) (Messag
 		d = headerDecoder{m: Message{Data: body}}
 		for k, vs := range h {
 			if len(vs) > 0 {
-				d.set(strings.ToLower(k), vs[0])
+				k = strings.ToLower(k)
+				d.set(k, unescapeHeaderValue(k, vs[0]))
 			}
 		}
 	}
 	return d.finish()
+}
+
+// EscapeHeaderValue percent-encodes an attribute's value for a ce- header,
+// as the NATS and HTTP protocol bindings require: space, double quote,
+// percent and every byte outside printable ASCII become %XX (upper-case
+// hex) of their UTF-8 bytes. A value with none of them is returned as it
+// is, without allocating.
+func EscapeHeaderValue(v string) string {
+	i := 0
+	for i < len(v) && !mustEscape(v[i]) {
+		i++
+	}
+	if i == len(v) {
+		return v
+	}
+	const hex = "0123456789ABCDEF"
+	b := make([]byte, 0, len(v)+16)
+	b = append(b, v[:i]...)
+	for ; i < len(v); i++ {
+		if c := v[i]; mustEscape(c) {
+			b = append(b, '%', hex[c>>4], hex[c&0xf])
+		} else {
+			b = append(b, c)
+		}
+	}
+	return string(b)
+}
+
+func mustEscape(c byte) bool { return c <= ' ' || c >= 0x7f || c == '"' || c == '%' }
+
+// unescapeHeaderValue reads the value of header k as the NATS and HTTP
+// bindings write it: ce- headers may be double-quoted (older writers) and
+// are percent-encoded. A value whose decoding is not valid (a stray '%', or
+// bytes that are not UTF-8) is kept as it came.
+func unescapeHeaderValue(k, v string) string {
+	if !strings.HasPrefix(k, extensionPrefix) || strings.IndexByte(v, '%') < 0 && (len(v) < 2 || v[0] != '"') {
+		return v
+	}
+	raw := v
+	if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
+		var b strings.Builder
+		for i := 1; i < len(v)-1; i++ {
+			if v[i] == '\\' && i+1 < len(v)-1 {
+				i++
+			}
+			b.WriteByte(v[i])
+		}
+		v = b.String()
+	}
+	if strings.IndexByte(v, '%') < 0 {
+		return v
+	}
+	out, err := url.PathUnescape(v)
+	if err != nil || !utf8.ValidString(out) {
+		return raw
+	}
+	return out
 }
 
 // Headers troupe adds beside the CloudEvents attributes, named alike on every
@@ -200,3 +312,31 @@ func ErrorText(err error) string {
 	}
 	return s
 }
+
+// WriteDeadLetterHeaders calls set once for each troupe-dl-* header that
+// records why and when dl died: its reason, error, attempts and times, as
+// every transport stores them. The message's own headers (its attributes,
+// troupe-replays) travel beside them as they came.
+func WriteDeadLetterHeaders(dl *DeadLetter, set func(key, value string)) {
+	set(HeaderDeadReason, string(dl.Reason))
+	set(HeaderDeadError, dl.Error)
+	set(HeaderDeadAttempts, strconv.Itoa(dl.Attempts))
+	set(HeaderDeadFirstAttempt, formatTime(dl.FirstAttempt))
+	set(HeaderDeadLastAttempt, formatTime(dl.LastAttempt))
+	set(HeaderDeadAt, formatTime(dl.DeadAt))
+}
+
+// ReadDeadLetterHeaders fills in dl's Reason, Error, Attempts, Replays and
+// times from the headers of a stored dead letter, looked up with get (""
+// for a missing one). Values it cannot parse stay zero.
+func ReadDeadLetterHeaders(get func(key string) string, dl *DeadLetter) {
+	dl.Reason = Reason(get(HeaderDeadReason))
+	dl.Error = get(HeaderDeadError)
+	dl.Attempts, _ = strconv.Atoi(strings.TrimSpace(get(HeaderDeadAttempts)))
+	dl.Replays, _ = strconv.Atoi(strings.TrimSpace(get(HeaderReplays)))
+	dl.FirstAttempt, _ = time.Parse(time.RFC3339Nano, get(HeaderDeadFirstAttempt))
+	dl.LastAttempt, _ = time.Parse(time.RFC3339Nano, get(HeaderDeadLastAttempt))
+	dl.DeadAt, _ = time.Parse(time.RFC3339Nano, get(HeaderDeadAt))
+}
+
+func formatTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }

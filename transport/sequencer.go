@@ -77,3 +77,29 @@ func (s *Sequencer) run(key string, fn func()) {
 
 // Wait returns once every submitted function has run.
 func (s *Sequencer) Wait() { s.wg.Wait() }
+
+// Serve runs a consumer's handlers: it calls process for each message
+// received from work, until work is closed and every call has returned.
+// For an unordered subscription it runs sub.Concurrency calls at once; for
+// an ordered one it passes the messages, in the order received, through a
+// [Sequencer] keyed by key (the message's ordering key, "" for none).
+func Serve[M any](sub Subscription, work <-chan M, key func(M) string, process func(M)) {
+	n := max(sub.Concurrency, 1)
+	if sub.Ordered {
+		seq := NewSequencer(n)
+		for m := range work {
+			seq.Submit(key(m), func() { process(m) })
+		}
+		seq.Wait()
+		return
+	}
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			for m := range work {
+				process(m)
+			}
+		})
+	}
+	wg.Wait()
+}

@@ -23,8 +23,10 @@
 //     subscription's dead-letter store with the error, the attempt count and the
 //     times of its first and last attempt.
 //   - A message the transport cannot accept (missing CloudEvents attributes,
-//     larger than the subscription's limit) goes to the dead-letter store with a
-//     reason; it never stops the consumer.
+//     larger than the subscription's limit, a ce-type of another topic) goes
+//     to the dead-letter store with a reason; it never stops the consumer.
+//     [Pipeline] takes every delivery through these steps, so that every
+//     transport decides alike.
 //   - [Transport.Replay] sends a dead letter back to the one subscription that
 //     failed it, never to the other subscriptions of its topic.
 package transport
@@ -66,7 +68,9 @@ type Message struct {
 	DataContentType string
 	// Extensions holds any other CloudEvents extension attributes, keyed by
 	// attribute name without the "ce-" prefix. CloudEvents attribute names are
-	// lower case, and transports return the keys in lower case.
+	// lower case, and transports return the keys in lower case. On publish,
+	// a name must be lower-case letters and digits and not one of a core
+	// attribute or of the attributes above ([Message.Validate]).
 	Extensions map[string]string
 	// Data is the encoded event data.
 	Data []byte
@@ -77,9 +81,56 @@ func (m *Message) Topic() (name string, version int, err error) {
 	return ParseType(m.Type)
 }
 
-// Validate reports the first required attribute that is missing or wrong, as
-// an error wrapping [ErrMalformed].
+// Validate reports what keeps m from being published, as an error wrapping
+// [ErrMalformed]: the first required attribute that is missing or wrong, or
+// an extension whose name is not a CloudEvents attribute name (lower-case
+// letters and digits) or is taken by a core attribute (id, source, type,
+// time, specversion, datacontenttype, dataschema, subject, data) or by one
+// troupe carries in a field (correlationid, causationid, traceparent): its
+// header would overwrite the real one. Every transport calls it before it
+// publishes anything.
 func (m *Message) Validate() error {
+	if err := m.validateRequired(); err != nil {
+		return err
+	}
+	for name := range m.Extensions {
+		if err := checkExtension(name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// attributeFields are the attribute names an extension must not take: the
+// CloudEvents core attributes, and those troupe maps to fields of Message.
+var attributeFields = map[string]string{
+	"id": "ID", "source": "Source", "type": "Type", "time": "Time", "specversion": "",
+	"datacontenttype": "DataContentType", "dataschema": "", "subject": "", "data": "Data",
+	"correlationid": "CorrelationID", "causationid": "CausationID", "traceparent": "TraceParent",
+}
+
+func checkExtension(name string) error {
+	if field, taken := attributeFields[name]; taken {
+		if field == "" {
+			return fmt.Errorf("%w: extension %q is a CloudEvents core attribute: an extension cannot take its name", ErrMalformed, name)
+		}
+		return fmt.Errorf("%w: extension %q is a CloudEvents attribute troupe writes itself: set Message.%s instead", ErrMalformed, name, field)
+	}
+	if name == "" {
+		return fmt.Errorf("%w: an extension has an empty name", ErrMalformed)
+	}
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; (c < 'a' || c > 'z') && (c < '0' || c > '9') {
+			return fmt.Errorf("%w: extension %q: CloudEvents attribute names are lower-case letters a-z and digits", ErrMalformed, name)
+		}
+	}
+	return nil
+}
+
+// validateRequired reports the first required attribute that is missing
+// or wrong. Reading a message checks only this: extensions a foreign
+// producer named loosely are kept, not refused.
+func (m *Message) validateRequired() error {
 	switch {
 	case m.ID == "":
 		return fmt.Errorf("%w: missing ce-id", ErrMalformed)
@@ -197,8 +248,9 @@ type RetryPolicy struct {
 	// MaxBackoff caps the delay. Default 1m.
 	MaxBackoff time.Duration
 	// Jitter spreads each delay uniformly by ±Jitter×delay so retries of many
-	// messages do not arrive together. Between 0 and 1; default 0.2. Use
-	// [NoJitter] for exact delays.
+	// messages do not arrive together. Between 0 and 1; default 0.2
+	// ([DefaultJitter]). Use [NoJitter] for exact delays; it stays NoJitter
+	// when defaults are filled in.
 	Jitter float64
 }
 
@@ -218,6 +270,8 @@ const (
 )
 
 // WithDefaults returns s with every zero tuning field set to its default.
+// It is idempotent: transports call it again on subscriptions the app has
+// already completed.
 func (s Subscription) WithDefaults() Subscription {
 	r := &s.Retry
 	if r.MaxAttempts <= 0 {
@@ -236,7 +290,7 @@ func (s Subscription) WithDefaults() Subscription {
 	case r.Jitter == 0:
 		r.Jitter = DefaultJitter
 	case r.Jitter < 0:
-		r.Jitter = 0
+		r.Jitter = NoJitter // kept, so that defaults filled in again keep it
 	case r.Jitter > 1:
 		r.Jitter = 1
 	}
@@ -298,16 +352,30 @@ type Delivery struct {
 	// because the consumer running that attempt died (its lease ran out).
 	// The handler must not handle it again (it may be what killed the
 	// consumer): it returns an error, and the message is dead-lettered with
-	// [ReasonAbandoned]; or it settles the message another way, such as
-	// publishing a compensation, and returns nil to acknowledge it.
+	// [ReasonAbandoned], unless its [Hooks.Compensate] settles it another
+	// way; or it returns nil to acknowledge it.
 	Abandoned error
+
+	hooks Hooks // registered by the handler for this attempt
 }
+
+// SetHooks registers h for the current attempt: the pipeline asks it to
+// compensate a final failure and tells it the attempt's outcome. A handler
+// calls it before it returns; it replaces hooks set earlier in the same
+// attempt.
+func (d *Delivery) SetHooks(h Hooks) { d.hooks = h }
+
+// Hooks returns the hooks registered for the current attempt, or nil.
+func (d *Delivery) Hooks() Hooks { return d.hooks }
 
 // Handler handles one delivery. Its result decides the message's fate: nil acks
 // it; an error wrapped by [Permanent] dead-letters it at once; [RetryAfter] sets
 // the delay before the next attempt; any other error retries it after the
 // subscription's backoff until the last attempt, which dead-letters it. A panic
-// is an error. ctx is cancelled when the consumer stops hard.
+// is an error. ctx is cancelled when the consumer stops hard; an attempt that
+// fails then is interrupted and delivered again, neither retried nor
+// dead-lettered. The [Pipeline] decides and settles the outcome; a handler
+// that wants to know it registers [Hooks] with [Delivery.SetHooks].
 type Handler func(ctx context.Context, d *Delivery) error
 
 // Transport connects troupe to one broker. All methods are safe for
@@ -400,6 +468,7 @@ const (
 	ReasonMalformed Reason = "malformed" // missing or invalid CloudEvents attributes or data
 	ReasonOversized Reason = "oversized" // larger than the subscription accepts
 	ReasonAbandoned Reason = "abandoned" // the consumer died during the last attempt
+	ReasonMisrouted Reason = "misrouted" // its ce-type names another topic than the subscription's
 )
 
 // Errors reported by transports.

@@ -234,3 +234,128 @@ func BenchmarkDecodeHeaderMap(b *testing.B) {
 		}
 	}
 }
+
+// Transports fill in defaults again on a subscription the app already
+// filled in; that must not turn NoJitter into the default jitter.
+func TestWithDefaultsTwiceKeepsNoJitter(t *testing.T) {
+	s := transport.Subscription{Retry: transport.RetryPolicy{MinBackoff: time.Second, Jitter: transport.NoJitter}}
+	twice := s.WithDefaults().WithDefaults()
+	for _, rnd := range []float64{0, 0.999} {
+		if d := twice.Retry.Delay(1, rnd); d != time.Second {
+			t.Errorf("NoJitter, defaults filled in twice: delay %s with rnd %v, want exactly 1s", d, rnd)
+		}
+	}
+	if once, again := s.WithDefaults(), s.WithDefaults().WithDefaults(); once != again {
+		t.Errorf("WithDefaults is not idempotent:\n once  %+v\n twice %+v", once, again)
+	}
+}
+
+func TestSource(t *testing.T) {
+	if s := transport.Source("shop", "payment"); s != "/shop/payment" {
+		t.Errorf("Source: %q", s)
+	}
+	if s := transport.Source("shop", ""); s != "/shop" {
+		t.Errorf("Source outside a service: %q", s)
+	}
+	for _, tc := range []struct {
+		source, app, service string
+		ok                   bool
+	}{
+		{"/shop/payment", "shop", "payment", true},
+		{"/shop", "shop", "", true},
+		{"", "", "", false},
+		{"/", "", "", false},
+		{"/shop/", "", "", false},
+		{"/shop/payment/extra", "", "", false},
+		{"https://example.com/orders", "", "", false},
+		{"urn:example:orders", "", "", false},
+		{"shop/payment", "", "", false},
+	} {
+		app, svc, ok := transport.ParseSource(tc.source)
+		if app != tc.app || svc != tc.service || ok != tc.ok {
+			t.Errorf("ParseSource(%q) = %q, %q, %v; want %q, %q, %v", tc.source, app, svc, ok, tc.app, tc.service, tc.ok)
+		}
+	}
+}
+
+// An extension named like a CloudEvents core attribute, or like one troupe
+// maps to a field of its own, would overwrite that attribute's header.
+func TestValidateRefusesCoreAttributeExtensions(t *testing.T) {
+	for _, name := range []string{"id", "source", "specversion", "type", "datacontenttype", "dataschema", "subject", "time", "data",
+		"correlationid", "causationid", "traceparent"} {
+		m := transport.Message{ID: "1", Source: "/shop", Type: "orders.v1", Extensions: map[string]string{name: "x"}}
+		if err := m.Validate(); !errors.Is(err, transport.ErrMalformed) || !strings.Contains(err.Error(), `"`+name+`"`) {
+			t.Errorf("extension %q: %v, want an error wrapping ErrMalformed that names it", name, err)
+		}
+	}
+	for _, name := range []string{"Tenant", "tenant-id", ""} {
+		m := transport.Message{ID: "1", Source: "/shop", Type: "orders.v1", Extensions: map[string]string{name: "x"}}
+		if err := m.Validate(); !errors.Is(err, transport.ErrMalformed) {
+			t.Errorf("extension %q: %v, want an error wrapping ErrMalformed: CloudEvents names are lower-case letters and digits", name, err)
+		}
+	}
+	ok := transport.Message{ID: "1", Source: "/shop", Type: "orders.v1",
+		Extensions: map[string]string{"partitionkey": "k", "tracestate": "a=b", "tenant": "acme", "baggage": "x=1"}}
+	if err := ok.Validate(); err != nil {
+		t.Errorf("extensions partitionkey, tracestate, tenant, baggage: %v", err)
+	}
+}
+
+// The NATS and HTTP bindings percent-encode ce- header values; troupe
+// writes and reads them so, and reads the double-quoted values of older
+// writers.
+func TestHeaderValueEscaping(t *testing.T) {
+	for _, tc := range []struct{ raw, escaped string }{
+		{"order-7", "order-7"},
+		{"50% off", "50%25%20off"},
+		{`say "hi"`, "say%20%22hi%22"},
+		{"Euro € 😀", "Euro%20%E2%82%AC%20%F0%9F%98%80"},
+	} {
+		if got := transport.EscapeHeaderValue(tc.raw); got != tc.escaped {
+			t.Errorf("EscapeHeaderValue(%q) = %q, want %q", tc.raw, got, tc.escaped)
+		}
+		h := map[string][]string{
+			"ce-specversion": {"1.0"}, "ce-id": {"1"}, "ce-source": {"/shop"}, "ce-type": {"orders.v1"},
+			"ce-correlationid": {tc.escaped},
+		}
+		m, err := transport.DecodeHeaderMap(h, nil)
+		if err != nil || m.CorrelationID != tc.raw {
+			t.Errorf("DecodeHeaderMap of ce-correlationid %q: %q, %v; want %q", tc.escaped, m.CorrelationID, err, tc.raw)
+		}
+	}
+	for escaped, raw := range map[string]string{
+		`"quoted value"`: "quoted value", // an older writer's quoting
+		"%e2%82%ac":      "€",            // lower-case hex
+		"100%":           "100%",         // not an escape: kept as it came
+		"%C0%A0":         "%C0%A0",       // not UTF-8: kept as it came
+	} {
+		h := map[string][]string{"ce-specversion": {"1.0"}, "ce-id": {"1"}, "ce-source": {"/shop"}, "ce-type": {"orders.v1"}, "ce-tenant": {escaped}}
+		if m, err := transport.DecodeHeaderMap(h, nil); err != nil || m.Extensions["tenant"] != raw {
+			t.Errorf("ce-tenant %q read as %q (%v), want %q", escaped, m.Extensions["tenant"], err, raw)
+		}
+	}
+}
+
+// datacontenttype travels as ce-datacontenttype on NATS (its binding) and
+// as content-type elsewhere; a reader takes either, the attribute header
+// first. traceparent may come as the W3C header or as ce-traceparent.
+func TestDataContentTypeAndTraceParentHeaders(t *testing.T) {
+	base := func() map[string][]string {
+		return map[string][]string{"ce-specversion": {"1.0"}, "ce-id": {"1"}, "ce-source": {"/shop"}, "ce-type": {"orders.v1"}}
+	}
+	h := base()
+	h["ce-datacontenttype"] = []string{"application/json"}
+	h["content-type"] = []string{"text/plain"}
+	h["ce-traceparent"] = []string{"00-0af7651916cd43dd8448eb211c80319c-b9c7c989f97918e1-01"}
+	m, err := transport.DecodeHeaderMap(h, nil)
+	if err != nil || m.DataContentType != "application/json" || m.TraceParent != h["ce-traceparent"][0] || len(m.Extensions) != 0 {
+		t.Errorf("read %+v, %v: want ce-datacontenttype's type and ce-traceparent as TraceParent, no extensions", m, err)
+	}
+	h = base()
+	h["content-type"] = []string{"application/json"}
+	h["traceparent"] = []string{"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}
+	h["ce-traceparent"] = []string{"00-0af7651916cd43dd8448eb211c80319c-b9c7c989f97918e1-01"}
+	if m, err := transport.DecodeHeaderMap(h, nil); err != nil || m.DataContentType != "application/json" || m.TraceParent != h["traceparent"][0] {
+		t.Errorf("read %+v, %v: want content-type's type and the W3C traceparent", m, err)
+	}
+}

@@ -3,7 +3,6 @@ package troupetest
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -21,10 +20,12 @@ type Result struct {
 	Event troupe.Envelope
 	// Err is what the handler returned, as the broker would see it: with a
 	// deadline note when the subscription's deadline ran out, a panic turned
-	// into an error, and troupe.ErrMalformed (permanent) when the data did
-	// not decode.
+	// into an error (with its stack), and troupe.ErrMalformed (permanent)
+	// when the data did not decode. For a compensated event it is the
+	// failure that was compensated.
 	Err error
-	// Outcome is what a broker would do next with the event.
+	// Outcome is what became of the attempt, decided by the same pipeline
+	// that decides it on a broker.
 	Outcome Outcome
 	// Published holds what the handler published, in order, with the ids,
 	// correlation and causation ids a real delivery gives them. Decode them
@@ -32,19 +33,22 @@ type Result struct {
 	Published []Message
 }
 
-// Outcome is what a broker does with an event after an attempt.
-type Outcome string
+// Outcome is what became of an attempt, as troupe names it everywhere.
+type Outcome = troupe.Outcome
 
 // Outcomes of an attempt, decided as every transport decides them.
 const (
-	// Ack: the handler succeeded; the event is done.
-	Ack Outcome = "ack"
+	// Ack: the handler succeeded; the event is done (troupe.Handled).
+	Ack = troupe.Handled
 	// Retry: the handler failed and attempts are left; the event comes back
-	// after a backoff.
-	Retry Outcome = "retry"
+	// after a backoff (troupe.Retried).
+	Retry = troupe.Retried
 	// DeadLetter: the error was permanent or this was the last attempt; the
-	// event moves to the subscription's dead letters.
-	DeadLetter Outcome = "dead-letter"
+	// event moves to the subscription's dead letters (troupe.DeadLettered).
+	DeadLetter = troupe.DeadLettered
+	// Compensated: the handler failed for good and the subscription's
+	// OnFailure event was published instead (troupe.Compensated).
+	Compensated = troupe.Compensated
 )
 
 // Option sets a field of the event that [Deliver] or [Handle] hands to the
@@ -193,38 +197,29 @@ func deliver[T any](t testing.TB, app *troupe.App, subscription string, v T, s s
 	if d.Attempt <= 0 {
 		d.Attempt = 1
 	}
-	capt := &capture{}
-	ctx := context.WithValue(context.Background(), captureKey{}, capt)
-	err = call(ctx, c.h, d)
-	cfg := sub.Config()
-	policy := transport.RetryPolicy{MaxAttempts: cfg.MaxAttempts, MinBackoff: cfg.MinBackoff, MaxBackoff: cfg.MaxBackoff, Jitter: cfg.Jitter}
-	outcome := Ack
-	switch transport.Decide(err, d.Attempt, policy, 0.5).Action {
-	case transport.ActRetry:
-		outcome = Retry
-	case transport.ActDeadLetter:
-		outcome = DeadLetter
+	if topic, ok := sub.TopicOf().(*troupe.Topic[T]); ok {
+		if k := topic.OrderingKey(v); k != "" {
+			d.Extensions = map[string]string{transport.PartitionKey: k}
+		}
 	}
+	capt := &capture{}
+	// The delivery takes the path every transport's does, through the one
+	// pipeline, without a broker behind it and without holding an ordered
+	// subscription's retry in place: a Result is one attempt.
+	spec := c.sub
+	spec.Ordered = false
+	pipe := transport.NewPipeline(spec, c.h, transport.Settler[struct{}](settler{}), transport.PipelineConfig{
+		Context: context.WithValue(context.Background(), captureKey{}, capt), Logger: app.Logger(),
+	})
+	out := pipe.Deliver(struct{}{}, d, nil, d.Time)
+	ev := troupe.EnvelopeOf(&d.Message)
+	ev.Attempt, ev.Replays, ev.Subscription = d.Attempt, d.Replays, subscription
 	return Result{
-		Event: troupe.Envelope{
-			ID: d.ID, Type: d.Type, Source: d.Source, Time: d.Time,
-			CorrelationID: d.CorrelationID, CausationID: d.CausationID, TraceParent: d.TraceParent,
-			Attempt: d.Attempt, Replays: d.Replays, Subscription: subscription,
-		},
-		Err:       err,
-		Outcome:   outcome,
+		Event:     ev,
+		Err:       out.Err,
+		Outcome:   out.Kind(),
 		Published: capt.list(),
 	}
-}
-
-// call runs h as a transport does, turning a panic into an error.
-func call(ctx context.Context, h transport.Handler, d *transport.Delivery) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("panic: %v", r)
-		}
-	}()
-	return h(ctx, d)
 }
 
 // Handle runs h on one event carrying v, without a broker and without the

@@ -27,7 +27,7 @@ func ExampleHandle() {
 		fmt.Println("correlation:", ev.CorrelationID, "causation:", ev.CausationID)
 	}
 	// Output:
-	// error: <nil> outcome: ack
+	// error: <nil> outcome: handled
 	// payment_done.v1 7 /shop/payment
 	// id: 7dc21b07-b2b0-547d-af6e-2febdb534d18
 	// correlation: order-7 causation: order-placed-1
@@ -51,8 +51,8 @@ func ExampleDeliver() {
 	res = troupetest.Deliver(t, app, "payment.charge", OrderPlaced{OrderID: "7"}, troupetest.WithAttempt(3))
 	fmt.Println(res.Err, "→", res.Outcome)
 	// Output:
-	// card service down (attempt 2) → retry
-	// card service down (attempt 3) → dead-letter
+	// card service down (attempt 2) → retried
+	// card service down (attempt 3) → dead-lettered
 }
 
 // A Recorder also keeps what the app publishes outside handlers, such as

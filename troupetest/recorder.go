@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/troupe-go/troupe"
 	"github.com/troupe-go/troupe/transport"
@@ -45,9 +46,9 @@ func NewRecorder() *Recorder {
 	}
 }
 
-// Message is one event as it was published: its envelope (ID, Type, Source,
-// Time, CorrelationID, CausationID, TraceParent; the delivery fields Attempt,
-// Replays and Subscription are zero) and its JSON data.
+// Message is one event as it was published: its envelope (every attribute;
+// the delivery fields Attempt, Replays and Subscription are zero) and its
+// JSON data.
 type Message struct {
 	troupe.Envelope
 	// Data is the event's data as it went on the wire.
@@ -139,13 +140,7 @@ func (r *Recorder) Publish(ctx context.Context, msgs ...*transport.Message) erro
 		if len(m.Data) > transport.DefaultMaxMessageBytes {
 			return fmt.Errorf("troupetest: publish %s: %w: %d bytes, the limit is %d", m.Type, transport.ErrTooLarge, len(m.Data), transport.DefaultMaxMessageBytes)
 		}
-		out[i] = Message{
-			Envelope: troupe.Envelope{
-				ID: m.ID, Type: m.Type, Source: m.Source, Time: m.Time,
-				CorrelationID: m.CorrelationID, CausationID: m.CausationID, TraceParent: m.TraceParent,
-			},
-			Data: append(json.RawMessage(nil), m.Data...),
-		}
+		out[i] = Message{Envelope: troupe.EnvelopeOf(m), Data: append(json.RawMessage(nil), m.Data...)}
 	}
 	r.mu.Lock()
 	if r.closed {
@@ -166,7 +161,7 @@ func (r *Recorder) Consume(ctx context.Context, sub transport.Subscription, h tr
 	if err := r.Declare(ctx, sub); err != nil {
 		return nil, err
 	}
-	c := &recorderConsumer{r: r, ref: sub.String(), h: h, done: make(chan struct{})}
+	c := &recorderConsumer{r: r, ref: sub.String(), sub: sub.WithDefaults(), h: h, done: make(chan struct{})}
 	r.mu.Lock()
 	r.consumers[c.ref] = c
 	r.mu.Unlock()
@@ -225,6 +220,7 @@ func (r *Recorder) isClosed() bool {
 type recorderConsumer struct {
 	r    *Recorder
 	ref  string
+	sub  transport.Subscription
 	h    transport.Handler
 	once sync.Once
 	done chan struct{}
@@ -243,3 +239,14 @@ func (c *recorderConsumer) Stop(context.Context) error {
 }
 
 func (c *recorderConsumer) Done() <-chan struct{} { return c.done }
+
+// settler settles one delivery of [Deliver]: there is no broker, and what
+// became of the delivery is the outcome the pipeline returns. A Recorder
+// keeps no dead letters.
+type settler struct{}
+
+func (settler) Held(struct{}) bool                                    { return true }
+func (settler) Ack(struct{}) error                                    { return nil }
+func (settler) Retry(struct{}, int, time.Duration, time.Time) error   { return nil }
+func (settler) StoreDeadLetter(struct{}, *transport.DeadLetter) error { return nil }
+func (settler) Terminate(struct{}) error                              { return nil }

@@ -3,6 +3,7 @@ package troupetest_test
 import (
 	"context"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -39,7 +40,7 @@ func TestHandleMatchesARealRun(t *testing.T) {
 	}
 	want := real.Envelope
 	want.Attempt, want.Subscription, want.Time = 0, "", got[0].Time
-	if got[0].Envelope != want || got[0].Data != real.Data {
+	if !reflect.DeepEqual(got[0].Envelope, want) || got[0].Data != real.Data {
 		t.Errorf("Handle published\n  %+v\na real run published\n  %+v", got[0], real)
 	}
 	if got[0].CausationID != in.ID || got[0].CorrelationID != "order-7" || got[0].Source != "/shop/payment" {
@@ -246,5 +247,38 @@ func TestRecordPublishes(t *testing.T) {
 	}
 	if got := pub.Taken(); got != nil {
 		t.Fatalf("taken twice: %v", got)
+	}
+}
+
+type stockChanged struct {
+	SKU string `json:"sku"`
+	Qty int    `json:"qty"`
+}
+
+var stockTopic = troupe.NewTopic[stockChanged]("stock_changed", 1)
+
+func init() { troupe.OrderBy(stockTopic, func(s stockChanged) string { return s.SKU }) }
+
+// A Recorder and Deliver carry an event's ordering key as a broker does:
+// in what the app published, in the event the handler is given, and in the
+// Result.
+func TestRecorderAndDeliverKeepTheOrderingKey(t *testing.T) {
+	t.Parallel()
+	rec := troupetest.NewRecorder()
+	app := troupe.New(troupetest.Config(t, troupe.Config{Name: "shop", Transport: rec}))
+	var handled string
+	troupe.Subscribe(app.Service("stock").Publishes(stockTopic), stockTopic, "count",
+		func(_ context.Context, ev troupe.Event[stockChanged]) error { handled = ev.OrderingKey; return nil })
+	troupetest.Start(t, app)
+
+	if err := troupe.Publish(app.Context(context.Background()), stockTopic, stockChanged{SKU: "book", Qty: 3}); err != nil {
+		t.Fatal(err)
+	}
+	if pub := rec.Published(); len(pub) != 1 || pub[0].OrderingKey != "book" {
+		t.Errorf("published %+v, want one event with ordering key book", pub)
+	}
+	res := troupetest.Deliver(t, app, "stock.count", stockChanged{SKU: "pen", Qty: 1})
+	if handled != "pen" || res.Event.OrderingKey != "pen" {
+		t.Errorf("the handler saw ordering key %q and the Result has %q, want pen", handled, res.Event.OrderingKey)
 	}
 }

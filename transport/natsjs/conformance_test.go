@@ -67,6 +67,30 @@ func harness(raw *nats.Conn, open func(t testing.TB, ns string) *natsjs.Transpor
 		Kill: func(t testing.TB, tr transport.Transport) {
 			tr.(*natsjs.Transport).Kill()
 		},
+		// The dead-letter stream stops taking the namespace's dead letters
+		// when its subjects no longer cover them.
+		BreakDeadLetters: func(t testing.TB, ns string, _ transport.SubscriptionRef) func() {
+			js, err := jetstream.New(raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			update := func(subjects ...string) {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				s, err := js.Stream(ctx, "TROUPE_"+ns+"_DLQ")
+				if err != nil {
+					t.Fatalf("dead-letter stream: %v", err)
+				}
+				cfg := s.CachedInfo().Config
+				cfg.Subjects = subjects
+				if _, err := js.UpdateStream(ctx, cfg); err != nil {
+					t.Fatalf("update the dead-letter stream: %v", err)
+				}
+			}
+			update("troupe." + ns + ".broken-dlq.>")
+			return func() { update("troupe." + ns + ".d.>") }
+		},
+		Features: transporttest.Features{Ordered: true, History: true, Tap: true, Lag: true, Journal: true},
 	}
 }
 

@@ -4,9 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
-	"runtime/debug"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -22,124 +21,85 @@ const hdrDLSubject = "troupe-dl-subject"
 // ownHeaders are headers troupe writes beside the CloudEvents attributes.
 var ownHeaders = []string{jetstream.MsgIDHeader, transport.HeaderReplays}
 
-// handle runs one delivery and settles it with the server.
+// handle reads one message and hands it to the subscription's pipeline,
+// which settles it through the consumer's [transport.Settler] methods.
 func (c *consumer) handle(m *nats.Msg) {
-	started := time.Now()
 	meta, err := m.Metadata()
 	if err != nil {
 		// Not a JetStream message: nothing to settle.
 		c.t.log.Warn("troupe: message without JetStream metadata", "subscription", c.sub.String(), "subject", m.Subject)
 		return
 	}
-	attempt := int(meta.NumDelivered)
-	first := meta.Timestamp
-	hdr := m.Header
-	d := &transport.Delivery{Subscription: c.sub.SubscriptionRef, Attempt: attempt}
-	if r := hdr.Get(transport.HeaderReplays); r != "" {
+	d := &transport.Delivery{Subscription: c.sub.SubscriptionRef, Attempt: int(meta.NumDelivered)}
+	if r := m.Header.Get(transport.HeaderReplays); r != "" {
 		d.Replays, _ = strconv.Atoi(r)
 	}
-	msg, decErr := transport.DecodeHeaderMap(hdr, m.Data, ownHeaders...)
+	msg, readErr := transport.DecodeHeaderMap(m.Header, m.Data, ownHeaders...)
 	d.Message = msg
-	switch {
-	case decErr != nil:
-		c.deadLetter(m, d, transport.ReasonMalformed, decErr, first, started)
-		return
-	case len(m.Data) > c.sub.MaxMessageBytes:
-		c.deadLetter(m, d, transport.ReasonOversized,
-			fmt.Errorf("%w: %d bytes, subscription accepts %d", transport.ErrTooLarge, len(m.Data), c.sub.MaxMessageBytes), first, started)
-		return
-	case attempt > c.sub.Retry.MaxAttempts:
-		d.Abandoned = fmt.Errorf("delivered %d times, limit %d: a consumer stopped or died during the last attempt", attempt, c.sub.Retry.MaxAttempts)
-		if c.call(d) == nil {
-			c.settle(m, "ack", m.Ack()) // settled by the handler (a compensation)
-			return
-		}
-		c.deadLetter(m, d, transport.ReasonAbandoned, d.Abandoned, first, started)
-		return
-	}
-
-	herr := c.call(d)
-	out := transport.Decide(herr, attempt, c.sub.Retry, rand.Float64())
-	// An ordered subscription retries in place, so the events behind this
-	// one with its key wait for it.
-	for c.sub.Ordered && out.Action == transport.ActRetry && c.waitRetry(out.Delay) {
-		attempt++
-		d.Attempt = attempt
-		herr = c.call(d)
-		out = transport.Decide(herr, attempt, c.sub.Retry, rand.Float64())
-	}
-	switch out.Action {
-	case transport.ActAck:
-		c.settle(m, "ack", m.Ack())
-	case transport.ActRetry:
-		if c.sub.Ordered {
-			// Stopping in the middle of in-place retries: back at once, so
-			// it is redelivered before the later events of its key.
-			c.settle(m, "nak", m.Nak())
-			break
-		}
-		c.settle(m, "nak", m.NakWithDelay(out.Delay))
-	case transport.ActDeadLetter:
-		c.deadLetter(m, d, out.Reason, out.Err, first, started)
-	}
+	// The server counts deliveries, not when the first began: the time the
+	// event was stored stands in for it.
+	c.pipe.Deliver(m, d, readErr, meta.Timestamp)
 }
 
-// call runs the handler, turning a panic into an error.
-func (c *consumer) call(d *transport.Delivery) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("panic: %v\n%s", r, debug.Stack())
-		}
-	}()
-	return c.h(c.ctx, d)
-}
+// Held implements [transport.Settler]: a JetStream message can be settled
+// until its connection is closed; after that the server redelivers it once
+// its lease runs out. (While the client reconnects, settles wait.)
+func (c *consumer) Held(*nats.Msg) bool { return !c.t.cnc.IsClosed() }
 
-func (c *consumer) settle(m *nats.Msg, what string, err error) {
-	if err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
-		c.t.log.Warn("troupe: could not settle delivery; the broker will redeliver it",
-			"subscription", c.sub.String(), "action", what, "err", err)
+// Ack implements [transport.Settler].
+func (c *consumer) Ack(m *nats.Msg) error { return settleErr(m.Ack()) }
+
+// Retry implements [transport.Settler] with a negative ack: the server
+// counts the delivery and redelivers after delay.
+func (c *consumer) Retry(m *nats.Msg, _ int, delay time.Duration, _ time.Time) error {
+	if delay <= 0 {
+		return settleErr(m.Nak())
 	}
+	return settleErr(m.NakWithDelay(delay))
 }
 
-// deadLetter stores the message in the subscription's dead-letter stream and
-// only then terminates the delivery, so a crash in between leaves it in the
-// subscription (to be dead-lettered again, deduplicated by the server) rather
-// than nowhere.
-func (c *consumer) deadLetter(m *nats.Msg, d *transport.Delivery, reason transport.Reason, cause error, first, last time.Time) {
+// Terminate implements [transport.Settler].
+func (c *consumer) Terminate(m *nats.Msg) error { return settleErr(m.Term()) }
+
+// settleErr marks the errors of a closed connection, which the pipeline
+// does not report: the server redelivers the message after its lease.
+func settleErr(err error) error {
+	if errors.Is(err, nats.ErrConnectionClosed) {
+		return fmt.Errorf("%w: %v", transport.ErrClosed, err)
+	}
+	return err
+}
+
+// StoreDeadLetter implements [transport.Settler]: it stores the message,
+// with the dead-letter headers, in the subscription's dead-letter stream.
+// Its message id is derived from the message's place in its stream, so a
+// second store of the same dead letter (the delivery came back before it
+// was terminated) is dropped by the server.
+func (c *consumer) StoreDeadLetter(m *nats.Msg, dl *transport.DeadLetter) error {
 	meta, _ := m.Metadata()
-	errText := transport.ErrorText(cause)
 	hdr := make(nats.Header, len(m.Header)+10)
 	for k, vs := range m.Header {
-		if k == jetstream.MsgIDHeader || len(k) > len(transport.DeadLetterHeaderPrefix) && k[:len(transport.DeadLetterHeaderPrefix)] == transport.DeadLetterHeaderPrefix {
+		if k == jetstream.MsgIDHeader || strings.HasPrefix(k, transport.DeadLetterHeaderPrefix) {
 			continue
 		}
 		hdr[k] = vs
 	}
-	now := time.Now()
-	hdr.Set(transport.HeaderDeadReason, string(reason))
-	hdr.Set(transport.HeaderDeadError, errText)
-	hdr.Set(transport.HeaderDeadAttempts, strconv.Itoa(d.Attempt))
-	hdr.Set(transport.HeaderDeadFirstAttempt, first.UTC().Format(time.RFC3339Nano))
-	hdr.Set(transport.HeaderDeadLastAttempt, last.UTC().Format(time.RFC3339Nano))
-	hdr.Set(transport.HeaderDeadAt, now.UTC().Format(time.RFC3339Nano))
+	transport.WriteDeadLetterHeaders(dl, hdr.Set)
 	hdr.Set(hdrDLSubject, m.Subject)
 	if meta != nil {
 		hdr.Set(jetstream.MsgIDHeader, fmt.Sprintf("dl:%s:%d:%s", meta.Stream, meta.Sequence.Stream, c.sub.String()))
 	}
 	dm := &nats.Msg{Subject: c.t.n.deadSubject(c.sub.SubscriptionRef), Header: hdr, Data: m.Data}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(c.ctx, deadLetterTimeout)
 	defer cancel()
 	if _, err := c.t.js.PublishMsg(ctx, dm); err != nil {
-		// Keep the message in the subscription: it comes back after a delay
-		// and the dead-lettering is tried again.
-		c.t.log.Error("troupe: could not store dead letter; will retry", "subscription", c.sub.String(), "err", err)
-		c.settle(m, "nak", m.NakWithDelay(c.sub.Retry.MaxBackoff))
-		return
+		return fmt.Errorf("natsjs: store dead letter of %s: %w", c.sub.String(), settleErr(err))
 	}
-	c.t.log.Warn("troupe: dead-lettered", "subscription", c.sub.String(), "id", d.ID,
-		"type", d.Type, "reason", reason, "attempts", d.Attempt, "err", errText)
-	c.settle(m, "term", m.Term())
+	return nil
 }
+
+// deadLetterTimeout bounds one try at storing a dead letter.
+const deadLetterTimeout = 30 * time.Second
 
 // Stop implements [transport.Consumer]. It stops asking for messages, lets
 // the subscriptions deliver what is already on its way (handing those back
@@ -158,6 +118,7 @@ func (c *consumer) Stop(ctx context.Context) error {
 			}
 			close(c.work) // no sender is left
 			c.workers.Wait()
+			c.handBack()
 			close(finished)
 		}()
 		select {

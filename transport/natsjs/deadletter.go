@@ -63,24 +63,9 @@ func (t *Transport) DeadLetters(ctx context.Context, sub transport.SubscriptionR
 }
 
 func decodeDeadLetter(sub transport.SubscriptionRef, seq uint64, hdr nats.Header, data []byte) transport.DeadLetter {
-	dl := transport.DeadLetter{
-		ID:           strconv.FormatUint(seq, 10),
-		Subscription: sub,
-		Reason:       transport.Reason(hdr.Get(transport.HeaderDeadReason)),
-		Error:        hdr.Get(transport.HeaderDeadError),
-	}
-	dl.Attempts, _ = strconv.Atoi(hdr.Get(transport.HeaderDeadAttempts))
-	dl.Replays, _ = strconv.Atoi(hdr.Get(transport.HeaderReplays))
-	dl.FirstAttempt, _ = time.Parse(time.RFC3339Nano, hdr.Get(transport.HeaderDeadFirstAttempt))
-	dl.LastAttempt, _ = time.Parse(time.RFC3339Nano, hdr.Get(transport.HeaderDeadLastAttempt))
-	dl.DeadAt, _ = time.Parse(time.RFC3339Nano, hdr.Get(transport.HeaderDeadAt))
-	dl.Message, _ = transport.DecodeHeaders(func(yield func(k, v string) bool) {
-		for k, vs := range hdr {
-			if len(vs) > 0 && !yield(k, vs[0]) {
-				return
-			}
-		}
-	}, data)
+	dl := transport.DeadLetter{ID: strconv.FormatUint(seq, 10), Subscription: sub}
+	transport.ReadDeadLetterHeaders(hdr.Get, &dl)
+	dl.Message, _ = transport.DecodeHeaderMap(hdr, data)
 	if dl.Reason == transport.ReasonMalformed {
 		dl.Headers = make(map[string][]string, len(hdr))
 		for k, vs := range hdr {

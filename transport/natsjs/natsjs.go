@@ -341,8 +341,12 @@ func (t *Transport) publishErr(m *transport.Message, err error) error {
 	return fmt.Errorf("natsjs: publish %s: %w", m.Type, err)
 }
 
-// encode maps a message to a NATS message in CloudEvents binary mode, and
-// returns what the transport knows of its type.
+// encode maps a message to a NATS message in CloudEvents binary mode, as
+// the CloudEvents NATS protocol binding says: every attribute, extensions
+// included, in a ce- header with its value percent-encoded
+// (datacontenttype as ce-datacontenttype); the W3C traceparent header
+// beside them; the data as the body. It returns what the transport knows
+// of the message's type.
 //
 // It is on the path of every publish, so it allocates little: the subject
 // and the header values that repeat from message to message (spec version,
@@ -360,10 +364,13 @@ func (t *Transport) encode(m *transport.Message) (*nats.Msg, *wireType, error) {
 	own := make([]string, 0, 6+len(m.Extensions))
 	transport.EncodeHeaders(m, func(k, v string) {
 		switch k {
-		case transport.HeaderSpecVersion, transport.HeaderType, transport.HeaderSource, transport.HeaderContentType:
+		case transport.HeaderContentType:
+			// The NATS binding names datacontenttype as an attribute header.
+			h[transport.HeaderDataContentType] = t.wire.value(v)
+		case transport.HeaderSpecVersion, transport.HeaderType, transport.HeaderSource:
 			h[k] = t.wire.value(v)
 		default:
-			own = append(own, v)
+			own = append(own, transport.EscapeHeaderValue(v))
 			h[k] = own[len(own)-1 : len(own) : len(own)]
 		}
 	})
@@ -408,7 +415,7 @@ func (w *wireCache) value(v string) []string {
 	if vs, ok := w.values.Load(v); ok {
 		return vs.([]string)
 	}
-	vs := []string{v}
+	vs := []string{transport.EscapeHeaderValue(v)}
 	if w.size.Add(1) <= maxWireCache {
 		w.values.Store(v, vs)
 	}

@@ -163,7 +163,6 @@ func (g *gate) close() {
 // order their leases ran out, which is not always the order they were
 // stored.
 func (c *consumer) dispatch() {
-	defer c.workers.Done()
 	seq := transport.NewSequencer(c.sub.Concurrency)
 	submit := func(m *nats.Msg) {
 		seq.Submit(m.Header.Get("ce-"+transport.PartitionKey), func() { c.process(m) })
@@ -215,18 +214,3 @@ func streamSeq(m *nats.Msg) uint64 {
 // sortWindow is how long a newly active consumer of an ordered
 // subscription sorts what arrives before handing it on.
 const sortWindow = 250 * time.Millisecond
-
-// waitRetry waits d before an in-place retry; false when the consumer is
-// stopping, and the retry goes back to the broker instead.
-func (c *consumer) waitRetry(d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return !c.stopping.Load()
-	case <-c.ctx.Done():
-		return false
-	case <-c.stopped:
-		return false
-	}
-}

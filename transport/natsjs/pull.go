@@ -27,16 +27,17 @@ import (
 type consumer struct {
 	t       *Transport
 	sub     transport.Subscription
-	h       transport.Handler
+	pipe    *transport.Pipeline[*nats.Msg]
 	work    chan *nats.Msg
 	pullers []*puller
 
 	ctx    context.Context // handlers' base context, cancelled on a hard stop
 	cancel context.CancelFunc
 
-	mu       sync.Mutex
-	stopping atomic.Bool           // read per message by the workers, without c.mu
-	held     map[*nats.Msg]*puller // arrived, not yet settled
+	mu        sync.Mutex
+	stopping  atomic.Bool           // read per message by the workers, without c.mu
+	held      map[*nats.Msg]*puller // arrived, not yet settled
+	unstarted []*nats.Msg           // arrived once stopping, to hand back
 
 	gate    *gate         // ordered subscriptions: whether this consumer may pull
 	stopped chan struct{} // closed when Stop begins
@@ -55,6 +56,9 @@ const (
 	pullHeartbeat = 5 * time.Second
 )
 
+// handBackInfoTimeout bounds the consumer info request of handBack.
+const handBackInfoTimeout = 2 * time.Second
+
 // replayLimit is the replay consumer's budget; replays are rare.
 const replayLimit = 16
 
@@ -70,6 +74,7 @@ const replayLimit = 16
 type puller struct {
 	c        *consumer
 	api      string // subject of pull requests
+	info     string // subject of consumer info requests
 	inbox    string // requests reply to inbox.<n>
 	sub      *nats.Subscription
 	limit    int            // most messages held at once
@@ -91,8 +96,11 @@ func (t *Transport) Consume(ctx context.Context, sub transport.Subscription, h t
 	if err != nil {
 		return nil, err
 	}
-	c := &consumer{t: t, sub: sub, h: h, held: make(map[*nats.Msg]*puller), done: make(chan struct{}), stopped: make(chan struct{})}
+	c := &consumer{t: t, sub: sub, held: make(map[*nats.Msg]*puller), done: make(chan struct{}), stopped: make(chan struct{})}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.pipe = transport.NewPipeline(sub, h, transport.Settler[*nats.Msg](c), transport.PipelineConfig{
+		Context: c.ctx, Stopping: c.stopped, Logger: t.log,
+	})
 	name := consumerName(sub.SubscriptionRef)
 	specs := []struct {
 		stream string
@@ -105,6 +113,7 @@ func (t *Transport) Consume(ctx context.Context, sub transport.Subscription, h t
 	for _, s := range specs {
 		c.pullers = append(c.pullers, &puller{
 			c: c, api: "$JS.API.CONSUMER.MSG.NEXT." + s.stream + "." + name,
+			info:  "$JS.API.CONSUMER.INFO." + s.stream + "." + name,
 			inbox: t.cnc.NewInbox(), limit: s.limit, seen: time.Now(),
 		})
 		total += s.limit
@@ -133,13 +142,9 @@ func (t *Transport) Consume(ctx context.Context, sub transport.Subscription, h t
 			}
 			return nil, err
 		}
-		c.workers.Add(1)
-		go c.dispatch()
+		c.workers.Go(c.dispatch)
 	} else {
-		for range sub.Concurrency {
-			c.workers.Add(1)
-			go c.worker()
-		}
+		c.workers.Go(func() { transport.Serve(sub, c.work, nil, c.process) })
 	}
 	c.mu.Lock()
 	for _, p := range c.pullers {
@@ -302,21 +307,42 @@ func (c *consumer) tend() {
 	}
 }
 
-func (c *consumer) worker() {
-	defer c.workers.Done()
-	for m := range c.work {
-		c.process(m)
-	}
-}
-
 // process handles m, or hands it back when the consumer is stopping, and
 // gives its room back.
 func (c *consumer) process(m *nats.Msg) {
 	if c.stopping.Load() {
-		// Not started: hand it back now rather than after its lease.
-		_ = m.Nak()
-	} else {
-		c.handle(m)
+		// Not started: handed back by Stop, at once rather than after its
+		// lease, once the server has no request of ours left to send it
+		// to. Its lease is renewed until then.
+		c.mu.Lock()
+		c.unstarted = append(c.unstarted, m)
+		c.mu.Unlock()
+		return
 	}
+	c.handle(m)
 	c.release(m)
+}
+
+// handBack returns the messages that arrived but were not started to the
+// server, with a negative ack each, so that other consumers get them at
+// once. Stop calls it once the pullers' subscriptions are gone: a message
+// handed back while one of this consumer's pull requests is still open on
+// the server may be sent to that request again, and wait out its lease
+// with no one to read it. nats-server 2.9 still does that for the first
+// message after the subscription went away; asking it for the consumer's
+// info first makes it drop such requests.
+func (c *consumer) handBack() {
+	c.mu.Lock()
+	msgs := c.unstarted
+	c.unstarted = nil
+	c.mu.Unlock()
+	if len(msgs) > 0 && !c.t.cnc.IsClosed() {
+		for _, p := range c.pullers {
+			_, _ = c.t.cnc.Request(p.info, nil, handBackInfoTimeout)
+		}
+	}
+	for _, m := range msgs {
+		_ = m.Nak()
+		c.release(m)
+	}
 }

@@ -137,6 +137,33 @@ func harness(t *testing.T, cfg rabbitmq.Config) transporttest.Harness {
 		Kill: func(t testing.TB, tr transport.Transport) {
 			tr.(*rabbitmq.Transport).Kill()
 		},
+		// A dead-letter queue replaced by one that holds nothing and
+		// refuses what it cannot hold: the broker nacks every dead letter.
+		// Deleting it lets the transport declare the real one again.
+		BreakDeadLetters: func(t testing.TB, ns string, ref transport.SubscriptionRef) func() {
+			dlq := ns + "." + ref.Service + "." + ref.Name + ".dlq"
+			on := func(f func(ch *amqp.Channel) error) {
+				ch, err := raw.Channel()
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer ch.Close()
+				if err := f(ch); err != nil {
+					t.Fatalf("dead-letter queue %s: %v", dlq, err)
+				}
+			}
+			del := func(ch *amqp.Channel) error { _, err := ch.QueueDelete(dlq, false, false, false); return err }
+			on(del)
+			on(func(ch *amqp.Channel) error {
+				_, err := ch.QueueDeclare(dlq, true, false, false, false, amqp.Table{
+					"x-queue-type": "classic", "x-max-length": int64(0), "x-overflow": "reject-publish",
+				})
+				return err
+			})
+			return func() { on(del) }
+		},
+		// RabbitMQ keeps no history for StartAtBeginning.
+		Features: transporttest.Features{Ordered: true, Tap: true, Lag: true, Journal: true},
 	}
 }
 

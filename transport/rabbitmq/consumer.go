@@ -6,8 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	mrand "math/rand/v2"
-	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,7 +29,7 @@ const settleTimeout = 30 * time.Second
 type consumer struct {
 	t     *Transport
 	sub   transport.Subscription
-	h     transport.Handler
+	pipe  *transport.Pipeline[delivery]
 	queue string
 	tag   string
 	work  chan delivery
@@ -72,7 +70,7 @@ func (t *Transport) Consume(ctx context.Context, sub transport.Subscription, h t
 		return nil, err
 	}
 	c := &consumer{
-		t: t, sub: sub, h: h,
+		t: t, sub: sub,
 		queue:    t.n.queue(sub.SubscriptionRef),
 		tag:      "troupe-" + sub.String() + "-" + newID(),
 		work:     make(chan delivery, sub.Concurrency+sub.Prefetch),
@@ -80,6 +78,9 @@ func (t *Transport) Consume(ctx context.Context, sub transport.Subscription, h t
 		done:     make(chan struct{}),
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.pipe = transport.NewPipeline(sub, h, transport.Settler[delivery](c), transport.PipelineConfig{
+		Context: c.ctx, Stopping: c.stopping, Logger: t.log,
+	})
 	ch, deliveries, err := c.open(ctx)
 	if err != nil {
 		return nil, err
@@ -92,15 +93,7 @@ func (t *Transport) Consume(ctx context.Context, sub transport.Subscription, h t
 	}
 	t.consumers[c] = struct{}{}
 	t.mu.Unlock()
-	if sub.Ordered {
-		c.workers.Add(1)
-		go c.dispatch()
-	} else {
-		for range sub.Concurrency {
-			c.workers.Add(1)
-			go c.worker()
-		}
-	}
+	c.workers.Go(func() { transport.Serve(sub, c.work, orderingKey, c.process) })
 	go c.run(ch, deliveries)
 	return c, nil
 }
@@ -216,23 +209,10 @@ func (c *consumer) linkStopped() bool {
 	}
 }
 
-func (c *consumer) worker() {
-	defer c.workers.Done()
-	for d := range c.work {
-		c.process(d)
-	}
-}
-
-// dispatch feeds an ordered subscription's deliveries, in the order the
-// queue sent them, to a sequencer keyed by their ordering key.
-func (c *consumer) dispatch() {
-	defer c.workers.Done()
-	seq := transport.NewSequencer(c.sub.Concurrency)
-	for d := range c.work {
-		key, _ := headerString(d.Headers["ce-"+transport.PartitionKey])
-		seq.Submit(key, func() { c.process(d) })
-	}
-	seq.Wait()
+// orderingKey returns a delivery's ordering key, "" when it has none.
+func orderingKey(d delivery) string {
+	key, _ := headerString(d.Headers["ce-"+transport.PartitionKey])
+	return key
 }
 
 // process handles d, or keeps it to hand back when the consumer is
@@ -247,22 +227,6 @@ func (c *consumer) process(d delivery) {
 		c.mu.Unlock()
 	default:
 		c.handle(d)
-	}
-}
-
-// waitRetry waits d before an in-place retry of an ordered subscription;
-// false when the consumer is stopping, and the retry goes through the
-// broker instead.
-func (c *consumer) waitRetry(d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return !c.isStopping()
-	case <-c.stopping:
-		return false
-	case <-c.ctx.Done():
-		return false
 	}
 }
 
@@ -314,21 +278,23 @@ func (c *consumer) handBack() {
 	c.settle("ack", last.Ack(true))
 }
 
-// handle runs one delivery and settles it with the broker.
+// handle reads one delivery and hands it to the subscription's pipeline,
+// which settles it through the consumer's [transport.Settler] methods. A
+// retry that came back from the largest delay bucket before it is due goes
+// round again first.
 func (c *consumer) handle(d delivery) {
 	started := time.Now()
 	attempt := attemptOf(&d.Delivery)
 	if due, ok := headerInt(d.Headers, hdrDue); ok {
-		if wait := time.UnixMilli(due).Sub(started); wait >= time.Millisecond {
+		switch wait := time.UnixMilli(due).Sub(started); {
+		case wait >= time.Millisecond:
 			c.park(d, attempt, wait)
 			return
+		case wait > 0:
+			time.Sleep(wait) // less than a round trip through a bucket
 		}
 	}
-	first := headerTime(d.Headers, hdrFirstAttempt)
-	if first.IsZero() {
-		first = started
-	}
-	msg, decErr := decode(&d.Delivery)
+	msg, readErr := decode(&d.Delivery)
 	replays, _ := headerInt(d.Headers, transport.HeaderReplays)
 	del := &transport.Delivery{
 		Message:      msg,
@@ -336,87 +302,50 @@ func (c *consumer) handle(d delivery) {
 		Attempt:      attempt,
 		Replays:      int(replays),
 	}
-	// Messages that never reach the handler count only the attempts before
-	// this delivery.
-	switch {
-	case decErr != nil:
-		c.deadLetter(d, attempt-1, transport.ReasonMalformed, decErr, first, started)
-		return
-	case len(d.Body) > c.sub.MaxMessageBytes:
-		c.deadLetter(d, attempt-1, transport.ReasonOversized,
-			fmt.Errorf("%w: %d bytes, subscription accepts %d", transport.ErrTooLarge, len(d.Body), c.sub.MaxMessageBytes), first, started)
-		return
-	case attempt > c.sub.Retry.MaxAttempts:
-		del.Abandoned = fmt.Errorf("delivered %d times, limit %d: a consumer stopped or died during the last attempt", attempt, c.sub.Retry.MaxAttempts)
-		herr := c.call(del)
-		switch {
-		case d.ch.IsClosed():
-			// The broker took it back; see below.
-		case herr == nil:
-			c.settle("ack", d.Ack(false)) // settled by the handler (a compensation)
-		default:
-			c.deadLetter(d, attempt-1, transport.ReasonAbandoned, del.Abandoned, first, started)
-		}
-		return
-	}
-
-	herr := c.call(del)
-	if d.ch.IsClosed() {
-		// The connection dropped while the handler ran: the broker took the
-		// message back and delivers it again; a retry or dead letter
-		// published now would be a second copy.
-		c.t.log.Debug("troupe: delivery lost its channel during the handler; the broker redelivers it",
-			"subscription", c.sub.String(), "id", msg.ID)
-		return
-	}
-	out := transport.Decide(herr, attempt, c.sub.Retry, mrand.Float64())
-	// An ordered subscription retries in place, so the events behind this
-	// one with its key wait for it.
-	for c.sub.Ordered && out.Action == transport.ActRetry && !d.ch.IsClosed() && c.waitRetry(out.Delay) {
-		attempt++
-		del.Attempt = attempt
-		herr = c.call(del)
-		out = transport.Decide(herr, attempt, c.sub.Retry, mrand.Float64())
-	}
-	if d.ch.IsClosed() {
-		return // as above: the broker redelivers it
-	}
-	switch out.Action {
-	case transport.ActAck:
-		c.settle("ack", d.Ack(false))
-	case transport.ActRetry:
-		c.retry(d, attempt, out.Delay, first)
-	case transport.ActDeadLetter:
-		c.deadLetter(d, attempt, out.Reason, out.Err, first, started)
-	}
+	c.pipe.Deliver(d, del, readErr, headerTime(d.Headers, hdrFirstAttempt))
 }
 
-// call runs the handler, turning a panic into an error.
-func (c *consumer) call(d *transport.Delivery) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("panic: %v\n%s", r, debug.Stack())
-		}
-	}()
-	return c.h(c.ctx, d)
-}
+// Held implements [transport.Settler]: a delivery is settled on the
+// channel it came from; once that channel is gone (the connection
+// dropped), the broker has taken the message back and delivers it again.
+func (c *consumer) Held(d delivery) bool { return !d.ch.IsClosed() }
 
-// retry sends the message to the retry path as attempt+1 and then acks it.
-func (c *consumer) retry(d delivery, attempt int, delay time.Duration, first time.Time) {
+// Ack implements [transport.Settler].
+func (c *consumer) Ack(d delivery) error { return c.settled(d.Ack(false)) }
+
+// Terminate implements [transport.Settler]: the dead letter is stored, so
+// the delivery is acked.
+func (c *consumer) Terminate(d delivery) error { return c.settled(d.Ack(false)) }
+
+// Retry implements [transport.Settler]: it sends a copy to the retry path
+// as attempt next, and once the broker confirmed it acks the delivery. If
+// the copy cannot be sent, the delivery goes back to its queue at once
+// (basic.nack): the broker counts that as a redelivery, so the attempt is
+// not lost.
+func (c *consumer) Retry(d delivery, next int, delay time.Duration, first time.Time) error {
 	pub := republish(&d.Delivery, []string{hdrAttempt, hdrFirstAttempt, hdrDue})
-	pub.Headers[hdrAttempt] = int64(attempt + 1)
+	pub.Headers[hdrAttempt] = int64(next)
 	pub.Headers[hdrFirstAttempt] = formatTime(first)
 	ctx, cancel := context.WithTimeout(c.ctx, settleTimeout)
 	defer cancel()
 	if err := c.t.schedule(ctx, c.sub.SubscriptionRef, pub, delay); err != nil {
-		// Hand it back at once rather than hold it: the broker counts that
-		// as a redelivery, so the attempt is not lost.
 		c.t.log.Warn("troupe: could not schedule a retry; returning the message to its queue now",
 			"subscription", c.sub.String(), "err", err)
-		c.settle("nack", d.Nack(false, true))
-		return
+		return c.settled(d.Nack(false, true))
 	}
-	c.settle("ack", d.Ack(false))
+	return c.settled(d.Ack(false))
+}
+
+// StoreDeadLetter implements [transport.Settler]: it publishes the
+// delivery, with the dead-letter headers and an id of its own, to the
+// subscription's dead-letter queue and waits for the confirm.
+func (c *consumer) StoreDeadLetter(d delivery, dl *transport.DeadLetter) error {
+	pub := republish(&d.Delivery, []string{hdrAttempt, hdrFirstAttempt, hdrDue}, transport.DeadLetterHeaderPrefix)
+	pub.Headers[hdrDLID] = newID()
+	transport.WriteDeadLetterHeaders(dl, func(k, v string) { pub.Headers[k] = v })
+	ctx, cancel := context.WithTimeout(c.ctx, settleTimeout)
+	defer cancel()
+	return c.t.storeDeadLetter(ctx, c.sub, pub)
 }
 
 // park sends a retry that came back from the largest delay bucket before
@@ -433,37 +362,6 @@ func (c *consumer) park(d delivery, attempt int, wait time.Duration) {
 		c.settle("nack", d.Nack(false, true))
 		return
 	}
-	c.settle("ack", d.Ack(false))
-}
-
-// deadLetter stores the message in the subscription's dead-letter queue and
-// only then acks it, so a crash in between leaves it in the subscription
-// (to be dead-lettered again) rather than nowhere.
-func (c *consumer) deadLetter(d delivery, attempts int, reason transport.Reason, cause error, first, last time.Time) {
-	errText := transport.ErrorText(cause)
-	pub := republish(&d.Delivery, []string{hdrAttempt, hdrFirstAttempt, hdrDue}, transport.DeadLetterHeaderPrefix)
-	h := pub.Headers
-	h[hdrDLID] = newID()
-	h[transport.HeaderDeadReason] = string(reason)
-	h[transport.HeaderDeadError] = errText
-	h[transport.HeaderDeadAttempts] = int64(max(attempts, 0))
-	h[transport.HeaderDeadFirstAttempt] = formatTime(first)
-	h[transport.HeaderDeadLastAttempt] = formatTime(last)
-	h[transport.HeaderDeadAt] = formatTime(time.Now())
-	ctx, cancel := context.WithTimeout(c.ctx, settleTimeout)
-	defer cancel()
-	if err := c.t.storeDeadLetter(ctx, c.sub, pub); err != nil {
-		// Keep the message in the subscription; it comes back and the
-		// dead-lettering is tried again, after a pause so that a broken
-		// dead-letter queue does not make the consumer spin.
-		c.t.log.Error("troupe: could not store dead letter; will try again", "subscription", c.sub.String(), "err", err)
-		c.pause(min(c.sub.Retry.MaxBackoff, 5*time.Second))
-		c.settle("nack", d.Nack(false, true))
-		return
-	}
-	id := headerText(d.Headers, transport.HeaderID)
-	c.t.log.Warn("troupe: dead-lettered", "subscription", c.sub.String(), "id", id,
-		"type", headerText(d.Headers, transport.HeaderType), "reason", reason, "attempts", attempts, "err", errText)
 	c.settle("ack", d.Ack(false))
 }
 
@@ -490,11 +388,23 @@ func (c *consumer) pause(d time.Duration) {
 	}
 }
 
-func (c *consumer) settle(what string, err error) {
+// settled notes the time of a successful ack or nack, and marks the error
+// of a closed channel, which the pipeline does not report.
+func (c *consumer) settled(err error) error {
 	if err == nil {
 		c.lastSettle.Store(time.Now().UnixNano())
+		return nil
 	}
-	if err != nil && !errors.Is(err, amqp.ErrClosed) {
+	if errors.Is(err, amqp.ErrClosed) {
+		return fmt.Errorf("%w: %v", transport.ErrClosed, err)
+	}
+	return err
+}
+
+// settle settles what the consumer handles outside the pipeline (parked
+// retries, messages handed back on stop), logging a failure.
+func (c *consumer) settle(what string, err error) {
+	if err = c.settled(err); err != nil && !errors.Is(err, transport.ErrClosed) {
 		c.t.log.Warn("troupe: could not settle delivery; the broker will redeliver it",
 			"subscription", c.sub.String(), "action", what, "err", err)
 	}

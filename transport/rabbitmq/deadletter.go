@@ -202,24 +202,10 @@ func deadLetterID(d *amqp.Delivery) string {
 }
 
 func decodeDeadLetter(sub transport.SubscriptionRef, d *amqp.Delivery) transport.DeadLetter {
-	h := d.Headers
-	dl := transport.DeadLetter{
-		ID:           deadLetterID(d),
-		Subscription: sub,
-		Reason:       transport.Reason(headerText(h, transport.HeaderDeadReason)),
-		Error:        headerText(h, transport.HeaderDeadError),
-		FirstAttempt: headerTime(h, transport.HeaderDeadFirstAttempt),
-		LastAttempt:  headerTime(h, transport.HeaderDeadLastAttempt),
-		DeadAt:       headerTime(h, transport.HeaderDeadAt),
-	}
-	if n, ok := headerInt(h, transport.HeaderDeadAttempts); ok {
-		dl.Attempts = int(n)
-	}
-	if n, ok := headerInt(h, transport.HeaderReplays); ok {
-		dl.Replays = int(n)
-	}
+	dl := transport.DeadLetter{ID: deadLetterID(d), Subscription: sub}
+	transport.ReadDeadLetterHeaders(func(k string) string { return headerText(d.Headers, k) }, &dl)
 	dl.Message, _ = decode(d)
-	if headerText(h, hdrDLID) == "" {
+	if headerText(d.Headers, hdrDLID) == "" {
 		brokerDeadLetter(&dl, d)
 	}
 	if dl.Reason == transport.ReasonMalformed {

@@ -54,13 +54,15 @@ func encode(m *transport.Message) amqp.Publishing {
 }
 
 // decode reads the CloudEvents attributes of a delivery. Header values may be
-// strings or byte arrays (clients differ in how they send text); the
-// content-type property, when set, wins over a content-type header, as it is
-// the AMQP way to say it.
+// strings or byte arrays (clients differ in how they send text), or AMQP
+// timestamps for times; attribute names may be troupe's ce-<name> or the
+// AMQP binding's cloudEvents_<name> and cloudEvents:<name>. The
+// content-type property, when set, wins over a content-type header, as it
+// is the AMQP way to say it.
 func decode(d *amqp.Delivery) (transport.Message, error) {
 	return transport.DecodeHeaders(func(yield func(k, v string) bool) {
 		for k, v := range d.Headers {
-			if s, ok := headerString(v); ok && !yield(k, s) {
+			if s, ok := headerString(v); ok && !yield(attributeHeader(k), s) {
 				return
 			}
 		}
@@ -68,6 +70,20 @@ func decode(d *amqp.Delivery) (transport.Message, error) {
 			yield(transport.HeaderContentType, d.ContentType)
 		}
 	}, d.Body)
+}
+
+// amqpPrefixLen is the length of the AMQP binding's attribute prefixes,
+// "cloudEvents_" and "cloudEvents:".
+const amqpPrefixLen = len("cloudEvents_")
+
+// attributeHeader names an AMQP binding attribute property as troupe's ce-
+// header; other names are returned as they are.
+func attributeHeader(k string) string {
+	if len(k) > amqpPrefixLen && (k[amqpPrefixLen-1] == '_' || k[amqpPrefixLen-1] == ':') &&
+		strings.EqualFold(k[:amqpPrefixLen-1], "cloudEvents") {
+		return "ce-" + k[amqpPrefixLen:]
+	}
+	return k
 }
 
 // headerString returns a header value as text, for the types AMQP tables

@@ -2,6 +2,7 @@ package rabbitmq
 
 import (
 	"testing"
+	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
@@ -36,6 +37,36 @@ func TestDecodeForeignHeaders(t *testing.T) {
 	}
 	if len(m.Extensions) != 1 {
 		t.Errorf("Extensions %v, want only tenant", m.Extensions)
+	}
+}
+
+// The CloudEvents AMQP binding names attributes cloudEvents_<name> (or
+// cloudEvents:<name>) and may send a time as an AMQP timestamp; an event
+// from such a client (an AMQP 1.0 SDK through RabbitMQ) reads as one
+// written with ce- headers.
+func TestDecodeAMQPBindingHeaders(t *testing.T) {
+	at := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+	for _, sep := range []string{"_", ":"} {
+		d := &amqp.Delivery{
+			Headers: amqp.Table{
+				"cloudEvents" + sep + "specversion": "1.0",
+				"cloudEvents" + sep + "id":          "abc",
+				"cloudEvents" + sep + "source":      "/billing",
+				"cloudEvents" + sep + "type":        "orders.v1",
+				"cloudEvents" + sep + "time":        at,
+				"cloudEvents" + sep + "tenant":      []byte("acme"),
+			},
+			ContentType: "application/json",
+			Body:        []byte(`{}`),
+		}
+		m, err := decode(d)
+		if err != nil {
+			t.Fatalf("separator %q: %v", sep, err)
+		}
+		if m.ID != "abc" || m.Source != "/billing" || m.Type != "orders.v1" || !m.Time.Equal(at) ||
+			m.Extensions["tenant"] != "acme" || len(m.Extensions) != 1 || m.DataContentType != "application/json" {
+			t.Errorf("separator %q: decoded %+v", sep, m)
+		}
 	}
 }
 

@@ -124,7 +124,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
+	neturl "net/url"
 	"slices"
 	"strconv"
 	"sync"
@@ -172,7 +172,7 @@ func Connect(ctx context.Context, url string, cfg Config) (*Transport, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := amqp.ParseURI(url); err != nil {
+	if err := checkURL(url); err != nil {
 		return nil, fmt.Errorf("rabbitmq: broker URL %s: %w (want amqp://user:password@host:5672/vhost)", redact(url), err)
 	}
 	t := &Transport{
@@ -431,7 +431,8 @@ func (t *Transport) schedule(ctx context.Context, ref transport.SubscriptionRef,
 			wait := delay
 			if delay > bucket {
 				wait = bucket
-				pub.Headers[hdrDue] = time.Now().Add(delay).UnixMilli()
+				// Rounded up, so that the retry never comes early.
+				pub.Headers[hdrDue] = (time.Now().Add(delay).UnixNano() + int64(time.Millisecond) - 1) / int64(time.Millisecond)
 			}
 			var err error
 			if key, err = t.ensureRetryQueue(ctx, ref, bucket); err != nil {
@@ -564,9 +565,23 @@ func (t *Transport) isClosed() bool {
 	return t.closed
 }
 
+// checkURL reports what keeps amqp091 from dialling raw, without repeating
+// raw (its parse errors quote the whole URL, password included).
+func checkURL(raw string) error {
+	if _, err := neturl.Parse(raw); err != nil {
+		var uerr *neturl.Error
+		if errors.As(err, &uerr) {
+			return uerr.Err
+		}
+		return errors.New("cannot parse it")
+	}
+	_, err := amqp.ParseURI(raw)
+	return err
+}
+
 // redact hides the password of a URL for errors and logs.
 func redact(raw string) string {
-	u, err := url.Parse(raw)
+	u, err := neturl.Parse(raw)
 	if err != nil {
 		return "(unparsable URL)"
 	}

@@ -85,3 +85,59 @@ func testStopDrains(t *testing.T, h Harness) {
 	t.Logf("first consumer handled %d events before Stop, second the rest; %d duplicates",
 		byFirst, duplicates(handled.counts()))
 }
+
+// testStopReleasesPrefetched: a consumer that stops hands back at once the
+// events it fetched but did not start, rather than sitting on them until
+// their lease runs out (and the broker redelivers them all together): with
+// a lease longer than the suite waits, another consumer gets every one of
+// them, each handled exactly once.
+func testStopReleasesPrefetched(t *testing.T, h Harness) {
+	const n = 20
+	ns := newNamespace()
+	tr1 := h.Open(t, ns)
+	sub := newSub(topic, "billing", "charge")
+	sub.Concurrency, sub.Prefetch = 1, 2*n
+	sub.Lease = 2 * waitTimeout // a release that waits for the lease fails the test
+	declare(t, tr1, sub)
+	msgs := newMessages(topic, n)
+	publish(t, tr1, msgs...)
+
+	handled := newCollector()
+	started := make(chan struct{}, n)
+	release := make(chan struct{})
+	first := consume(t, tr1, sub, func(ctx context.Context, d *transport.Delivery) error {
+		handled.add(d)
+		started <- struct{}{}
+		select {
+		case <-release:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	})
+	select {
+	case <-started: // the others are fetched by now, or waiting on the broker
+	case <-time.After(waitTimeout):
+		t.Fatal("the first consumer handled nothing")
+	}
+	stopped := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+		defer cancel()
+		stopped <- first.Stop(ctx)
+	}()
+	close(release) // the running handler finishes; Stop settles it
+	if err := <-stopped; err != nil {
+		t.Errorf("Stop: %v", err)
+	}
+
+	tr2 := h.Open(t, ns)
+	consume(t, tr2, sub, handled.handler())
+	waitFor(t, waitTimeout, func() bool { return handled.unique() >= n }, func() string {
+		return fmt.Sprintf("%d of %d events handled after the first consumer stopped (its lease is %s): what it fetched was not released; missing: %v",
+			handled.unique(), n, sub.Lease, handled.missing(ids(msgs)))
+	})
+	if d := duplicates(handled.counts()); d != 0 {
+		t.Errorf("%d events handled twice: the stopped consumer released events it had started", d)
+	}
+}

@@ -207,6 +207,9 @@ func testMalformedGoesToDeadLetters(t *testing.T, h Harness) {
 		if dl.ID == "" {
 			t.Error("dead letter of a malformed message has no ID")
 		}
+		if dl.Attempts != 0 {
+			t.Errorf("dead letter %s: Attempts %d, want 0: a message that cannot be read was never handled", dl.ID, dl.Attempts)
+		}
 		if dl.Headers == nil {
 			t.Errorf("dead letter %s: Headers nil, want the raw headers for diagnosis", dl.ID)
 			continue
@@ -269,8 +272,44 @@ func testOversizedGoesToDeadLetters(t *testing.T, h Harness) {
 	if dls[0].Message.ID != big.ID {
 		t.Errorf("dead letter of message %q, want %q", dls[0].Message.ID, big.ID)
 	}
+	if dls[0].Attempts != 0 {
+		t.Errorf("dead letter Attempts %d, want 0: an oversized message is never handled", dls[0].Attempts)
+	}
 	if n := got.times(big.ID); n != 0 {
 		t.Errorf("oversized message (%d bytes, limit %d) handed to the handler %d times", len(big.Data), sub.MaxMessageBytes, n)
+	}
+}
+
+// testMisroutedGoesToDeadLetters: a message whose ce-type names another
+// topic than the one it was published to (a foreign producer's mistake) is
+// dead-lettered as misrouted, not handled as the subscription's type.
+func testMisroutedGoesToDeadLetters(t *testing.T, h Harness) {
+	ns := newNamespace()
+	tr := h.Open(t, ns)
+	sub := newSub(topic, "billing", "charge")
+	declare(t, tr, sub)
+
+	stray := newMessage(topic, 0)
+	stray.Type = transport.WireType("payments", 1)
+	h.PublishRaw(t, ns, topic, encodeHeaders(stray), stray.Data)
+	valid := newMessage(topic, 1)
+	publish(t, tr, valid)
+
+	got := newCollector()
+	consume(t, tr, sub, got.handler())
+	waitFor(t, waitTimeout, func() bool { return got.times(valid.ID) >= 1 }, func() string {
+		return "valid event published after a misrouted one was not handled"
+	})
+	dls := waitDeadLetters(t, tr, sub.SubscriptionRef, 1)
+	if len(dls) != 1 || dls[0].Message.ID != stray.ID {
+		t.Fatalf("dead letters %+v, want the misrouted message %s", dls, stray.ID)
+	}
+	if dls[0].Reason != transport.ReasonMisrouted || !strings.Contains(dls[0].Error, `"payments"`) || dls[0].Attempts != 0 {
+		t.Errorf("dead letter Reason %q, Error %q, Attempts %d; want %q naming topic payments, 0 attempts",
+			dls[0].Reason, dls[0].Error, dls[0].Attempts, transport.ReasonMisrouted)
+	}
+	if n := got.times(stray.ID); n != 0 {
+		t.Errorf("a payments.v1 event was handled %d times by a subscription to %s", n, topic)
 	}
 }
 
@@ -279,4 +318,38 @@ func jsonString(n int) []byte {
 	b := bytes.Repeat([]byte("x"), n)
 	b[0], b[n-1] = '"', '"'
 	return b
+}
+
+// testDeadLetterStoreRefuses: when the broker refuses to store a dead
+// letter, the delivery is not lost: it stays with the subscription (held,
+// not handled again) and is dead-lettered once the store takes it, with
+// its reason. Only for harnesses with BreakDeadLetters.
+func testDeadLetterStoreRefuses(t *testing.T, h Harness) {
+	if h.BreakDeadLetters == nil {
+		t.Skip("the harness has no BreakDeadLetters")
+	}
+	ns := newNamespace()
+	tr := h.Open(t, ns)
+	sub := newSub(topic, "billing", "charge")
+	got := newCollector()
+	consume(t, tr, sub, func(_ context.Context, d *transport.Delivery) error {
+		got.add(d)
+		return transport.Permanent(errors.New("transporttest: refused for good"))
+	})
+	// Broken once the consumer runs: a transport may declare the store
+	// again when it starts consuming.
+	repair := h.BreakDeadLetters(t, ns, sub.SubscriptionRef)
+	msg := newMessage(topic, 0)
+	publish(t, tr, msg)
+	got.waitUnique(t, 1, "the event whose dead letter the broker refuses")
+	// Give the consumer the time to try the store a few times and fail.
+	quiet(t, lease)
+	repair()
+	dls := waitDeadLetters(t, tr, sub.SubscriptionRef, 1)
+	if len(dls) != 1 || dls[0].Message.ID != msg.ID || dls[0].Reason != transport.ReasonPermanent || dls[0].Attempts != 1 {
+		t.Errorf("dead letters %+v, want one of %s, reason %q, 1 attempt", dls, msg.ID, transport.ReasonPermanent)
+	}
+	if n := got.times(msg.ID); n != 1 {
+		t.Errorf("handled %d times, want once: the delivery is held while its dead letter waits for the store", n)
+	}
 }

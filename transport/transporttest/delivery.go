@@ -335,3 +335,50 @@ func testIsolation(t *testing.T, h Harness) {
 		}
 	}
 }
+
+// testForeignExtensions: extension attributes a foreign producer sends as
+// ce- headers reach the handler, by lower-case name.
+func testForeignExtensions(t *testing.T, h Harness) {
+	ns := newNamespace()
+	tr := h.Open(t, ns)
+	sub := newSub(topic, "billing", "charge")
+	declare(t, tr, sub)
+
+	m := newMessage(topic, 0)
+	hdr := encodeHeaders(m)
+	hdr["ce-tenant"] = "acme"
+	hdr["ce-partitionkey"] = "k1"
+	h.PublishRaw(t, ns, topic, hdr, m.Data)
+
+	got := newCollector()
+	consume(t, tr, sub, got.handler())
+	got.waitUnique(t, 1, "event with foreign extensions")
+	d := got.of(m.ID)[0]
+	if d.Extensions["tenant"] != "acme" || d.Extensions[transport.PartitionKey] != "k1" {
+		t.Errorf("Extensions %v, want tenant=acme and partitionkey=k1", d.Extensions)
+	}
+}
+
+// testAttributeValuesRoundTrip: attribute and extension values that a
+// header cannot carry as they are (spaces, quotes, percent signs, text
+// outside ASCII) reach the handler unchanged, whatever the transport does
+// to carry them.
+func testAttributeValuesRoundTrip(t *testing.T, h Harness) {
+	tr := h.Open(t, newNamespace())
+	sub := newSub(topic, "billing", "charge")
+	declare(t, tr, sub)
+
+	m := newMessage(topic, 0)
+	m.CorrelationID = `order "7": 50% off, «bientôt» 😀`
+	m.Extensions = map[string]string{"tenant": "ACME %20 Corp", transport.PartitionKey: "clé"}
+	publish(t, tr, m)
+
+	got := newCollector()
+	consume(t, tr, sub, got.handler())
+	got.waitUnique(t, 1, "event with unusual attribute values")
+	d := got.of(m.ID)[0]
+	if d.CorrelationID != m.CorrelationID || d.Extensions["tenant"] != m.Extensions["tenant"] ||
+		d.Extensions[transport.PartitionKey] != m.Extensions[transport.PartitionKey] {
+		t.Errorf("delivered CorrelationID %q, Extensions %q; want %q, %q", d.CorrelationID, d.Extensions, m.CorrelationID, m.Extensions)
+	}
+}

@@ -1,8 +1,17 @@
 // Package transporttest is the conformance suite every troupe transport must
 // pass. It checks the delivery contract of package transport against a real
 // broker: durable subscriptions, fan-out, competing consumers, retries with
-// backoff, dead letters and their replay, bad input, publisher confirms,
-// draining stops, load, and isolation between namespaces.
+// backoff, dead letters and their replay and how the two interplay, bad
+// input (malformed, oversized, misrouted) and the wire format, publisher
+// confirms, draining stops that hand back what they fetched at once, dead
+// letters the broker refuses, load, and isolation between namespaces.
+//
+// What a transport offers beyond the contract it claims in
+// [Harness.Features], in the manner of the capability flags of Watermill's
+// universal Pub/Sub tests: ordered subscriptions, history for
+// StartAtBeginning, taps, lag and the journal. The suite tests each claimed
+// feature, skips the others, and fails a harness that implements a
+// feature's interface without claiming it.
 //
 // A transport author writes a [Harness] that opens transports on a broker
 // started for the test, and calls [Run] from an ordinary test function:
@@ -24,6 +33,7 @@
 //			Kill: func(t testing.TB, tr transport.Transport) {
 //				// cut tr's connection without settling anything
 //			},
+//			Features: transporttest.Features{Lag: true},
 //		})
 //	}
 //

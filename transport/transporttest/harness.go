@@ -24,9 +24,49 @@ type Harness struct {
 	// kill -9: no ack, no nak, no drain. Handlers still running may go on but
 	// can settle nothing.
 	Kill func(t testing.TB, tr transport.Transport)
-	// NoOrdering says the transport does not implement
-	// Subscription.Ordered; the suite then skips its ordering test.
-	NoOrdering bool
+	// BreakDeadLetters makes the broker refuse to store the dead letters
+	// of sub in namespace (as a full or missing dead-letter store would)
+	// until repair is called. Optional: without it the suite skips the
+	// test that a dead letter the broker refuses is not lost.
+	BreakDeadLetters func(t testing.TB, namespace string, sub transport.SubscriptionRef) (repair func())
+	// Features says what the transport offers beyond the contract every
+	// transport keeps. The suite runs the tests of a feature only when it
+	// is claimed, and fails when a transport implements a feature's
+	// interface without claiming it, so that no test is skipped unnoticed.
+	Features Features
+}
+
+// Features are what a transport may offer beyond the delivery contract,
+// in the manner of the capability flags of Watermill's universal test
+// suite. The zero value claims none.
+type Features struct {
+	// Ordered: Subscription.Ordered is implemented (events of a key one at
+	// a time, in order, retried in place).
+	Ordered bool
+	// History: a subscription declared with StartAtBeginning receives the
+	// events its topic stored before it existed.
+	History bool
+	// Tap: the transport implements transport.Tapper.
+	Tap bool
+	// Lag: the transport implements transport.Lagger.
+	Lag bool
+	// Journal: the transport implements transport.Journaler.
+	Journal bool
+}
+
+// requireFeature skips t unless the harness claims the feature, and fails
+// it when the transport implements the feature's interface (implemented
+// reports it) without the claim.
+func requireFeature(t *testing.T, claimed bool, name string, implemented bool) {
+	t.Helper()
+	switch {
+	case claimed && !implemented:
+		t.Fatalf("the harness claims Features.%s, but the transport does not implement it", name)
+	case !claimed && implemented:
+		t.Fatalf("the transport implements %s, but the harness does not claim Features.%s: claim it so the suite tests it", name, name)
+	case !claimed:
+		t.Skipf("the harness does not claim Features.%s", name)
+	}
 }
 
 // conformanceTest is one subtest of the suite.
@@ -55,13 +95,22 @@ var contractTests = []conformanceTest{
 	{"PanicIsError", testPanicIsError},
 	{"MalformedGoesToDeadLetters", testMalformedGoesToDeadLetters},
 	{"OversizedGoesToDeadLetters", testOversizedGoesToDeadLetters},
+	{"MisroutedGoesToDeadLetters", testMisroutedGoesToDeadLetters},
+	{"ForeignExtensions", testForeignExtensions},
+	{"AttributeValuesRoundTrip", testAttributeValuesRoundTrip},
 	{"PublishTooLarge", testPublishTooLarge},
 	{"PublishConfirms", testPublishConfirms},
 	{"StopDrains", testStopDrains},
 	{"Isolation", testIsolation},
 	{"ClosedTransport", testClosedTransport},
+	{"StopReleasesPrefetched", testStopReleasesPrefetched},
+	{"DeadLetterStoreRefuses", testDeadLetterStoreRefuses},
+	{"RetriesAndDeadLetters", testRetriesAndDeadLetters},
 	{"Tap", testTap},
 	{"Ordered", testOrdered},
+	{"History", testHistory},
+	{"Lag", testLag},
+	{"Journal", testJournal},
 }
 
 // Run runs every conformance test as a subtest of t. Each subtest uses its own

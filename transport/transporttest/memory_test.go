@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"math/rand/v2"
 	"slices"
 	"sync"
 	"testing"
@@ -30,8 +29,19 @@ func TestConformanceInMemory(t *testing.T) {
 		PublishRaw: func(t testing.TB, ns, topic string, headers map[string]string, body []byte) {
 			b.route(ns, topic, maps.Clone(headers), body)
 		},
-		Kill:       func(t testing.TB, tr transport.Transport) { tr.(*memTransport).kill() },
-		NoOrdering: true, // the fake proves the suite can fail; ordering is tested on real brokers
+		Kill: func(t testing.TB, tr transport.Transport) { tr.(*memTransport).kill() },
+		BreakDeadLetters: func(t testing.TB, ns string, ref transport.SubscriptionRef) func() {
+			set := func(broken bool) {
+				b.mu.Lock()
+				defer b.mu.Unlock()
+				b.space(ns).subs[ref].deadBroken = broken
+			}
+			set(true)
+			return func() { set(false) }
+		},
+		// The fake proves the suite can fail; ordering, history, lag and
+		// the journal are tested on real brokers.
+		Features: Features{},
 	})
 }
 
@@ -47,16 +57,17 @@ type memSpace struct {
 }
 
 type memSub struct {
-	cfg     transport.Subscription
-	entries []*memEntry
-	dead    []transport.DeadLetter
+	cfg        transport.Subscription
+	entries    []*memEntry
+	dead       []transport.DeadLetter
+	deadBroken bool // the dead-letter store refuses writes
 }
 
 type memEntry struct {
 	headers             map[string]string
 	body                []byte
 	deliveries, replays int
-	first, last         time.Time
+	first               time.Time
 	availableAt         time.Time
 	owner               *memConsumer
 	leaseUntil          time.Time
@@ -94,29 +105,6 @@ func (b *memBroker) route(ns, topic string, headers map[string]string, body []by
 
 func (b *memBroker) sub(ns string, ref transport.SubscriptionRef) *memSub {
 	return b.space(ns).subs[ref]
-}
-
-// deadLetter moves e from s's entries to its dead letters. b.mu is held.
-func (s *memSub) deadLetter(e *memEntry, m transport.Message, reason transport.Reason, err error, withHeaders bool) {
-	s.entries = slices.DeleteFunc(s.entries, func(x *memEntry) bool { return x == e })
-	dl := transport.DeadLetter{
-		ID: randomHex(8), Message: m, Subscription: s.cfg.SubscriptionRef, Reason: reason,
-		Attempts: e.deliveries, Replays: e.replays,
-		FirstAttempt: e.first, LastAttempt: e.last, DeadAt: time.Now(),
-	}
-	if reason == transport.ReasonAbandoned {
-		dl.Attempts = e.deliveries - 1
-	}
-	if err != nil {
-		dl.Error = err.Error()
-	}
-	if withHeaders {
-		dl.Headers = make(map[string][]string)
-		for k, v := range e.headers {
-			dl.Headers[k] = []string{v}
-		}
-	}
-	s.dead = append(s.dead, dl)
 }
 
 type memTransport struct {
@@ -183,10 +171,11 @@ func (tr *memTransport) Consume(ctx context.Context, sub transport.Subscription,
 		return nil, err
 	}
 	c := &memConsumer{
-		tr: tr, ref: sub.SubscriptionRef, h: h,
+		tr: tr, ref: sub.SubscriptionRef,
 		stop: make(chan struct{}), done: make(chan struct{}),
 	}
 	c.hctx, c.cancel = context.WithCancel(context.Background())
+	c.pipe = transport.NewPipeline(sub, h, transport.Settler[*memEntry](c), transport.PipelineConfig{Context: c.hctx, Stopping: c.stop})
 	tr.mu.Lock()
 	tr.consumers = append(tr.consumers, c)
 	tr.mu.Unlock()
@@ -276,7 +265,7 @@ func (tr *memTransport) kill() {
 type memConsumer struct {
 	tr     *memTransport
 	ref    transport.SubscriptionRef
-	h      transport.Handler
+	pipe   *transport.Pipeline[*memEntry]
 	hctx   context.Context
 	cancel context.CancelFunc
 
@@ -320,10 +309,9 @@ func (c *memConsumer) loop() {
 			free := s.cfg.Concurrency - busy
 			mu.Unlock()
 			var e *memEntry
-			var d *transport.Delivery
 			cfg := s.cfg
 			if free > 0 {
-				e, d = c.claim(s)
+				e = c.claim(s)
 			}
 			c.tr.b.mu.Unlock()
 			if e == nil {
@@ -335,7 +323,7 @@ func (c *memConsumer) loop() {
 			c.running.Add(1)
 			go func() {
 				defer c.running.Done()
-				c.handle(s, cfg, e, d)
+				c.handle(cfg, e)
 				mu.Lock()
 				busy--
 				mu.Unlock()
@@ -344,12 +332,10 @@ func (c *memConsumer) loop() {
 	}
 }
 
-// claim leases the first available entry of s that is fit to hand to a
-// handler, dead-lettering unfit ones on the way. b.mu is held.
-func (c *memConsumer) claim(s *memSub) (*memEntry, *transport.Delivery) {
+// claim leases the first available entry of s. b.mu is held.
+func (c *memConsumer) claim(s *memSub) *memEntry {
 	now := time.Now()
-	for i := 0; i < len(s.entries); i++ {
-		e := s.entries[i]
+	for _, e := range s.entries {
 		if now.Before(e.availableAt) || (e.owner != nil && now.Before(e.leaseUntil)) {
 			continue
 		}
@@ -358,32 +344,13 @@ func (c *memConsumer) claim(s *memSub) (*memEntry, *transport.Delivery) {
 		if e.first.IsZero() {
 			e.first = now
 		}
-		m, err := transport.DecodeHeaders(func(yield func(k, v string) bool) {
-			for k, v := range e.headers {
-				if !yield(k, v) {
-					return
-				}
-			}
-		}, e.body)
-		switch {
-		case err != nil:
-			s.deadLetter(e, m, transport.ReasonMalformed, err, true)
-		case len(e.body) > s.cfg.MaxMessageBytes:
-			s.deadLetter(e, m, transport.ReasonOversized, transport.ErrTooLarge, false)
-		case e.deliveries > s.cfg.Retry.MaxAttempts:
-			e.last = now
-			return e, &transport.Delivery{Message: m, Subscription: s.cfg.SubscriptionRef, Attempt: e.deliveries, Replays: e.replays,
-				Abandoned: errors.New("consumer died during the last attempt")}
-		default:
-			e.last = now
-			return e, &transport.Delivery{Message: m, Subscription: s.cfg.SubscriptionRef, Attempt: e.deliveries, Replays: e.replays}
-		}
-		i--
+		return e
 	}
-	return nil, nil
+	return nil
 }
 
-func (c *memConsumer) handle(s *memSub, cfg transport.Subscription, e *memEntry, d *transport.Delivery) {
+// handle renews e's lease while the pipeline takes it through.
+func (c *memConsumer) handle(cfg transport.Subscription, e *memEntry) {
 	renewDone := make(chan struct{})
 	go func() {
 		t := time.NewTicker(cfg.Lease / 4)
@@ -404,34 +371,60 @@ func (c *memConsumer) handle(s *memSub, cfg transport.Subscription, e *memEntry,
 			}
 		}
 	}()
-	err := func() (err error) {
-		defer func() {
-			if p := recover(); p != nil {
-				err = fmt.Errorf("panic: %v", p)
+	defer close(renewDone)
+	m, err := transport.DecodeHeaders(func(yield func(k, v string) bool) {
+		for k, v := range e.headers {
+			if !yield(k, v) {
+				return
 			}
-		}()
-		return c.h(c.hctx, d)
-	}()
-	close(renewDone)
-	if c.tr.dead() {
-		return
-	}
+		}
+	}, e.body)
+	d := &transport.Delivery{Message: m, Subscription: c.ref, Attempt: e.deliveries, Replays: e.replays}
+	c.pipe.Deliver(e, d, err, e.first)
+}
+
+// The consumer settles through the locked broker, as a driver would
+// through its connection.
+
+func (c *memConsumer) Held(e *memEntry) bool {
 	c.tr.b.mu.Lock()
 	defer c.tr.b.mu.Unlock()
-	if e.owner != c {
-		return
+	return !c.tr.dead() && e.owner == c
+}
+
+func (c *memConsumer) remove(e *memEntry) error {
+	c.tr.b.mu.Lock()
+	defer c.tr.b.mu.Unlock()
+	s := c.tr.b.sub(c.tr.ns, c.ref)
+	s.entries = slices.DeleteFunc(s.entries, func(x *memEntry) bool { return x == e })
+	return nil
+}
+
+func (c *memConsumer) Ack(e *memEntry) error       { return c.remove(e) }
+func (c *memConsumer) Terminate(e *memEntry) error { return c.remove(e) }
+
+func (c *memConsumer) Retry(e *memEntry, _ int, delay time.Duration, _ time.Time) error {
+	c.tr.b.mu.Lock()
+	defer c.tr.b.mu.Unlock()
+	e.owner, e.availableAt = nil, time.Now().Add(delay)
+	return nil
+}
+
+func (c *memConsumer) StoreDeadLetter(e *memEntry, dl *transport.DeadLetter) error {
+	c.tr.b.mu.Lock()
+	defer c.tr.b.mu.Unlock()
+	stored := *dl
+	stored.ID = randomHex(8)
+	if dl.Reason == transport.ReasonMalformed {
+		stored.Headers = make(map[string][]string)
+		for k, v := range e.headers {
+			stored.Headers[k] = []string{v}
+		}
 	}
-	if d.Abandoned != nil && err != nil {
-		s.deadLetter(e, d.Message, transport.ReasonAbandoned, d.Abandoned, false)
-		return
+	s := c.tr.b.sub(c.tr.ns, c.ref)
+	if s.deadBroken {
+		return errors.New("memory: the dead-letter store refuses writes")
 	}
-	out := transport.Decide(err, d.Attempt, cfg.Retry, rand.Float64())
-	switch out.Action {
-	case transport.ActAck:
-		s.entries = slices.DeleteFunc(s.entries, func(x *memEntry) bool { return x == e })
-	case transport.ActRetry:
-		e.owner, e.availableAt = nil, time.Now().Add(out.Delay)
-	case transport.ActDeadLetter:
-		s.deadLetter(e, d.Message, out.Reason, out.Err, false)
-	}
+	s.dead = append(s.dead, stored)
+	return nil
 }

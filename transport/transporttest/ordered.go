@@ -19,8 +19,8 @@ import (
 // processes) never both handle events, and when the active one stops the
 // other takes over, still in order.
 func testOrdered(t *testing.T, h Harness) {
-	if h.NoOrdering {
-		t.Skip("the harness says the transport does not implement Subscription.Ordered")
+	if !h.Features.Ordered {
+		t.Skip("the harness does not claim Features.Ordered")
 	}
 	const keys, per = 4, 20
 	ns := newNamespace()

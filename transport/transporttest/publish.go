@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -11,8 +12,9 @@ import (
 	"github.com/troupe-go/troupe/transport"
 )
 
-// testPublishTooLarge: Publish refuses a message that is too large or lacks a
-// required attribute, and stores nothing for it.
+// testPublishTooLarge: Publish refuses a message that is too large, lacks a
+// required attribute or has an extension named like a core attribute, and
+// stores nothing for it.
 func testPublishTooLarge(t *testing.T, h Harness) {
 	tr := h.Open(t, newNamespace())
 	sub := newSub(topic, "billing", "charge")
@@ -32,6 +34,15 @@ func testPublishTooLarge(t *testing.T, h Harness) {
 	badType.Type = topic // no ".v<version>"
 	if err := tr.Publish(callCtx(t), badType); !errors.Is(err, transport.ErrMalformed) {
 		t.Errorf("Publish of a message with Type %q: %v, want an error wrapping transport.ErrMalformed", badType.Type, err)
+	}
+	// An extension named like a core attribute would overwrite the real
+	// one's header (ce-id, ce-type, ...).
+	for _, name := range []string{"id", "type", "source", "specversion", "time", "datacontenttype"} {
+		clash := newMessage(topic, 4)
+		clash.Extensions = map[string]string{name: "overwritten"}
+		if err := tr.Publish(callCtx(t), clash); !errors.Is(err, transport.ErrMalformed) || !strings.Contains(err.Error(), name) {
+			t.Errorf("Publish of a message with extension %q: %v, want an error wrapping transport.ErrMalformed that names it", name, err)
+		}
 	}
 	ok := newMessage(topic, 3)
 	publish(t, tr, ok)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -333,5 +334,80 @@ func testAbandonedAfterKill(t *testing.T, h Harness) {
 		if n := got.times(msg.ID); n != 0 {
 			t.Errorf("message handled %d more times as a normal delivery after its only attempt was abandoned, want none", n)
 		}
+	}
+}
+
+// testRetriesAndDeadLetters: retries and dead letters interplay as the
+// contract says. RetryAfter on the last attempt dead-letters (the limit
+// wins); a permanent error on a retry dead-letters at once, counting the
+// attempts made; a replayed dead letter starts again at attempt 1 with its
+// own retries and, failing again, is dead-lettered again, once, with the
+// replay counted; one that succeeds leaves no dead letter.
+func testRetriesAndDeadLetters(t *testing.T, h Harness) {
+	tr := h.Open(t, newNamespace())
+	sub := newSub(topic, "billing", "charge")
+	sub.Retry.MaxAttempts = 3
+	declare(t, tr, sub)
+	stubborn, fickle := newMessage(topic, 0), newMessage(topic, 1)
+	publish(t, tr, stubborn, fickle)
+
+	var healthy atomic.Bool
+	got := newCollector()
+	consume(t, tr, sub, func(_ context.Context, d *transport.Delivery) error {
+		got.add(d)
+		switch {
+		case d.ID == fickle.ID && d.Replays > 0 && healthy.Load():
+			return nil
+		case d.ID == fickle.ID && d.Attempt == 2:
+			return transport.Permanent(errors.New("transporttest: refused on the retry"))
+		case d.Attempt == sub.Retry.MaxAttempts:
+			return transport.RetryAfter(time.Hour, errors.New("transporttest: asks for later on its last attempt"))
+		}
+		return errors.New("transporttest: fails")
+	})
+	dls := waitDeadLetters(t, tr, sub.SubscriptionRef, 2)
+	byID := map[string]transport.DeadLetter{}
+	for _, dl := range dls {
+		byID[dl.Message.ID] = dl
+	}
+	if dl := byID[stubborn.ID]; dl.Reason != transport.ReasonFailed || dl.Attempts != 3 || dl.Replays != 0 {
+		t.Errorf("dead letter of the event that asked for later on its last attempt: %+v; want reason %q, 3 attempts",
+			dl, transport.ReasonFailed)
+	}
+	if dl := byID[fickle.ID]; dl.Reason != transport.ReasonPermanent || dl.Attempts != 2 {
+		t.Errorf("dead letter of the event refused on its retry: %+v; want reason %q, 2 attempts", dl, transport.ReasonPermanent)
+	}
+
+	// Replayed: the stubborn one fails its three attempts again; the other
+	// now succeeds.
+	healthy.Store(true)
+	for _, dl := range dls {
+		if err := tr.Replay(callCtx(t), sub.SubscriptionRef, dl.ID); err != nil {
+			t.Fatalf("Replay %s: %v", dl.ID, err)
+		}
+	}
+	waitFor(t, waitTimeout, func() bool { return got.times(stubborn.ID) >= 6 && got.times(fickle.ID) >= 3 }, func() string {
+		return fmt.Sprintf("after the replays: %d attempts at the stubborn event (want 6), %d at the other (want 3)",
+			got.times(stubborn.ID), got.times(fickle.ID))
+	})
+	var again []int
+	for _, d := range got.of(stubborn.ID)[3:] {
+		if d.Replays != 1 {
+			t.Errorf("replayed delivery with Replays %d, want 1", d.Replays)
+		}
+		again = append(again, d.Attempt)
+	}
+	if fmt.Sprint(again) != "[1 2 3]" {
+		t.Errorf("attempts after the replay %v, want [1 2 3]: a replay starts again at 1", again)
+	}
+	waitForEvery(t, 50*time.Millisecond, func() bool {
+		dls, err := listDeadLetters(t, tr, sub.SubscriptionRef)
+		return err == nil && len(dls) == 1 && dls[0].Message.ID == stubborn.ID && dls[0].Replays == 1
+	}, func() string {
+		dls, err := listDeadLetters(t, tr, sub.SubscriptionRef)
+		return fmt.Sprintf("dead letters %+v (%v), want one: the stubborn event's, replayed once", dls, err)
+	})
+	if dl := deadLetters(t, tr, sub.SubscriptionRef)[0]; dl.Attempts != 3 || dl.Reason != transport.ReasonFailed {
+		t.Errorf("second dead letter %+v, want 3 attempts, reason %q", dl, transport.ReasonFailed)
 	}
 }

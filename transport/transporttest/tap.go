@@ -10,14 +10,12 @@ import (
 
 // testTap: a transport that implements transport.Tapper shows a tap the
 // events of its topics as they are published, attributes intact, without
-// taking them from the subscriptions; Close ends it. Transports without
-// taps skip it.
+// taking them from the subscriptions; Close ends it. Only for transports
+// that claim Features.Tap.
 func testTap(t *testing.T, h Harness) {
 	tr := h.Open(t, newNamespace())
 	tapper, ok := tr.(transport.Tapper)
-	if !ok {
-		t.Skip("transport does not implement transport.Tapper")
-	}
+	requireFeature(t, h.Features.Tap, "Tap", ok)
 	if _, err := tapper.Tap(callCtx(t), []string{"not a name"}, func(*transport.Message) {}); err == nil {
 		t.Error("Tap of an invalid topic name succeeded")
 	}
