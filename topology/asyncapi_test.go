@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/troupe-go/troupe"
-	"github.com/troupe-go/troupe/examples/shop/shop"
 	"github.com/troupe-go/troupe/topology"
 )
 
@@ -104,14 +102,12 @@ func TestAsyncAPIValid(t *testing.T) {
 		}
 	}
 
-	shopApp := shop.NewApp(troupe.Config{}, nil)
 	tmp := t.TempDir()
 	var files []string
 	for _, d := range []struct {
 		name string
 		g    *topology.Graph
 	}{
-		{"shop.json", topology.FromApp(shopApp)},
 		{"small.json", topology.FromApp(smallApp())},
 	} {
 		var b bytes.Buffer
@@ -134,7 +130,7 @@ func TestAsyncAPIValid(t *testing.T) {
 
 	// The validator is not vacuous: it rejects an action AsyncAPI 3.0
 	// dropped and a reference to a message that is not there.
-	small, err := os.ReadFile(files[1])
+	small, err := os.ReadFile(files[0])
 	if err != nil {
 		t.Fatal(err)
 	}

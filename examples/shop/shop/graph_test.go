@@ -1,4 +1,4 @@
-package topology_test
+package shop_test
 
 import (
 	"bytes"
@@ -14,8 +14,8 @@ import (
 	"github.com/troupe-go/troupe/topology"
 )
 
-// buildShop builds the shop example's binary, which imports this package
-// for the graph command.
+// buildShop builds the shop example's binary, which has the graph command
+// of package topology.
 func buildShop(t *testing.T) string {
 	t.Helper()
 	if testing.Short() {
