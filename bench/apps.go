@@ -2,10 +2,12 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -43,8 +45,12 @@ type appSpec struct {
 	// nameEnv is the environment variable that names the app, and so its
 	// namespace on an external broker.
 	nameEnv string
-	// flags inject failures.
-	flags []string
+	// flags inject failures (and give the app what it needs to run beside
+	// others, such as a port of its own).
+	flags func() []string
+	// setup, when not nil, prepares the app before the load (jobs for
+	// candidates to match).
+	setup func(base string) error
 	// create returns the i-th request of a run that starts a transaction,
 	// for the app at base (http://host:port).
 	create func(base, run string, i int) vegeta.Target
@@ -70,7 +76,7 @@ func appSpecs() []appSpec {
 	return []appSpec{
 		{
 			name: "shop", nameEnv: "SHOP_APP_NAME",
-			flags: []string{"--fail-rate", "0.2"},
+			flags: func() []string { return []string{"--fail-rate", "0.2", "--decline-rate", "0.05"} },
 			create: func(base, run string, i int) vegeta.Target {
 				return jsonPost(base, "/orders", fmt.Sprintf("%s-%d", run, i), map[string]any{
 					"customer": fmt.Sprintf("c%d", i%500),
@@ -81,7 +87,7 @@ func appSpecs() []appSpec {
 		},
 		{
 			name: "fooddelivery", nameEnv: "FOODDELIVERY_APP_NAME",
-			flags: []string{"--restaurant-failure-rate", "0.3", "--payment-crash-rate", "0.05"},
+			flags: func() []string { return []string{"--restaurant-failure-rate", "0.3", "--payment-crash-rate", "0.05"} },
 			create: func(base, run string, i int) vegeta.Target {
 				return jsonPost(base, "/orders", fmt.Sprintf("%s-%d", run, i), map[string]any{
 					"customer":   fmt.Sprintf("c%d", i%500),
@@ -91,7 +97,70 @@ func appSpecs() []appSpec {
 			},
 			list: "/orders", ledger: "/ledger",
 		},
+		{
+			name: "jobfeed", nameEnv: "JOBFEED_APP_NAME",
+			flags: func() []string { return nil },
+			setup: func(base string) error {
+				for i, j := range []map[string]any{
+					{"title": "Backend engineer", "company": "Acme", "location": "Berlin", "skills": []string{"go", "postgresql"}, "min_years": 3},
+					{"title": "Platform engineer", "company": "Initech", "location": "remote", "skills": []string{"go", "kubernetes"}, "min_years": 5},
+					{"title": "Data engineer", "company": "Globex", "location": "Berlin", "skills": []string{"python", "sql"}, "min_years": 2},
+				} {
+					if err := postJSON(base+"/jobs", fmt.Sprintf("setup-job-%d", i), j); err != nil {
+						return err
+					}
+				}
+				return nil
+			},
+			create: func(base, run string, i int) vegeta.Target {
+				resumes := []string{
+					"Backend developer, 6 years of experience with Go, PostgreSQL and Kubernetes.",
+					"Data analyst, 3 years of Python and SQL.",
+					"Gardener.", // no skill the feed knows: no match
+				}
+				return jsonPost(base, "/candidates", fmt.Sprintf("%s-%d", run, i), map[string]any{
+					"name": fmt.Sprintf("Candidate %d", i), "email": fmt.Sprintf("c%d-%s@example.com", i, run),
+					"preferences": map[string]any{"frequency": "instant", "locations": []string{"Berlin", "remote"}},
+					"resume":      resumes[i%len(resumes)],
+				})
+			},
+			list: "/candidates",
+		},
+		{
+			name: "usermgmt", nameEnv: "USERMGMT_APP_NAME",
+			flags: func() []string {
+				addr, _ := freeAddr()
+				return []string{"--mail-sink", addr}
+			},
+			create: func(base, run string, i int) vegeta.Target {
+				return jsonPost(base, "/users", fmt.Sprintf("%s-%d", run, i), map[string]any{
+					"name": fmt.Sprintf("User %d", i), "email": fmt.Sprintf("u%d-%s@example.com", i, run),
+				})
+			},
+			list: "/users",
+		},
 	}
+}
+
+// postJSON posts v to url with an Idempotency-Key and expects 2xx.
+func postJSON(url, key string, v any) error {
+	b, _ := json.Marshal(v)
+	req, err := http.NewRequest("POST", url, bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Idempotency-Key", key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		body, _ := io.ReadAll(resp.Body)
+		return fmt.Errorf("POST %s: %s %s", url, resp.Status, body)
+	}
+	return nil
 }
 
 // appRow is one app on one broker.
@@ -119,9 +188,13 @@ type rssPoint struct {
 type tallyCounts struct {
 	Count    int            `json:"count"`
 	ByStatus map[string]int `json:"by_status"`
-	Terminal int            `json:"terminal"`
-	Stuck    int            `json:"stuck"`
+	Terminal *int           `json:"terminal"`
+	Stuck    *int           `json:"stuck"`
 }
+
+// reports says whether the endpoint reports terminal and stuck: the apps
+// of older revisions (--apps-baseline) do not, and are not waited for.
+func (c tallyCounts) reports() bool { return c.Terminal != nil && c.Stuck != nil }
 
 type appsOptions struct {
 	checkpoints []int  // RSS is read once this many transactions were placed and settled
@@ -152,7 +225,7 @@ func runApps(ctx context.Context, o options, ao appsOptions) error {
 		defer exec.Command("git", "-C", root, "worktree", "remove", "--force", wt).Run()
 		builds = append(builds, struct{ label, root string }{ao.baseline, wt})
 	}
-	brokers := []string{"embedded"}
+	brokers := []string{"embedded:"}
 	if c, err := net.DialTimeout("tcp", strings.TrimPrefix(o.natsURL, "nats://"), time.Second); err == nil {
 		c.Close()
 		brokers = append(brokers, o.natsURL)
@@ -198,7 +271,7 @@ func runApps(ctx context.Context, o options, ao appsOptions) error {
 }
 
 func brokerLabel(b string) string {
-	if b == "embedded" {
+	if b == "embedded:" {
 		return "embedded"
 	}
 	return "NATS"
@@ -240,7 +313,7 @@ func loadApp(ctx context.Context, ao appsOptions, spec appSpec, bin, broker, dat
 	}
 	base := "http://" + addr
 	run := unique("load")
-	args := append([]string{"--data", data, "--http", addr, "--broker", broker, "--log-level", "error"}, spec.flags...)
+	args := append([]string{"--data", data, "--http", addr, "--broker", broker, "--log-level", "error"}, spec.flags()...)
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Env = append(os.Environ(), spec.nameEnv+"="+run)
 	logf, err := os.Create(filepath.Join(data, "app.log"))
@@ -254,9 +327,12 @@ func loadApp(ctx context.Context, ao appsOptions, spec appSpec, bin, broker, dat
 		row.err = err
 		return row
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	if broker != "embedded" {
+	// exited is closed when the process ends, with its status in waitErr,
+	// so that every wait below can watch it.
+	exited := make(chan struct{})
+	var waitErr error
+	go func() { waitErr = cmd.Wait(); close(exited) }()
+	if broker != "embedded:" {
 		// Runs after the app stopped (deferred calls run in reverse).
 		defer func() {
 			if nc, err := nats.Connect(broker); err == nil {
@@ -277,11 +353,21 @@ func loadApp(ctx context.Context, ao appsOptions, spec appSpec, bin, broker, dat
 		}
 	}()
 	fail := func(err error) appRow {
+		select {
+		case <-exited:
+			err = fmt.Errorf("%w (the app exited: %v)", err, waitErr)
+		default:
+		}
 		row.err = fmt.Errorf("%w\n%s", err, tailFile(logf.Name(), 20))
 		return row
 	}
 	if err := waitHealthy(ctx, base, exited); err != nil {
 		return fail(err)
+	}
+	if spec.setup != nil {
+		if err := spec.setup(base); err != nil {
+			return fail(err)
+		}
 	}
 	var lat vegeta.LatencyMetrics
 	var busy time.Duration
@@ -351,7 +437,7 @@ func freeAddr() (string, error) {
 	return ln.Addr().String(), nil
 }
 
-func waitHealthy(ctx context.Context, base string, exited <-chan error) error {
+func waitHealthy(ctx context.Context, base string, exited <-chan struct{}) error {
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		if resp, err := http.Get(base + "/healthz"); err == nil {
@@ -361,8 +447,8 @@ func waitHealthy(ctx context.Context, base string, exited <-chan error) error {
 			}
 		}
 		select {
-		case err := <-exited:
-			return fmt.Errorf("the app exited before it was ready: %v", err)
+		case <-exited:
+			return errors.New("the app exited before it was ready")
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(50 * time.Millisecond): // poll: the app gives no signal
@@ -375,7 +461,7 @@ func waitHealthy(ctx context.Context, base string, exited <-chan error) error {
 
 // waitSettled polls the list endpoint until it reports at least accepted
 // transactions, none stuck, or limit passes; it returns the last counts.
-func waitSettled(ctx context.Context, url string, accepted int, limit time.Duration, exited <-chan error) (tallyCounts, error) {
+func waitSettled(ctx context.Context, url string, accepted int, limit time.Duration, exited <-chan struct{}) (tallyCounts, error) {
 	deadline := time.Now().Add(limit)
 	var c tallyCounts
 	for {
@@ -383,15 +469,15 @@ func waitSettled(ctx context.Context, url string, accepted int, limit time.Durat
 		if err := getJSON(url, &c); err != nil {
 			return c, err
 		}
-		if c.Count >= accepted && c.Stuck == 0 && c.Terminal == c.Count {
+		if !c.reports() || c.Count >= accepted && *c.Stuck == 0 && *c.Terminal == c.Count {
 			return c, nil
 		}
 		if time.Now().After(deadline) {
-			return c, fmt.Errorf("after %s, %d of %d transactions are not terminal (%v)", limit, c.Stuck, c.Count, c.ByStatus)
+			return c, fmt.Errorf("after %s, %d of %d transactions are not terminal (%v)", limit, *c.Stuck, c.Count, c.ByStatus)
 		}
 		select {
-		case err := <-exited:
-			return c, fmt.Errorf("the app exited: %v", err)
+		case <-exited:
+			return c, errors.New("the app exited")
 		case <-ctx.Done():
 			return c, ctx.Err()
 		case <-time.After(250 * time.Millisecond): // poll: the app gives no signal
@@ -463,7 +549,8 @@ func renderApps(o options, ao appsOptions, rows []appRow, took time.Duration) st
 	p("transaction with its own Idempotency-Key. After each checkpoint the harness waits until the\n")
 	p("app's list endpoint reports every accepted transaction terminal, then reads the process's RSS.\n")
 	p("*accepted/s* and the latencies cover every request of the run; *s to terminal* is the wait after\n")
-	p("the last checkpoint's load; *stuck* is what the list endpoint reports at the end.\n\n")
+	p("the last checkpoint's load; *stuck* is what the list endpoint reports at the end (an app whose list\n")
+	p("endpoint reports no terminal and stuck counts, as the apps before issue #23, is not waited for).\n\n")
 	head := []string{"app", "build", "broker", "accepted>", "accepted/s>", "p50 ms>", "p99 ms>", "not 2xx>", "s to terminal>", "stuck>", "charged twice>", "refunded twice>"}
 	for _, cp := range ao.checkpoints {
 		head = append(head, fmt.Sprintf("RSS MB after %s>", Int(cp)))
@@ -478,8 +565,12 @@ func renderApps(o options, ao appsOptions, rows []appRow, took time.Duration) st
 		if r.hasLedger {
 			twice, refund = Int(r.charged2), Int(r.refund2)
 		}
+		settle, stuck := "not reported", "–"
+		if r.counts.reports() {
+			settle, stuck = fmt.Sprintf("%.1f", r.settle.Seconds()), Int(*r.counts.Stuck)
+		}
 		cells := []string{r.app, r.build, r.broker, Int(r.accepted), Num(r.rate), Ms(r.p50), Ms(r.p99), Int(r.errors),
-			fmt.Sprintf("%.1f", r.settle.Seconds()), Int(r.counts.Stuck), twice, refund}
+			settle, stuck, twice, refund}
 		for _, pt := range r.rss {
 			cells = append(cells, fmt.Sprintf("%.1f", float64(pt.kb)/1024))
 		}
