@@ -308,20 +308,35 @@ func (c crashClient) check(t *testing.T, accepted map[string]string, total int) 
 		listed[o.ID] = o
 	}
 	wrong := 0
+	// The read model applies each step on a subscription of its own, so an
+	// order can be terminal before an earlier step's event is in its
+	// timeline: an incomplete timeline is read again until this deadline.
+	deadline := time.Now().Add(time.Minute)
 	for id := range accepted {
 		var o order.Order
-		if err := getJSON(c.orders+"/orders/"+url.PathEscape(id), &o); err != nil {
-			bad("accepted order %s: %v", id, err)
+		var ok bool
+		fate := restaurant.Decide(id, crashFailureRate, 4).Kind
+		for {
+			o = order.Order{}
+			if err := getJSON(c.orders+"/orders/"+url.PathEscape(id), &o); err != nil {
+				break
+			}
+			ok = o.Terminal && !o.Conflict && len(o.Timeline) == 4
+			switch fate {
+			case restaurant.Confirm:
+				ok = ok && o.Status == order.StatusAssigned
+			case restaurant.Reject, restaurant.Down:
+				ok = ok && o.Status == order.StatusRefunded
+			}
+			if ok || len(o.Timeline) >= 4 || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(100 * time.Millisecond) // poll: the read model gives no signal
+		}
+		if o.ID == "" {
+			bad("accepted order %s: not found", id)
 			row.lost++
 			continue
-		}
-		fate := restaurant.Decide(id, crashFailureRate, 4).Kind
-		ok := o.Terminal && !o.Conflict && len(o.Timeline) == 4
-		switch fate {
-		case restaurant.Confirm:
-			ok = ok && o.Status == order.StatusAssigned
-		case restaurant.Reject, restaurant.Down:
-			ok = ok && o.Status == order.StatusRefunded
 		}
 		// A flaky restaurant may be compensated: an attempt that died with
 		// the process counts, and its last one may be the one that died.
@@ -350,7 +365,7 @@ func (c crashClient) check(t *testing.T, accepted map[string]string, total int) 
 	// its lease runs out, 30s). So they are read until they add up, or a
 	// deadline passes.
 	var last []string
-	deadline := time.Now().Add(90 * time.Second)
+	deadline = time.Now().Add(90 * time.Second)
 	for {
 		var double int
 		last, double = c.sideEffects(accepted, listed, row)
